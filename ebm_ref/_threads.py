@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 
 import numba
 
@@ -23,8 +24,13 @@ __all__ = ["openblas_thread_controls", "blas_threads", "limit_threads"]
 _NAMES = ("scipy_openblas_{}_num_threads64_", "openblas_{}_num_threads64_", "openblas_{}_num_threads")
 
 
+@functools.lru_cache(maxsize=None)
 def openblas_thread_controls():
-    """``(get, set)`` ctypes functions of the loaded OpenBLAS, or ``None``."""
+    """``(get, set)`` ctypes functions of the loaded OpenBLAS, or ``None``.
+
+    Looked up once per process (NumPy maps its BLAS when it is imported,
+    before this module can run): samplers call this on every call.
+    """
     try:
         with open("/proc/self/maps") as fh:
             paths = {line.split()[-1] for line in fh if "openblas" in line.lower() and "/" in line}

@@ -108,6 +108,11 @@ def test_bit_identical_with_one_and_two_threads(tmp_path):
                     v = getattr(res, k)
                     if v is not None:
                         out[case[0] + "/" + k] = v
+            # block Gibbs with 5 blocks: at 2 threads each thread runs whole
+            # blocks (150 chains = 2 blocks split every half-step instead)
+            res = run(CASES[0], 600)
+            for k in ("x", "trace", "energies"):
+                out["gibbs-rbm-600/" + k] = getattr(res, k)
             np.savez(sys.argv[1], **out)
             """
         )
@@ -121,7 +126,7 @@ def test_bit_identical_with_one_and_two_threads(tmp_path):
         with np.load(out) as z:
             results.append({k: z[k] for k in z.files})
     # every field of every case was saved (Gibbs has no acceptance rate)
-    assert len(results[0]) == sum(3 if c[2] is gibbs else 4 for c in CASES)
+    assert len(results[0]) == sum(3 if c[2] is gibbs else 4 for c in CASES) + 3
     _assert_identical(results[0], results[1], "1 vs 2 threads")
 
 
@@ -234,3 +239,87 @@ def test_uniform_thresholds_match_float_comparison():
         for mm in (int(T[k]) - 2, int(T[k]) - 1, int(T[k]), int(T[k]) + 1, 2**52 - 1):
             if 0 <= mm < 2**52:
                 assert (mm < int(T[k])) == ((float(mm) + 0.5) * 2.0**-52 < p[k])
+
+
+@pytest.mark.parametrize("kind, n", [("rbm", 300), ("rbm", 600), ("grbm", 300)])
+def test_block_gibbs_equals_numpy_step_draw_for_draw(kind, n):
+    # Block Gibbs keeps its chains transposed, block by block, in lock-step
+    # lane groups, spread over threads; this pins it to the plain definition:
+    # chain c draws its hidden units then its visible units, one uniform
+    # (normal) per unit in unit order, from its own stream (SPEC §1).
+    # 300 chains = two full 128-chain blocks and a partial one, so lane
+    # groups and blocks are crossed; at 2 threads 300 chains (3 blocks) split
+    # every half-step between the threads, 600 (5 blocks) deal whole blocks. The pre-activations of the two sides
+    # may differ in the last bits (other summation order), which flips a
+    # Bernoulli decision only when |u - sigmoid(a)| < ~1e-15: probability
+    # below 1e-10 over these ~1e5 draws, so the states must match exactly
+    # (GRBM visibles to 1e-12: NumPy's and libm's log/cos differ by ulps).
+    from scipy.special import expit
+
+    from ebm_ref._rng import as_seed_sequence, chain_states, np_normals, np_uniforms
+
+    r = np.random.default_rng(11)
+    V, H, steps = 30, 20, 3
+    W = r.normal(0, 1.0, (V, H))
+    if kind == "rbm":
+        model = RBM(W, r.normal(size=V), r.normal(size=H))
+        v = (r.random((n, V)) < 0.5).astype(float)
+    else:
+        model = GRBM(W, r.normal(size=V), r.normal(size=H), r.normal(0, 0.3, V))
+        v = r.normal(size=(n, V))
+    res = gibbs(model, v, steps, seed=5, thin=1)
+    p = model.params
+    states = chain_states(as_seed_sequence(5), n)
+    for t in range(steps):
+        if kind == "rbm":
+            a = v @ W + p["b_h"]
+        else:
+            a = (v / np.exp(p["log_var"])) @ W + p["b_h"]
+        u = np.stack([np_uniforms(states) for _ in range(H)], axis=1)
+        h = (u < expit(a)).astype(float)
+        if kind == "rbm":
+            u = np.stack([np_uniforms(states) for _ in range(V)], axis=1)
+            v = (u < expit(h @ W.T + p["b_v"])).astype(float)
+            np.testing.assert_array_equal(res.trace[t], v)
+        else:
+            eps = np.stack([np_normals(states) for _ in range(V)], axis=1)
+            v = h @ W.T + p["mu"] + np.exp(0.5 * p["log_var"]) * eps
+            np.testing.assert_allclose(res.trace[t], v, rtol=1e-12, atol=1e-12)
+            v = res.trace[t]  # continue from the sampler's state
+    np.testing.assert_array_equal(res.x, res.trace[-1])
+
+
+def test_block_gibbs_restores_blas_threads_and_reraises_worker_errors(monkeypatch):
+    import importlib
+
+    import numba
+
+    from ebm_ref._threads import openblas_thread_controls
+
+    gibbs_module = importlib.import_module("ebm_ref.samplers.gibbs")
+    controls = openblas_thread_controls()
+    if controls is None or numba.get_num_threads() < 2:
+        pytest.skip("needs OpenBLAS's thread control and 2 Numba threads")
+    get, set_ = controls
+    before = get()
+    set_(2)
+    try:
+        model = MODELS["rbm"]()
+        for n in (150, 600):  # split half-steps, whole blocks per thread
+            gibbs(model, start(model, n), 2, 0)
+            assert get() == 2
+
+        real = gibbs_module._bernoulli_cols
+
+        def failing(pre, bias, out, rng, lo, hi):
+            if lo > 0:  # only the worker thread's chains
+                raise RuntimeError("worker failed")
+            return real(pre, bias, out, rng, lo, hi)
+
+        monkeypatch.setattr(gibbs_module, "_bernoulli_cols", failing)
+        for n in (150, 600):
+            with pytest.raises(RuntimeError, match="worker failed"):
+                gibbs(model, start(model, n), 2, 0)
+            assert get() == 2
+    finally:
+        set_(before)
