@@ -8,11 +8,15 @@ Lines (each at 2 threads and at 1 thread; Numba threads through
   full step (h|v then v|h) of :func:`ebm_ref.samplers.gibbs` (setup and
   final energies excluded: the difference of an ``n``-step and a 0-step
   call, divided by ``n``), against the two matrix products ``v W`` and
-  ``h W^T`` alone on the same batch, and against a plain-NumPy step
-  (``expit`` and ``Generator.random``). ``setup_s`` is a whole 0-step
+  ``h W^T`` alone on the same batch (one call each, OpenBLAS at the
+  line's thread count), and against a plain-NumPy step (``expit`` and
+  ``Generator.random``). The sampler itself pins OpenBLAS to one thread
+  and spreads its 128-chain blocks over the line's thread count of
+  Python threads (see ``ebm_ref.samplers.gibbs._block_gibbs``). ``setup_s`` is a whole 0-step
   ``gibbs`` call: input checks, seeding (well under 1 ms) and, for most of
   it, the final free energies (``RBM.energy`` on 128-row blocks: one more
-  ``v W`` product plus a softplus over the hidden units).
+  ``v W`` product plus a softplus over the hidden units, also on one
+  OpenBLAS thread).
 * ``ising_checkerboard``: periodic L x L lattice at beta = 0.44, 32 chains
   (two lock-step groups of ``_binary.LANES = 16`` chains, one per thread at
   2 threads; the issue fixes no chain count), spin updates per second of the lattice checkerboard kernel (what
