@@ -28,7 +28,7 @@ import math
 import numpy as np
 from numba import prange
 
-from .._jit import jit, pjit
+from .._jit import jit, jit_inline, pjit
 from .._numerics import nb_sigmoid, nb_softplus
 from .._rng import nb_randint, nb_uniform
 from ._common import finish, prepare, unsupported
@@ -304,6 +304,30 @@ _R7, _R57, _R17, _R45, _R19, _R12 = (np.uint64(k) for k in (7, 57, 17, 45, 19, 1
 LANES = 16
 
 
+_ZERO = np.uint64(0)
+
+
+@jit_inline
+def load_lanes(rng, c0, used, S0, S1, S2, S3):
+    """Lane ``g < used`` takes chain ``c0 + g``'s xoshiro256** state; the other lanes an all-zero one."""
+    for g in range(S0.shape[0]):
+        live = g < used
+        S0[g] = rng[c0 + g, 0] if live else _ZERO
+        S1[g] = rng[c0 + g, 1] if live else _ZERO
+        S2[g] = rng[c0 + g, 2] if live else _ZERO
+        S3[g] = rng[c0 + g, 3] if live else _ZERO
+
+
+@jit_inline
+def store_lanes(rng, c0, used, S0, S1, S2, S3):
+    """Write lanes ``g < used`` back to chain ``c0 + g``'s state."""
+    for g in range(used):
+        rng[c0 + g, 0] = S0[g]
+        rng[c0 + g, 1] = S1[g]
+        rng[c0 + g, 2] = S2[g]
+        rng[c0 + g, 3] = S3[g]
+
+
 @jit
 def _draw_bits(S0, S1, S2, S3, U, n_sites, lanes):
     """``U[j * lanes + g]``: the 52 high bits of lane ``g``'s next ``n_sites`` xoshiro256** outputs.
@@ -391,11 +415,8 @@ def lattice_checkerboard_run(L, thresholds, spin, x, n_steps, thin, rng, trace):
         S1 = np.zeros(LANES, dtype=np.uint64)
         S2 = np.zeros(LANES, dtype=np.uint64)
         S3 = np.zeros(LANES, dtype=np.uint64)
+        load_lanes(rng, c0, used, S0, S1, S2, S3)
         for g in range(used):
-            S0[g] = rng[c0 + g, 0]
-            S1[g] = rng[c0 + g, 1]
-            S2[g] = rng[c0 + g, 2]
-            S3[g] = rng[c0 + g, 3]
             for colour in range(2):
                 for r in range(L):
                     for j in range(h):
@@ -425,11 +446,7 @@ def lattice_checkerboard_run(L, thresholds, spin, x, n_steps, thin, rng, trace):
                 _unpack_lattice(sub, trace[saved], c0, used, L)
                 saved += 1
         _unpack_lattice(sub, x, c0, used, L)
-        for g in range(used):
-            rng[c0 + g, 0] = S0[g]
-            rng[c0 + g, 1] = S1[g]
-            rng[c0 + g, 2] = S2[g]
-            rng[c0 + g, 3] = S3[g]
+        store_lanes(rng, c0, used, S0, S1, S2, S3)
 
 
 @jit

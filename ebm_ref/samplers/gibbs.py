@@ -9,19 +9,16 @@ from concurrent.futures import ThreadPoolExecutor
 import numba
 import numpy as np
 
-from .._jit import jit, jit_nogil
+from .._jit import jit_nogil
 from .._numerics import nb_exp_nonpos
 from .._rng import nb_normal
 from .._threads import blas_threads, openblas_thread_controls
 from . import _binary
+from ._binary import _R7, _R12, _R17, _R19, _R45, _R57, _U5, _U9
 from ._common import finish, prepare, unsupported
 
 __all__ = ["gibbs"]
 
-_U5 = np.uint64(5)
-_U9 = np.uint64(9)
-_R7, _R57, _R17, _R45, _R19, _R12 = (np.uint64(k) for k in (7, 57, 17, 45, 19, 12))
-_ZERO = np.uint64(0)
 _TWO_M52 = 2.0 ** -52
 
 _METHODS = {
@@ -203,12 +200,7 @@ def _bernoulli_cols(pre, bias, out, rng, lo, hi):
     S3 = np.zeros(L, dtype=np.uint64)
     for c0 in range(lo, hi, L):
         used = min(L, hi - c0)
-        for g in range(L):
-            live = g < used
-            S0[g] = rng[c0 + g, 0] if live else _ZERO
-            S1[g] = rng[c0 + g, 1] if live else _ZERO
-            S2[g] = rng[c0 + g, 2] if live else _ZERO
-            S3[g] = rng[c0 + g, 3] if live else _ZERO
+        _binary.load_lanes(rng, c0, used, S0, S1, S2, S3)
         for j in range(m):
             b = bias[j]
             p_j = pre[c0 // B, j, c0 % B : c0 % B + L]
@@ -229,11 +221,7 @@ def _bernoulli_cols(pre, bias, out, rng, lo, hi):
                 e = nb_exp_nonpos(-abs(a))
                 top = 1.0 if a >= 0.0 else e
                 o_j[g] = 1.0 if u * (1.0 + e) < top else 0.0
-        for g in range(used):
-            rng[c0 + g, 0] = S0[g]
-            rng[c0 + g, 1] = S1[g]
-            rng[c0 + g, 2] = S2[g]
-            rng[c0 + g, 3] = S3[g]
+        _binary.store_lanes(rng, c0, used, S0, S1, S2, S3)
 
 
 @jit_nogil
