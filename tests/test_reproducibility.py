@@ -108,11 +108,19 @@ def test_bit_identical_with_one_and_two_threads(tmp_path):
                     v = getattr(res, k)
                     if v is not None:
                         out[case[0] + "/" + k] = v
-            # block Gibbs with 5 blocks: at 2 threads each thread runs whole
-            # blocks (150 chains = 2 blocks split every half-step instead)
-            res = run(CASES[0], 600)
-            for k in ("x", "trace", "energies"):
-                out["gibbs-rbm-600/" + k] = getattr(res, k)
+            # block Gibbs on threads even for these small models; 600 chains
+            # = 5 blocks: at 2 threads each thread runs whole blocks (150
+            # chains = 2 blocks split every half-step instead); 300 visible
+            # units = 2 product tiles
+            import importlib
+            importlib.import_module("ebm_ref.samplers.gibbs")._MIN_WORK = 0
+            r = np.random.default_rng(8)
+            wide = RBM(r.normal(size=(300, 20)), r.normal(size=300), r.normal(size=20))
+            for n in (150, 600):
+                for name, model in (("rbm", MODELS["rbm"]()), ("wide", wide)):
+                    res = gibbs(model, start(model, n), 7, 123, thin=3)
+                    for k in ("x", "trace", "energies"):
+                        out[f"threaded-{name}-{n}/" + k] = getattr(res, k)
             np.savez(sys.argv[1], **out)
             """
         )
@@ -126,7 +134,7 @@ def test_bit_identical_with_one_and_two_threads(tmp_path):
         with np.load(out) as z:
             results.append({k: z[k] for k in z.files})
     # every field of every case was saved (Gibbs has no acceptance rate)
-    assert len(results[0]) == sum(3 if c[2] is gibbs else 4 for c in CASES) + 3
+    assert len(results[0]) == sum(3 if c[2] is gibbs else 4 for c in CASES) + 12
     _assert_identical(results[0], results[1], "1 vs 2 threads")
 
 
@@ -242,14 +250,16 @@ def test_uniform_thresholds_match_float_comparison():
 
 
 @pytest.mark.parametrize("kind, n", [("rbm", 300), ("rbm", 600), ("grbm", 300)])
-def test_block_gibbs_equals_numpy_step_draw_for_draw(kind, n):
+def test_block_gibbs_equals_numpy_step_draw_for_draw(kind, n, monkeypatch):
     # Block Gibbs keeps its chains transposed, block by block, in lock-step
     # lane groups, spread over threads; this pins it to the plain definition:
     # chain c draws its hidden units then its visible units, one uniform
     # (normal) per unit in unit order, from its own stream (SPEC §1).
     # 300 chains = two full 128-chain blocks and a partial one, so lane
     # groups and blocks are crossed; at 2 threads 300 chains (3 blocks) split
-    # every half-step between the threads, 600 (5 blocks) deal whole blocks. The pre-activations of the two sides
+    # every half-step between the threads, 600 (5 blocks) deal whole blocks;
+    # 300 visible units make two product tiles. _MIN_WORK = 0: threads even
+    # for a model this small. The pre-activations of the two sides
     # may differ in the last bits (other summation order), which flips a
     # Bernoulli decision only when |u - sigmoid(a)| < ~1e-15: probability
     # below 1e-10 over these ~1e5 draws, so the states must match exactly
@@ -258,8 +268,11 @@ def test_block_gibbs_equals_numpy_step_draw_for_draw(kind, n):
 
     from ebm_ref._rng import as_seed_sequence, chain_states, np_normals, np_uniforms
 
+    import importlib
+
+    monkeypatch.setattr(importlib.import_module("ebm_ref.samplers.gibbs"), "_MIN_WORK", 0)
     r = np.random.default_rng(11)
-    V, H, steps = 30, 20, 3
+    V, H, steps = 300, 20, 3
     W = r.normal(0, 1.0, (V, H))
     if kind == "rbm":
         model = RBM(W, r.normal(size=V), r.normal(size=H))
@@ -291,12 +304,14 @@ def test_block_gibbs_equals_numpy_step_draw_for_draw(kind, n):
 
 def test_block_gibbs_restores_blas_threads_and_reraises_worker_errors(monkeypatch):
     import importlib
+    import threading
 
     import numba
 
     from ebm_ref._threads import openblas_thread_controls
 
     gibbs_module = importlib.import_module("ebm_ref.samplers.gibbs")
+    monkeypatch.setattr(gibbs_module, "_MIN_WORK", 0)
     controls = openblas_thread_controls()
     if controls is None or numba.get_num_threads() < 2:
         pytest.skip("needs OpenBLAS's thread control and 2 Numba threads")
@@ -305,11 +320,19 @@ def test_block_gibbs_restores_blas_threads_and_reraises_worker_errors(monkeypatc
     set_(2)
     try:
         model = MODELS["rbm"]()
+        real = gibbs_module._bernoulli_cols
+        names = set()
+
+        def spy(*args):
+            names.add(threading.current_thread().name)
+            return real(*args)
+
+        monkeypatch.setattr(gibbs_module, "_bernoulli_cols", spy)
         for n in (150, 600):  # split half-steps, whole blocks per thread
+            names.clear()
             gibbs(model, start(model, n), 2, 0)
             assert get() == 2
-
-        real = gibbs_module._bernoulli_cols
+            assert len(names) == 2  # the caller and one worker drew
 
         def failing(pre, bias, out, rng, lo, hi):
             if lo > 0:  # only the worker thread's chains

@@ -2,9 +2,10 @@ r"""Gibbs samplers: block Gibbs for RBM/GRBM, heat-bath sweeps for Ising."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
+import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
 
 import numba
 import numpy as np
@@ -263,14 +264,45 @@ def _one_thread_blas():
         yield True
 
 
-# Output columns per product tile: fixed, so every tile is the same
-# single-threaded BLAS call whatever the thread count (1 thread, 784 x 500,
-# measured 2% slower than whole-width products).
-_TILE = 1024
+# Extra threads only for at least this much single-thread work, counted in
+# multiply-adds (2 V H per chain and step for the products, 16 (V + H) for
+# the draws): per step when the half-steps are split (four barriers per
+# step, ~60 us each measured on 2 cores), per call when threads take whole
+# blocks (one hand-off, ~60 us). 3e7 is about 2 ms of one core. Results do
+# not depend on the choice.
+_MIN_WORK = 3e7
+
+_POOL = None  # (pid, size, executor): idle workers wait without spinning
+
+
+def _worker_pool(size):
+    """A process-wide pool of at least ``size`` threads, rebuilt after a fork."""
+    global _POOL
+    pid = os.getpid()
+    if _POOL is None or _POOL[0] != pid or _POOL[1] < size:
+        if _POOL is not None and _POOL[0] == pid:
+            _POOL[2].shutdown(wait=False)
+        _POOL = (pid, size, concurrent.futures.ThreadPoolExecutor(size, thread_name_prefix="ebm_ref_gibbs"))
+    return _POOL[2]
+
+
+# Product tiles: a side of at least _TILE_MIN output units is cut into
+# max(2, ceil(units / _TILE_MAX)) tiles of near-equal width, so that two
+# threads can share the products of one block; a smaller side is one tile.
+# Each tile is one more BLAS call that packs the block's chains again, so
+# tiles are kept few: at 1 thread, 784 x 500 and 1000 chains, 2 + 2 tiles
+# cost ~2% over whole products, 4 + 2 tiles of at most 256 units ~3%.
+# Tiles depend on the model's shape only, so every tile is the same
+# single-threaded BLAS call whatever the thread count or chain count.
+_TILE_MIN = 128
+_TILE_MAX = 512
 
 
 def _tiles(n):
-    return [slice(j, min(j + _TILE, n)) for j in range(0, n, _TILE)]
+    """The tiles of a side of ``n`` output units (widths multiples of 8 but the last)."""
+    count = max(2, -(-n // _TILE_MAX)) if n >= _TILE_MIN else 1
+    width = -(-(-(-n // count)) // 8) * 8
+    return [slice(j, min(j + width, n)) for j in range(0, n, width)]
 
 
 def _block_gibbs(prep, A_h, bias_h, A_v, draw_v):
@@ -376,27 +408,35 @@ def _block_gibbs(prep, A_h, bias_h, A_v, draw_v):
             barrier.abort()  # release the other threads instead of a deadlock
             raise
 
+    step_work = nb * B * (2 * A_h.shape[0] * A_h.shape[1] + 16 * (A_h.shape[0] + A_h.shape[1]))
     with _one_thread_blas() as pinned:
         k = numba.get_num_threads() if pinned else 1
+        whole_blocks = len(starts) >= 2 * k
+        if k > 1 and (step_work * prep.n_steps if whole_blocks else step_work) < _MIN_WORK:
+            k = 1
         if k == 1:
             by_blocks(starts)
         else:
-            with ThreadPoolExecutor(max_workers=k - 1) as pool:
-                broken = None
-                if len(starts) >= 2 * k:
-                    others = [pool.submit(by_blocks, starts[i::k]) for i in range(1, k)]
+            pool = _worker_pool(k - 1)
+            if whole_blocks:
+                others = [pool.submit(by_blocks, starts[i::k]) for i in range(1, k)]
+            else:
+                barrier = threading.Barrier(k)
+                others = [pool.submit(by_tiles, i, k, barrier) for i in range(1, k)]
+            broken = None
+            try:
+                if whole_blocks:
                     by_blocks(starts[0::k])
                 else:
-                    barrier = threading.Barrier(k)
-                    others = [pool.submit(by_tiles, i, k, barrier) for i in range(1, k)]
-                    try:
-                        by_tiles(0, k, barrier)
-                    except threading.BrokenBarrierError as e:
-                        broken = e  # a worker failed: raise its error, not this one
-                for f in others:
-                    f.result()
-                if broken is not None:
-                    raise broken
+                    by_tiles(0, k, barrier)
+            except threading.BrokenBarrierError as e:
+                broken = e  # a worker failed: raise its error, not this one
+            finally:
+                concurrent.futures.wait(others)  # they write into these arrays
+            for f in others:
+                f.result()
+            if broken is not None:
+                raise broken
     for b in range(nb):
         prep.x[b * B : (b + 1) * B] = vT[b, :, : min(B, n - b * B)].T
 
