@@ -87,15 +87,15 @@ def gibbs(model, x0, n_steps, seed, thin=0, method=None):
     exactly 128 chains (the last block zero-padded): OpenBLAS was measured to
     round a row differently depending on the number of rows of the product,
     never on the other rows' contents, so fixed-shape blocks keep chain ``c``
-    bit-identical whatever ``n_chains`` (SPEC §1). Blocks are independent,
-    so ``numba.get_num_threads()`` Python threads each take a share of the
-    blocks and run them through all the steps, with single-threaded BLAS
-    products (OpenBLAS is pinned to one thread for the call, then
-    restored) and ``nogil`` draw kernels: the same single-threaded
-    computation per block at any thread count, hence bit-identical results
-    with 1 or 2 threads. A run of at most 128 chains is one block and uses
-    one core. Each chain draws from its own stream, one uniform per unit
-    in unit order:
+    bit-identical whatever ``n_chains`` (SPEC §1). Each product is also cut
+    into a few tiles of output units fixed by the model's shape, and each
+    tile is one single-threaded BLAS call (OpenBLAS is pinned to one thread
+    for the call, then restored): the same computation at any thread
+    count, hence bit-identical results with 1 or 2 threads. Given enough
+    work, ``numba.get_num_threads()`` Python threads share it: whole blocks
+    each when there are at least two per thread, otherwise the tiles and
+    the chains' draws of every half-step (``nogil`` draw kernels). Each
+    chain draws from its own stream, one uniform per unit in unit order:
     ``u < sigmoid(a)``, evaluated as ``u (1 + e) < top`` with
     ``e = exp(-|a|)`` and ``top = 1`` if ``a >= 0`` else ``e`` (no
     division, a select instead of a branch), the uniforms of 16 chains
@@ -315,8 +315,9 @@ def _block_gibbs(prep, A_h, bias_h, A_v, draw_v):
     reads 16 adjacent numbers per unit. At 1 thread, 784 x 500, these
     products were measured 3% faster than the row-major ``v W``, ``h W^T``.
 
-    Every product is cut into fixed tiles, at most ``_TILE`` output units
-    by one block of chains, and each tile is one BLAS call on one thread:
+    Every product is cut into tiles fixed by the model's shape (``_tiles``:
+    a few slices of output units, by one block of chains), and each tile is
+    one BLAS call on one thread:
     OpenBLAS is pinned to one thread for the whole call (then restored)
     whenever its thread control is found. A tile's result then depends on
     nothing but its inputs, so the thread count and the schedule below
@@ -324,9 +325,10 @@ def _block_gibbs(prep, A_h, bias_h, A_v, draw_v):
     stream), so how chains are split between threads changes nothing
     either.
 
-    ``k = numba.get_num_threads()`` Python threads (the calling one
-    included) share the work, running the ``nogil`` draw kernels and the
-    GIL-free products side by side:
+    ``k = numba.get_num_threads()`` Python threads (the calling one and
+    workers of one process-wide pool) share the work, running the ``nogil``
+    draw kernels and the GIL-free products side by side, when there is
+    enough of it (``_MIN_WORK``; otherwise the calling thread does it all):
 
     * with at least ``2 k`` blocks, the blocks are dealt round-robin and
       each thread runs its blocks through all the steps on its own
