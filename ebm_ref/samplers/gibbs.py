@@ -301,7 +301,8 @@ _TILE_MAX = 512
 def _tiles(n):
     """The tiles of a side of ``n`` output units (widths multiples of 8 but the last)."""
     count = max(2, -(-n // _TILE_MAX)) if n >= _TILE_MIN else 1
-    width = -(-(-(-n // count)) // 8) * 8
+    per_tile = -(-n // count)  # ceil(n / count)
+    width = -(-per_tile // 8) * 8  # rounded up to a multiple of 8
     return [slice(j, min(j + width, n)) for j in range(0, n, width)]
 
 
