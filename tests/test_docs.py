@@ -415,3 +415,31 @@ def test_exact_and_estimate_names_exist():
             assert f"`{name}(" in text, f"docs/exact.md does not document {name}"
     for name in est.__all__:
         assert f"`{name}" in text, f"docs/exact.md does not document {name}"
+
+
+# ------------------------------------------------------ examples in the pages
+def _python_blocks(text):
+    return re.findall(r"```python\n(.*?)```", text, flags=re.S)
+
+
+@pytest.mark.parametrize("page", [p for p in _OWN_PAGES if "```python" in _page(p)])
+def test_page_examples_run(page, tmp_path, monkeypatch, capsys):
+    """Every Python example of a page runs, in order, in an empty directory."""
+    monkeypatch.chdir(tmp_path)
+    blocks = _python_blocks(_page(page))
+    assert blocks
+    for i, code in enumerate(blocks):
+        exec(compile(code, f"docs/{page} example {i + 1}", "exec"), {"__name__": f"docs_example_{i}"})
+
+
+def test_reference_example_compares_what_it_claims(tmp_path, monkeypatch, capsys):
+    # the reference-files example states which quantities match and which are not compared
+    monkeypatch.chdir(tmp_path)
+    blocks = _python_blocks(_page("reference-files.md"))
+    ns = {}
+    for code in blocks:
+        ns = {}
+        exec(compile(code, "docs/reference-files.md", "exec"), ns)
+    report = ns["report"]
+    assert report.passed and set(report.results) == {"energy", "grad_params"}
+    assert "log_partition" in report.not_compared
