@@ -39,7 +39,6 @@ def _offences(line):
 # and replace the references on their own branches. TEMPORARY: the lead
 # removes this allowance when merging those branches.
 _PENDING_OWNERS = {
-    "README.md",  # its "Checking your implementation" section is being rewritten
     "ebm_ref/energies/_base.py",
     "ebm_ref/energies/ising.py",
     "ebm_ref/samplers/_binary.py",
@@ -54,6 +53,21 @@ _PENDING_OWNERS = {
     "tests/test_mutations.py",
     "tests/test_oracle.py",
 }
+
+# README.md is scanned except its "Checking your implementation" section,
+# which another engineer is rewriting (TEMPORARY as well).
+_PENDING_SECTIONS = {"README.md": "## Checking your implementation"}
+
+
+def _without_pending_section(rel, text):
+    heading = _PENDING_SECTIONS.get(rel)
+    if heading is None or heading not in text:
+        return text
+    head, rest = text.split(heading, 1)
+    nxt = rest.find("\n## ")
+    section, tail = (rest[:nxt], rest[nxt:]) if nxt >= 0 else (rest, "")
+    return head + "\n" * section.count("\n") + tail  # blank lines keep the line numbers
+
 
 # Pages other engineers are writing at the same time; links to them from the
 # index may dangle until their branches are merged. TEMPORARY: the lead
@@ -109,6 +123,7 @@ def test_nothing_outside_docs_points_outside_the_repository():
         text = _read_text(rel)
         if text is None:
             continue
+        text = _without_pending_section(rel, text)
         for lineno, line in enumerate(text.splitlines(), 1):
             for pat in _offences(line):
                 offenders.append(f"{rel}:{lineno}: {pat!r}")
