@@ -1,4 +1,4 @@
-r"""The seeding convention of SPEC §1: one reproducible stream per chain.
+r"""The seeding convention of docs/conventions.md: one reproducible stream per chain.
 
 Construction
 ------------
@@ -25,7 +25,7 @@ Construction
 3. Inside kernels each row drives xoshiro256** (Blackman & Vigna 2018,
    "Scrambled linear pseudorandom number generators"), a 64-bit generator
    with period 2^256 - 1 whose state is exactly that row. Numba's built-in
-   ``np.random`` is never used: its state is per thread (STYLE.md fact 1).
+   ``np.random`` is never used: its state is per thread (docs/threads.md).
 
 Derived variates
 ----------------

@@ -3,7 +3,7 @@
 Small problems run faster on one thread: with two pools (Numba's and
 OpenBLAS's) each spinning on the same two cores, a 16 x 8 enumeration or a
 batch-200 product was measured 10-50x slower than single-threaded. Results
-never depend on the thread count (SPEC §1), only the time does.
+never depend on the thread count (docs/threads.md), only the time does.
 
 NumPy exposes no BLAS thread setter and ``threadpoolctl`` is not a
 dependency, so the OpenBLAS entry points are looked up in the libraries the

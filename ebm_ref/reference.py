@@ -2,7 +2,7 @@ r"""Reference-value files: ebm_ref's numbers for a model and inputs, on disk.
 
 A reference file is one ``.npz`` holding
 
-* ``param/<name>``: the model parameters, in the layouts of SPEC §2;
+* ``param/<name>``: the model parameters, in the layouts of docs/models.md;
 * ``fixed/<name>``: fixed, non-parameter array attributes (e.g. the
   ``means`` of a ``GaussianMixture``);
 * ``input/x`` and, when the mixed derivatives are requested, ``input/v``,
@@ -48,7 +48,7 @@ __all__ = [
     "register_cli",
 ]
 
-#: Version of the formulas of SPEC §2 the values follow; bumped when a
+#: Version of the formulas of docs/models.md the values follow; bumped when a
 #: formula or a parameter layout changes.
 FORMULA_VERSION = 1
 FILE_FORMAT = "ebm_ref.reference/1"

@@ -1,4 +1,4 @@
-r"""Minibatch training of an energy model with any objective (SPEC §6).
+r"""Minibatch training of an energy model with any objective (docs/training.md).
 
 ``fit(model, data, objective, optimizer, n_steps, batch_size, seed)``
 returns ``(trained_model, history)``. Optimisers act on parameter dicts

@@ -1,4 +1,4 @@
-"""AIS and reverse AIS (issue 6; TESTING.md §3, Z3-Z6).
+"""AIS and reverse AIS (how they are tested: docs/exact.md).
 
 Exact references are computed here by brute force (enumeration of the
 visible states, or of the hidden states with the Gaussian integral for the
@@ -63,7 +63,7 @@ def exact_discrete(model):
 
 
 def exact_grbm(model):
-    """log Z and the hidden marginal's log-probabilities, by hand (TESTING §3)."""
+    """log Z and the hidden marginal's log-probabilities, by hand."""
     p = model.params
     s = np.exp(-p["log_var"])
     hs = all_states(p["W"].shape[1], 0.0)
@@ -326,7 +326,7 @@ def test_no_overflow_at_large_weights():
 # -------------------------------------------------------- statistical tests
 @pytest.mark.parametrize("name", list(MODELS))
 def test_weights_unbiased_for_z(name, exact_cache):
-    """Z5: E[w] = Z / Z_0 (forward) and E[w_rev] = Z_0 / Z from exact starts."""
+    """E[w] = Z / Z_0 (forward) and E[w_rev] = Z_0 / Z from exact starts."""
     model, lz = exact_cache[name]
     N, bs = 20000, betas(31)
     r = np.exp(ais(model, N, bs, 100).log_weights - lz)
@@ -340,12 +340,12 @@ def test_weights_unbiased_for_z(name, exact_cache):
 @pytest.mark.parametrize("name", list(MODELS))
 @pytest.mark.parametrize("kind", ["linear", "sigmoid"])
 def test_accuracy_within_three_stderr(name, kind, exact_cache):
-    """Z3: K = 1000, M = 1000, the estimate is within 3 reported SE."""
+    """K = 1000, M = 1000, the estimate is within 3 reported SE."""
     model, lz = exact_cache[name]
     res = ais(model, 1000, betas(1001, kind), 7)
-    # The issue's criterion (3 SE): false-failure rate 2.7e-3 per assertion
+    # Criterion (3 SE): false-failure rate 2.7e-3 per assertion
     # if log Z-hat is normal with the reported SE (seed fixed, so the test is
-    # deterministic). The absolute bound is TESTING Z3's.
+    # deterministic). The absolute bound is that of docs/exact.md.
     assert abs(res.log_z - lz) < 3 * res.stderr, (res.log_z - lz, res.stderr)
     assert abs(res.log_z - lz) < max(0.02, 5 * res.log_weights.std() / np.sqrt(1000))
     # Sanity bound on the weights' spread (measured ESS 880-1000 of 1000).
@@ -378,7 +378,7 @@ def test_data_base_fits_marginals():
 
 @pytest.mark.parametrize("name", list(MODELS))
 def test_sandwich_and_error_shrinks(name, exact_cache):
-    """Z4: over M = 2000 runs, forward is biased low, reverse (from exact
+    """Over M = 2000 runs, forward is biased low, reverse (from exact
     samples) biased high, and the gap and the per-run error shrink with K."""
     model, lz = exact_cache[name]
     M = 2000
@@ -390,7 +390,7 @@ def test_sandwich_and_error_shrinks(name, exact_cache):
         rev = reverse_ais(model, x_exact, bs, 20 + K).log_weights - lz
         se_f, se_r = fwd.std(ddof=1) / np.sqrt(M), rev.std(ddof=1) / np.sqrt(M)
         if K == 10:
-            # TESTING Z4 margin: biases beyond 0.1 in log Z at K = 10 (measured
+            # Margin: biases beyond 0.1 in log Z at K = 10 (measured
             # 0.15-1.0 here, with SEs of 0.012-0.033) ...
             assert fwd.mean() < -0.1 and rev.mean() > 0.1, (fwd.mean(), rev.mean())
             # ... and significant at alpha = 1e-4 one-sided each.
@@ -407,11 +407,11 @@ def test_sandwich_and_error_shrinks(name, exact_cache):
 
 
 def test_stderr_calibrated():
-    """Z6: over 200 seeds, (log Z-hat - log Z) / SE is close to N(0, 1)."""
+    """Over 200 seeds, (log Z-hat - log Z) / SE is close to N(0, 1)."""
     model = make_rbm()
     lz = exact_log_z(model)
     z = np.array([(r.log_z - lz) / r.stderr for r in (ais(model, 100, betas(101), s) for s in range(200))])
-    # KS against N(0,1) at alpha = 1e-3 (TESTING Z6). The bias of the
+    # KS against N(0,1) at alpha = 1e-3. The bias of the
     # log-mean-exp (about var(w)/2M) is < 2% of the SE here.
     assert stats.kstest(z, "norm").pvalue > 1e-3
     # The mean of 200 N(0,1) has sd 0.07: 0.5 is 7 sd (false-failure < 1e-11).

@@ -29,7 +29,7 @@ def all_hidden(H):
 
 
 def joint_by_formula(model, v, h):
-    """SPEC §2 joint energy written out independently of the class."""
+    """docs/models.md joint energy written out independently of the class."""
     p = model.params
     s2 = np.exp(p["log_var"])
     return 0.5 * np.sum((v - p["mu"]) ** 2 / s2) - (v / s2) @ p["W"] @ h - p["b_h"] @ h
@@ -100,7 +100,7 @@ def test_log_partition_matches_numerical_integration_over_v(rng, V, H, scale):
         )
         z, err = float(res.estimate), float(res.error)
     ref = math.log(z) - shift
-    # TESTING.md Z2: closed form vs quadrature to 1e-9
+    # closed form vs quadrature to 1e-9
     assert abs(value - ref) < 1e-9, (value, ref, err)
     assert 0.0 <= bound < 1e-11
 

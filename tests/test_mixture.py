@@ -91,7 +91,7 @@ def test_log_z_zero_by_scipy_quadrature_1d(rng, K):
     z, err = integrate.quad(
         lambda t: math.exp(-float(model.energy(np.array([t])))), -np.inf, np.inf, epsabs=0, epsrel=1e-12, limit=400
     )
-    # Z2: quadrature to 1e-9
+    # quadrature to 1e-9
     assert abs(math.log(z)) < 1e-9, (z, err)
 
 

@@ -36,7 +36,7 @@ def _richardson_param_check(model, scalar, grad):
     ~eps |f| / h ~ 1e-13. An independent, more accurate reference than the
     h = 6e-6 second-order difference of ``check_energy_derivatives`` for
     the third-order level. The floor is ``check_grad``'s, ``1e-3 max(1,
-    max |grad|)`` (TESTING.md G1).
+    max |grad|)`` (docs/conventions.md).
     """
     theta = model.params
     gmax = max(float(np.max(np.abs(g))) for g in grad.values())
@@ -77,7 +77,7 @@ def _assert_derivatives(model, x, c, scale):
     v2 = np.cos(np.arange(c2.size)).reshape(c2.shape)
     w = np.linspace(0.5, 1.5, x2.shape[0])
     report = check_energy_derivatives(model, x, v=v2, c=c2, weights=w, seed=1)
-    # rtol 1e-6 (TESTING.md G1-G3) for every level, at both weight scales
+    # rtol 1e-6 (docs/conventions.md) for every level, at both weight scales
     assert report.passed, f"scale {scale}:\n{report}"
 
 

@@ -1,7 +1,7 @@
 """Objectives: exact gradients (finite differences with the seed fixed), API, errors.
 
 Every gradient is compared with central differences of ``value_and_grad(...)[0]``
-at the same seed (TESTING.md G1/G5: rel. err. <= 1e-6, ``check_grad``'s floor).
+at the same seed (docs/objectives.md: rel. err. <= 1e-6, ``check_grad``'s floor).
 """
 
 import functools

@@ -262,7 +262,7 @@ def _flat(grads):
 
 
 def test_cd1_gradient_matches_its_exact_expectation():
-    """TESTING.md: data -> h|v -> v'|h enumerated exactly on a tiny RBM."""
+    """Data -> h|v -> v'|h enumerated exactly on a tiny RBM."""
     r = np.random.default_rng(8)
     V, H = 4, 2
     W, b, c = r.normal(0, 1, (V, H)), r.normal(0, 0.5, V), r.normal(0, 0.5, H)

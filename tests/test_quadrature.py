@@ -54,7 +54,7 @@ class Ring(EnergyModel):
 def assert_agrees(model, exact, exact_bound=0.0, bounds=None):
     value, bound = quadrature_log_partition(model, bounds=bounds)
     assert np.isfinite(bound) and bound >= 0.0
-    # TESTING.md Z2: quadrature vs closed form to 1e-9 ...
+    # quadrature vs closed form to 1e-9 ...
     assert abs(value - exact) < 1e-9, (value, exact, bound)
     # ... and within the stated error (plus the closed form's own bound and rounding of log)
     assert abs(value - exact) <= bound + exact_bound + 4e-16 * max(1.0, abs(exact)), (value, exact, bound)

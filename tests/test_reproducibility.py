@@ -1,4 +1,4 @@
-"""Reproducibility of the discrete samplers (SPEC §1; TESTING.md R1-R3, R6).
+"""Reproducibility of the discrete samplers (docs/conventions.md, docs/threads.md).
 
 * bit-identical output with NUMBA_NUM_THREADS=1 and 2 (subprocesses; the
   BLAS thread count follows, so the block-Gibbs products are covered too);
@@ -254,7 +254,7 @@ def test_block_gibbs_equals_numpy_step_draw_for_draw(kind, n, monkeypatch):
     # Block Gibbs keeps its chains transposed, block by block, in lock-step
     # lane groups, spread over threads; this pins it to the plain definition:
     # chain c draws its hidden units then its visible units, one uniform
-    # (normal) per unit in unit order, from its own stream (SPEC §1).
+    # (normal) per unit in unit order, from its own stream (docs/conventions.md).
     # 300 chains = two full 128-chain blocks and a partial one, so lane
     # groups and blocks are crossed; at 2 threads 300 chains (3 blocks) split
     # every half-step between the threads, 600 (5 blocks) deal whole blocks;

@@ -1,5 +1,5 @@
-"""Exact kernel algebra of the discrete samplers (TESTING.md T1) and the
-one-step test of the jitted kernels against those matrices (T3).
+"""Exact kernel algebra of the discrete samplers and the
+one-step test of the jitted kernels against those matrices (docs/samplers.md).
 
 The transition matrices are built in plain NumPy from the models' public
 probability functions (``energy``, ``grad_x``, ``conditional_prob``,
@@ -184,7 +184,7 @@ ISING = [k for k in MODELS if not k.startswith("rbm")]
 SINGLE_FLIP = ["ising-spin-8", "ising-binary-8", "rbm-8x4"]
 
 
-# ------------------------------------------------------------------ T1 tests
+# ------------------------------------------------- exact kernel algebra
 
 
 @pytest.mark.parametrize("name", ISING)
@@ -267,7 +267,7 @@ def test_gwg_and_mh_reversible(name):
 
 
 def test_gwg_estimate_is_exact_for_ising():
-    # T2: dE~ equals the true flip energy change for energies linear in each unit
+    # dE~ equals the true flip energy change for energies linear in each unit
     for model in (ising_spin(), ising_binary()):
         X = all_states(8, model.domain)
         other = -X if model.domain == "spin" else 1.0 - X
@@ -304,7 +304,7 @@ def test_wrong_kernels_fail_t1(name, variant):
     assert t1_errors(P, pi)[0] > 1e-3
 
 
-# ------------------------------------------------------------ T3 one step
+# ------------------------------------------------------------ one step
 
 
 def chi2_pvalue(counts, probs):

@@ -1,6 +1,6 @@
 """Continuous samplers: rwmh (Gaussian proposal), ULA/MALA, Gibbs-Langevin.
 
-Statistical policy (TESTING.md §0, T6, T7): N = 20 000 independent chains
+Statistical policy (docs/samplers.md): N = 20 000 independent chains
 started from EXACT draws, k steps, then the final states are iid draws of
 ``pi K^k``; if the kernel keeps ``pi`` they are draws of ``pi``. Every
 assertion states its false-failure rate next to it (alpha = 1e-4), and every
@@ -185,7 +185,7 @@ def test_kernel_energy_and_gradient_match_model(make):
     np.testing.assert_allclose(g, model.grad_x(x), rtol=1e-11, atol=1e-12)
 
 
-# ----------------------------------------- T6: exactness from exact starts
+# --------------------------------------------- exactness from exact starts
 def test_mala_and_rwmh_keep_student_t(student):
     x0 = student_exact(student, N, 11)
     ref = student_exact(student, N, 12)
@@ -197,7 +197,7 @@ def test_mala_and_rwmh_keep_student_t(student):
     ]:
         assert 0.2 < res.acceptance_rate.mean() < 0.98, name  # the chains do move
         p = t6_pvalue(res.x, cdfs, u, proj_ref=ref)
-        assert p > ALPHA, (name, p)  # false-failure rate ALPHA = 1e-4 (T6)
+        assert p > ALPHA, (name, p)  # false-failure rate ALPHA = 1e-4
         # means only: df = 3 has a sample variance of infinite variance
         mean = student.params["loc"]
         sd = np.exp(student.params["log_scale"]) * np.sqrt(np.array([3.0, 6.0]) / np.array([1.0, 4.0]))
@@ -217,7 +217,7 @@ def test_mala_and_rwmh_keep_gaussian_mixture(mixture):
     ]:
         assert 0.2 < res.acceptance_rate.mean() < 0.98, name
         p = t6_pvalue(res.x, cdfs, u, proj_cdf=pcdf)
-        assert p > ALPHA, (name, p)  # false-failure rate 1e-4 (T6)
+        assert p > ALPHA, (name, p)  # false-failure rate 1e-4
         zmax, zcrit = moment_ok(res.x, mom)
         assert zmax < zcrit, (name, zmax)  # total false-failure rate 1e-4 (Bonferroni)
 
@@ -238,7 +238,7 @@ def test_samplers_keep_grbm_visible_marginal(grbm):
     ]:
         assert 0.2 < res.acceptance_rate.mean() < 0.99, name
         p = t6_pvalue(res.x, cdfs, u, proj_cdf=pcdf)
-        assert p > ALPHA, (name, p)  # false-failure rate 1e-4 (T6)
+        assert p > ALPHA, (name, p)  # false-failure rate 1e-4
         zmax, zcrit = moment_ok(res.x, mom)
         assert zmax < zcrit, (name, zmax)  # total false-failure rate 1e-4 (Bonferroni)
         np.testing.assert_allclose(res.energies, grbm.energy(res.x), rtol=1e-12, atol=1e-12)
@@ -257,7 +257,7 @@ def test_mala_without_proposal_ratio_is_rejected():
     bad = _langevin(model, x0, 20, 1.0, 8, True, 0, K.VARIANT_NO_PROPOSAL_RATIO)
     assert t6_pvalue(good.x, cdf) > ALPHA  # false-failure rate 1e-4
     assert moment_ok(good.x, mom)[0] < moment_ok(good.x, mom)[1]  # 1e-4
-    assert t6_pvalue(bad.x, cdf) < 1e-6  # negative control (TESTING §0)
+    assert t6_pvalue(bad.x, cdf) < 1e-6  # negative control
     zmax, zcrit = moment_ok(bad.x, mom)
     assert zmax > zcrit
     # its variance is the predicted 2/3, not 1: sd of s^2 is sqrt(2/N) (2/3)
@@ -273,7 +273,7 @@ def test_ula_large_step_is_rejected_by_t6():
     assert t6_pvalue(res.x, [special.ndtr]) < 1e-6
 
 
-# ------------------------------------------- T7: ULA bias and its shrinkage
+# ----------------------------------------------- ULA bias and its shrinkage
 def ula_variance(s2, eta, k, v0):
     """Exact variance after k ULA steps on N(0, s2) from N(0, v0):
     x' = (1 - eta/s2) x + sqrt(2 eta) eps is linear-Gaussian."""

@@ -1,8 +1,8 @@
 """Statistical tests of the discrete samplers and of block Gibbs on a GRBM.
 
-T4 (stationarity): N = 20 000 chains started from exact samples, k steps,
+Stationarity: N = 20 000 chains started from exact samples, k steps,
 Pearson chi-square of the final states against the exact distribution
-(cells with expected count < 5 pooled), alpha = 1e-4. T5 (ergodicity): the
+(cells with expected count < 5 pooled), alpha = 1e-4. Ergodicity: the
 same test from one fixed state after many steps. Deliberately wrong
 samplers (plain NumPy, vectorised over chains) go through the very same
 test and must be rejected. Plus the API contract and error messages.
@@ -25,8 +25,8 @@ ALPHA = 1e-4
 def stationarity_pvalue(sample_fn, model, k, seed, start=None):
     """p-value of the chi-square of ``sample_fn(model, x0, k)`` against pi.
 
-    ``start=None``: x0 are N exact draws (T4); else every chain starts at
-    ``start`` (T5).
+    ``start=None``: x0 are N exact draws (stationarity); else every chain starts at
+    ``start`` (ergodicity).
     """
     pi = exact_pi(model)
     X = all_states(model.n_features, model.domain)

@@ -1,6 +1,6 @@
 r"""Benchmark: ULA and MALA on ``MLPEnergy`` (float64), Numba kernels vs NumPy.
 
-Cases (issue 4): ``d = 2`` with two hidden layers of 64 and 4096 chains;
+Cases: ``d = 2`` with two hidden layers of 64 and 4096 chains;
 ``d = 100`` with two hidden layers of 256 and 1024 chains; softplus.
 The reference is a batched plain-NumPy implementation of the same step with
 the same hand-derived gradient (matrix products through BLAS on the whole

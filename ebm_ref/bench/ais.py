@@ -1,11 +1,11 @@
 r"""Benchmark: AIS on a 784 x 500 RBM (``python -m ebm_ref bench ais``).
 
-The full run (issue 6): 100 chains and :math:`10^4` inverse temperatures,
+The full run: 100 chains and :math:`10^4` inverse temperatures,
 timed once end to end, against
 
 * ``numpy_gibbs``: the same number of plain-NumPy block-Gibbs steps
   (h|v then v|h, batched over the 100 chains with BLAS matrix products),
-  the baseline the issue names;
+  the baseline the target is stated against;
 * ``numpy_ais``: a plain-NumPy AIS step (the Gibbs step plus the
   importance-weight update), for information.
 

@@ -2,7 +2,7 @@
 
 ``python -m ebm_ref bench energies`` prints one JSON line per (model,
 primitive): the best-of-``repeat`` wall time per sample, its ratio to
-``energy(x)`` timed in the same run, and for ``MLPEnergy`` the issue's
+``energy(x)`` timed in the same run, and for ``MLPEnergy`` the cost
 targets (``hessian_diag <= (d + 3) x energy``, ``grad_params_of_hessian_diag
 <= 3 x hessian_diag``). Plain-NumPy baselines timed in the same run:
 

@@ -1,6 +1,6 @@
 r"""Benchmark: one score-matching ``value_and_grad`` on ``MLPEnergy``.
 
-Cases (issue 5): ``MLPEnergy((d, 64, 64))``, softplus, batch 1024, for
+Cases: ``MLPEnergy((d, 64, 64))``, softplus, batch 1024, for
 ``d = 2`` and ``d = 20``. Each line reports the time of one
 ``ScoreMatching().value_and_grad(model, x)`` (loss, Hessian diagonal and
 the two mixed parameter derivatives), the time of one ``energy(x)`` plus one

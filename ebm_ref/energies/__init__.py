@@ -1,4 +1,4 @@
-"""Energy models (SPEC §2). Each implements the six primitives of
+"""Energy models (docs/models.md). Each implements the six primitives of
 :class:`~ebm_ref.energies._base.EnergyModel`.
 
 Model modules are imported on first use of their class name.

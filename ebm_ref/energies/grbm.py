@@ -192,7 +192,7 @@ class GRBM(EnergyModel):
     def _check_h(self, h):
         return check_batch(h, self.n_hidden, "h", f"GRBM with {self.n_hidden} hidden units")
 
-    # ---------------------------------------------------------- extras (SPEC)
+    # ---------------------------------------------------------- extras (docs/models.md)
     def joint_energy(self, v, h):
         r"""Joint energy :math:`E(v,h) = \frac12\|(v-\mu)/\sigma\|^2 - (v/\sigma^2)^\top W h - b_h^\top h`.
 

@@ -253,7 +253,7 @@ class MLPEnergy(EnergyModel):
     one matrix product over the stacked ``(n (d + 2), h)`` states. Samples
     are processed in blocks of about :math:`2^{16}` stacked entries so
     these states stay in cache. All sums over samples are weighted as in
-    SPEC §2.
+    docs/models.md.
 
     **Activations** (all derivatives from :math:`e = e^{-|a|}`, finite for
     any finite :math:`a`, no overflow warning at :math:`|a| \sim 10^3`):
@@ -293,7 +293,7 @@ class MLPEnergy(EnergyModel):
 
     def _set_params(self, params, shapes, check_constraints=True):
         # The shared ``check_param`` goes through ``np.ascontiguousarray``,
-        # which turns a 0-d array into shape (1,); ``b_out`` is 0-d (SPEC §2),
+        # which turns a 0-d array into shape (1,); ``b_out`` is 0-d (docs/models.md),
         # so scalar entries are checked here and the rest as usual.
         scalars = {k for k, s in shapes.items() if tuple(s) == ()}
         rest = {k: v for k, v in params.items() if k not in scalars}

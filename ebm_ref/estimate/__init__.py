@@ -1,4 +1,4 @@
-r"""Estimates of partition functions beyond enumeration (SPEC §3).
+r"""Estimates of partition functions beyond enumeration (docs/exact.md).
 
 * :func:`ais` — annealed importance sampling (Neal 2001), a stochastic lower
   bound on :math:`\log Z`;

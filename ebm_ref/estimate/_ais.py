@@ -323,7 +323,7 @@ def ais(model, n_chains, betas, seed, base=None):
         Strictly increasing inverse temperatures, from exactly 0 to exactly
         1 (see :func:`betas` for the usual schedules).
     seed : int, numpy.random.SeedSequence or numpy.random.Generator
-        Chain ``c`` uses its own stream (SPEC §1), so results are identical
+        Chain ``c`` uses its own stream (docs/conventions.md), so results are identical
         whatever the thread count, and chain ``c`` does not depend on
         ``n_chains``.
     base : None, "uniform" or array_like of shape (n, d), optional

@@ -1,4 +1,4 @@
-r"""Exact quantities of small models (SPEC §3).
+r"""Exact quantities of small models (docs/exact.md).
 
 * :func:`log_partition` — exact :math:`\log Z` and a bound on its error;
 * :func:`probabilities` — every state of a small binary model and its

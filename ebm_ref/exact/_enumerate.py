@@ -4,7 +4,7 @@ Layout
 ------
 ``n`` enumerated units give ``2^n`` states. Unit ``j`` is bit ``n-1-j`` of
 the state's index, so that the index of a state is its lexicographic rank
-with unit 0 the most significant (SPEC §3); a set bit means 1, a clear bit
+with unit 0 the most significant (docs/exact.md); a set bit means 1, a clear bit
 0 (``binary``) or -1 (``spin``).
 
 Step ``i`` of the walk visits the Gray code ``g(i) = i ^ (i >> 1)``; from

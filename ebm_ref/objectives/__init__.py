@@ -1,8 +1,8 @@
-r"""Training objectives with exact gradients (SPEC §5).
+r"""Training objectives with exact gradients (docs/objectives.md).
 
 Every objective is an object with ``value_and_grad(model, x, seed) ->
 (loss, grads)`` (``grads`` the exact gradient of ``loss`` with the call's
-random numbers held fixed, built only from the six primitives of SPEC §2)
+random numbers held fixed, built only from the six primitives of docs/models.md)
 and ``value(model, x, seed)``. See :mod:`ebm_ref.objectives._base`.
 
 =============================  ==================  ===========================

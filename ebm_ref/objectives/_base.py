@@ -1,4 +1,4 @@
-r"""Shared machinery of the objectives (SPEC §5).
+r"""Shared machinery of the objectives (docs/objectives.md).
 
 An objective is an object with
 
@@ -50,7 +50,7 @@ def _sampler_seed(seed, index=1):
 def _check_model(model, owner):
     if not isinstance(model, EnergyModel):
         raise TypeError(
-            f"`model` of {owner} must be an ebm_ref EnergyModel (with the six primitives of SPEC §2); "
+            f"`model` of {owner} must be an ebm_ref EnergyModel (with the six primitives of docs/models.md); "
             f"got {type(model).__name__}."
         )
     return model

@@ -1,6 +1,6 @@
 """Numba-jitted MCMC samplers, parallel over chains, one RNG stream per chain.
 
-Public functions (SPEC §4): ``gibbs``, ``rwmh``, ``langevin``, ``gwg``,
+Public functions (docs/samplers.md): ``gibbs``, ``rwmh``, ``langevin``, ``gwg``,
 ``gibbs_langevin``; all return a :class:`SampleResult`.
 
 The functions are imported eagerly: a submodule named like its function

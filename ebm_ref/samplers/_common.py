@@ -34,7 +34,7 @@ class Prepared:
 def prepare(model, x0, n_steps, seed, thin=0, stream=STREAM_SAMPLE):
     """Validate the common arguments of a sampler and allocate its outputs.
 
-    ``x0`` must hold states of ``model.domain`` (SPEC §1); it is never
+    ``x0`` must hold states of ``model.domain`` (docs/conventions.md); it is never
     mutated. ``n_steps`` and ``thin`` are non-negative ints.
     """
     n_steps = check_nonneg_int(n_steps, "n_steps")
@@ -56,7 +56,7 @@ def finish(prep, energies, acceptance_rate=None):
 
 
 def check_step_size(step_size, name="step_size"):
-    """A finite real > 0 (SPEC §1)."""
+    """A finite real > 0 (docs/conventions.md)."""
     return check_positive(step_size, name)
 
 

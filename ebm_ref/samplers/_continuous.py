@@ -11,7 +11,7 @@ length of the per-chain scratch buffer. One jitted function,
 ``_model_eval``, branches on ``kind``. Every driver therefore has a single
 signature whatever the model, so ``cache=True`` compiles it once per
 machine; passing jitted functions as arguments would miss the on-disk cache
-in every new process (STYLE.md, measured numba fact 5), and the ``if`` on an
+in every new process (docs/threads.md), and the ``if`` on an
 integer costs nothing next to a gradient.
 
 Kinds: ``KIND_STUDENT_T``, ``KIND_MIXTURE``, ``KIND_GRBM`` (free energy over
@@ -123,7 +123,7 @@ def pack_grbm(model):
 
 
 def _mlp_layers(model):
-    """``[(W_l, b_l), ...], w_out, b_out`` read from ``params`` (SPEC §2 names)."""
+    """``[(W_l, b_l), ...], w_out, b_out`` read from ``params`` (docs/models.md names)."""
     p = model.params
     layers = []
     l = 1

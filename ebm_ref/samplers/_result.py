@@ -1,4 +1,4 @@
-"""Result type shared by every sampler (SPEC §4)."""
+"""Result type shared by every sampler (docs/samplers.md)."""
 
 from __future__ import annotations
 

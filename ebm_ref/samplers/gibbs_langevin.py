@@ -19,7 +19,7 @@ def gibbs_langevin(grbm, x0, n_steps, step_size, seed, adjust=False, thin=0):
     Parameters
     ----------
     grbm : GRBM
-        The model (SPEC §2 parameterisation: ``W``, ``mu``, ``b_h``,
+        The model (docs/models.md parameterisation: ``W``, ``mu``, ``b_h``,
         ``log_var``).
     x0 : array_like of shape (n_chains, V) or (V,)
         Initial visible states; not modified.

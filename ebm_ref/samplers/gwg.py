@@ -23,7 +23,7 @@ def gwg(model, x0, n_steps, seed, thin=0):
     n_steps : int
         Number of proposed flips per chain (>= 0).
     seed : int, numpy.random.SeedSequence or numpy.random.Generator
-        Chain ``c`` draws only from its own stream (SPEC §1).
+        Chain ``c`` draws only from its own stream (docs/conventions.md).
     thin : int, default 0
         Save the states after steps ``thin, 2 thin, ...`` (0: no trace).
 

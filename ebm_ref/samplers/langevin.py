@@ -36,7 +36,7 @@ def langevin(model, x0, n_steps, step_size, seed, adjust=False, thin=0):
     step_size : float
         :math:`\eta > 0`.
     seed : int, numpy.random.SeedSequence or numpy.random.Generator
-        Chain ``c`` uses its own stream derived from ``(seed, c)`` (SPEC §1).
+        Chain ``c`` uses its own stream derived from ``(seed, c)`` (docs/conventions.md).
     adjust : bool, default False
         ``False``: ULA (every proposal is taken). ``True``: MALA.
     thin : int, default 0

@@ -45,7 +45,7 @@ def rwmh(model, x0, n_steps, scale, seed, thin=0):
     scale : float
         Standard deviation of the Gaussian proposal, ``> 0``, for continuous
         models. Binary/spin models do not use it and accept any value
-        (SPEC §4: binary ``rwmh`` flips one uniform unit).
+        (docs/samplers.md: binary ``rwmh`` flips one uniform unit).
     seed : int, numpy.random.SeedSequence or numpy.random.Generator
         Chain ``c`` uses its own stream derived from ``(seed, c)``.
     thin : int, default 0
