@@ -109,7 +109,7 @@ def rows_blockwise(fn, x, fill=0.0, block=BLOCK):
     Why: OpenBLAS may round row ``i`` of ``A @ B`` differently for different
     numbers of rows of ``A`` (measured: rows of a 10-row product differ in
     the last bits from the same rows inside a 1024-row product), which would
-    break chain-prefix invariance (SPEC §1). With every call on exactly
+    break chain-prefix invariance (see ``docs/conventions.md``). With every call on exactly
     ``block`` rows, chain ``c`` always sits at row ``c mod block`` of a
     product of the same shape, and no BLAS mixes the contents of different
     rows; measured bit-identical for rows of 128-row blocks inside a 1024-row
@@ -911,7 +911,7 @@ def rwmh_binary(model, x0, n_steps, seed, thin=0):
     n_steps : int
         Number of proposals per chain (>= 0).
     seed : int, numpy.random.SeedSequence or numpy.random.Generator
-        Chain ``c`` uses its own stream (SPEC §1).
+        Chain ``c`` uses its own stream (see ``docs/conventions.md``).
     thin : int, default 0
         Save the state after every ``thin`` steps (0: no trace).
 
