@@ -267,11 +267,14 @@ def test_limit_is_the_documented_constant(monkeypatch):
 def test_construction_is_constant_time_and_memory():
     Ising.lattice(8, 0.44)  # warm up imports
     tracemalloc.start()
-    t0 = time.perf_counter()
     m = Ising.lattice(1024, 0.44)
-    elapsed = time.perf_counter() - t0
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
+    elapsed = float("inf")
+    for _ in range(5):  # best of 5: robust to a descheduled process
+        t0 = time.perf_counter()
+        Ising.lattice(1024, 0.44)
+        elapsed = min(elapsed, time.perf_counter() - t0)
     # a dense J would be 8.8 TB; the structure is a few small objects
     assert peak < 64_000, peak
     assert elapsed < 0.05, elapsed
@@ -297,6 +300,21 @@ def test_with_params_gives_a_dense_model():
         m.lattice = None
     assert m.lattice.boundary == "periodic"  # unchanged; m itself is unchanged
     assert "Ising.lattice" in repr(m) and "(3, 3)" in repr(m)
+
+
+def test_pickle_round_trip_drops_the_dense_cache(rng):
+    import pickle
+
+    m = Ising.lattice((3, 4), 0.4, coupling=-0.5, field=0.2, domain="binary", boundary="free")
+    J = m.params["J"]
+    m2 = pickle.loads(pickle.dumps(m))
+    assert m._dense_cache is not None and m2._dense_cache is None
+    assert m2.lattice == m.lattice and m2.domain == "binary" and m2.lattice_size is None
+    x = _states(rng, 5, 12, "binary")
+    np.testing.assert_array_equal(m2.energy(x), m.energy(x))
+    np.testing.assert_array_equal(m2.params["J"], J)
+    d = Ising.random(5, 1.0, 2)
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(d)).params["J"], d.params["J"])
 
 
 @pytest.mark.parametrize("make, exc, pattern", [
