@@ -281,6 +281,18 @@ def test_construction_is_constant_time_and_memory():
     assert m.n_features == 1024 * 1024
 
 
+def test_samplers_run_above_the_dense_limit(rng):
+    # d = 16384 > MAX_DENSE_UNITS: any use of the dense J would raise
+    m = Ising.lattice(128, 0.44, field=0.02)
+    x0 = _states(rng, 3, m.n_features, "spin")
+    for res in (gibbs(m, x0, 2, seed=0), gibbs(m, x0, 1, seed=0, method="sequential"),
+                gwg(m, x0, 50, seed=0), rwmh(m, x0, 50, 1.0, seed=0),
+                gibbs(Ising.lattice((100, 101), 0.3, boundary="free"), _states(rng, 2, 10100, "spin"), 1, seed=0)):
+        assert np.all(np.isfinite(res.energies))
+    r = gibbs(m, x0, 2, seed=0)
+    np.testing.assert_allclose(r.energies, m.energy(r.x), rtol=1e-12)
+
+
 def test_with_params_gives_a_dense_model():
     m = Ising.lattice(3, 0.5, field=0.1)
     h = np.linspace(-1, 1, 9)
@@ -548,13 +560,14 @@ def _lattice_sampler(model, method=None):
 
 
 # Chi-square test of check_sampler (20,000 chains, pooled cells): an exact
-# sampler fails with probability alpha = 1e-4 per call; 8 calls below, so
-# the whole test fails falsely with probability <= 8e-4.
+# sampler fails with probability alpha = 1e-4 per call; 10 calls below, so
+# the whole test fails falsely with probability <= 1e-3.
 STAT_MODELS = [
     (lambda: Ising.lattice((2, 3), 0.5, coupling=0.7, field=0.2), None),  # double bonds on the side 2
     (lambda: Ising.lattice((2, 4), 0.4, coupling=-0.9, field=0.1), None),  # checkerboard, rectangular
     (lambda: Ising.lattice((3, 4), 0.35, field=-0.15, domain="binary"), None),  # odd side: 3 colours
     (lambda: Ising.lattice((3, 3), 0.5, coupling=1.1, field=0.2, boundary="free"), "sequential"),
+    (lambda: Ising.lattice((2, 4), 0.6, coupling=-0.8, field=-0.1, boundary="free", domain="binary"), None),
 ]
 
 
