@@ -451,6 +451,26 @@ def test_samplers_bit_identical_to_recorded_dense_outputs():
     assert not bad, f"{len(bad)} of {len(cases)} differ, first: {bad[0]}"
 
 
+@pytest.mark.parametrize("shape, boundary", SHAPES + [((5, 7), "periodic"), ((3, 9), "free"), ((4, 2), "free")])
+@pytest.mark.parametrize("K, field", [(-0.37 * 1.3, 0.21), (0.0, 0.4)])
+def test_final_energies_from_structure_equal_csr_sum(shape, boundary, K, field, rng):
+    # the structure-based energy kernel repeats the CSR sum's operations
+    # exactly; both equal model.energy up to rounding
+    m = Ising.lattice(shape, 1.0, coupling=K, field=field, boundary=boundary)
+    x = _states(rng, 9, m.n_features, "spin")
+    a, b = np.empty(9), np.empty(9)
+    _binary.lattice_energy_rows(shape[0], shape[1], boundary == "periodic", K, field, x, a)
+    indptr, indices, data = _binary.lattice_csr(m.lattice)
+    dense = _dense_twin(m)
+    csr = _binary.ising_csr(dense)
+    for u, v in zip((indptr, indices, data), csr):
+        np.testing.assert_array_equal(u, v)
+    _binary.ising_energy_rows(indptr, indices, data, np.full(m.n_features, field), x, b)
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(_binary.final_energies(m, x), a)
+    np.testing.assert_allclose(a, m.energy(x), rtol=1e-13, atol=1e-13 * m.n_features)
+
+
 def test_gibbs_same_as_dense_detected_lattice(rng):
     # the dense model detected as a lattice keeps the old path: same chains
     for L, domain in ((4, "spin"), (5, "binary"), (6, "spin")):
