@@ -44,7 +44,7 @@ def gibbs(model, x0, n_steps, seed, thin=0, method=None):
         Number of steps (>= 0). One step is ``h ~ p(h|v)`` then
         ``v ~ p(v|h)`` for RBM/GRBM, one full sweep over all sites for Ising.
     seed : int, numpy.random.SeedSequence or numpy.random.Generator
-        Chain ``c`` draws only from its own stream (SPEC §1).
+        Chain ``c`` draws only from its own stream (see ``docs/conventions.md``).
     thin : int, default 0
         Save the states after steps ``thin, 2 thin, ...`` (0: no trace).
     method : str or None, default None
@@ -88,7 +88,7 @@ def gibbs(model, x0, n_steps, seed, thin=0, method=None):
     exactly 128 chains (the last block zero-padded): OpenBLAS was measured to
     round a row differently depending on the number of rows of the product,
     never on the other rows' contents, so fixed-shape blocks keep chain ``c``
-    bit-identical whatever ``n_chains`` (SPEC §1). Each product is also cut
+    bit-identical whatever ``n_chains`` (see ``docs/conventions.md``). Each product is also cut
     into a few tiles of output units fixed by the model's shape, and each
     tile is one single-threaded BLAS call (OpenBLAS is pinned to one thread
     for the call, then restored): the same computation at any thread
