@@ -45,7 +45,7 @@ def test_against_enumeration(L, J):
         # brute force rounds at ~1e-16 of |H| ~ 2N per state: 1e-13 absolute per site
         assert abs(e - e_ref) < 1e-13 * max(1.0, abs(J)), (L, J, beta, e, e_ref)
         # var(H) is a centred sum of positive terms in both: relative accuracy
-        # (measured worst 1.1e-11: Kaufman's branch just below K = 2.5, L = 2)
+        # (measured worst 1.6e-11: Kaufman's branch just below K = 2.5)
         assert abs(c - c_ref) <= 3e-11 * c_ref, (L, J, beta, c, c_ref)
 
 
