@@ -9,6 +9,7 @@ from scipy import integrate
 
 from ebm_ref import exact
 from ebm_ref.energies import Ising
+from ebm_ref.exact import _kaufman
 from ebm_ref.exact._kaufman import _kaufman_log_z
 
 BETA_C = 0.5 * math.log1p(math.sqrt(2.0))  # 0.4407, Onsager's critical coupling
@@ -204,3 +205,14 @@ def test_every_scale_finite_without_warnings():
                     c = exact.ising_specific_heat_2d(L, beta)
                     assert -2.0 <= e <= 0.0 and math.isfinite(e)
                     assert c >= 0.0 and math.isfinite(c)
+
+
+@pytest.mark.parametrize("K", [299.0, 301.0, 1e4])
+def test_private_formula_beyond_overflow_of_sinh(K):
+    # |K - K*| > 300 switches gamma_j to its asymptotic form inside Kaufman's formula
+    # (the public functions use the low-temperature branch there); no overflow either side
+    for L in (3, 4, 8):
+        N = L * L
+        lz, d1, d2 = _kaufman._kaufman(L, L, K)
+        assert abs(lz - (2 * N * K + math.log(2.0))) <= 4.0 * math.ulp(2 * N * K)
+        assert d1 == 2 * N and d2 == 0.0

@@ -146,6 +146,21 @@ def test_antiferromagnet_even_L_and_limits(L):
     assert 0.0 < exact.ising_specific_heat_2d(L, 20.0) < 1e-60
 
 
+@pytest.mark.parametrize("L", [2, 3, 8, 64])
+@pytest.mark.parametrize("J", [1.0, 2.0, -1.0])
+def test_energy_is_derivative_of_log_z(L, J):
+    # central differences of log Z in beta (double precision, h = 1e-5 * max(1, beta)):
+    # d log Z / d beta = -<H>; rounding eps |log Z| / h and truncation h^2 ~ 1e-9 relative
+    if J < 0 and L % 2:
+        return
+    N = L * L
+    for beta in (0.05, 0.3, BETA_C, 0.6, 1.0, 2.4, 2.6, 8.0):
+        h = 1e-5 * max(1.0, beta)
+        fd = (exact.ising_log_partition_2d(L, beta + h, J) - exact.ising_log_partition_2d(L, beta - h, J)) / (2 * h)
+        e = exact.ising_energy_2d(L, beta, J)
+        assert abs(-fd / N - e) < 1e-7 * max(1.0, abs(J) * beta), (L, J, beta, -fd / N, e)
+
+
 @pytest.mark.parametrize("L", [3, 16])
 def test_energy_decreases_with_beta(L):
     # d<H>/dbeta = -var(H) <= 0, and c = beta^2 var / N = -beta^2 d(e)/dbeta: check the

@@ -1,4 +1,4 @@
-r"""Kaufman's exact partition function of the periodic 2D Ising lattice."""
+r"""Kaufman's exact partition function, energy and specific heat of the periodic 2D Ising lattice."""
 
 from __future__ import annotations
 
