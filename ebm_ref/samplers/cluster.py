@@ -87,7 +87,7 @@ def _check_model(model, name):
         if np.any(h != 0.0):
             k = int(np.flatnonzero(h != 0.0)[0])
             raise ValueError(
-                f"`model` of {name} must have zero field h; got h[{k}] = {h[k]!r}. A field breaks the "
+                f"`model` of {name} must have zero field h; got h[{k}] = {float(h[k])!r}. A field breaks the "
                 f"s -> -s symmetry the cluster flip relies on; use gibbs (or parallel tempering) for "
                 f"a model with a field."
             )
@@ -96,7 +96,7 @@ def _check_model(model, name):
         k = int(np.flatnonzero(w < 0.0)[0])
         raise ValueError(
             f"`model` of {name} must be ferromagnetic, every J[i, j] >= 0; got J[{int(i[k])}, {int(j[k])}] "
-            f"= {w[k]!r}. Negative couplings (frustration) are not handled by these cluster moves; use "
+            f"= {float(w[k])!r}. Negative couplings (frustration) are not handled by these cluster moves; use "
             f"gibbs."
         )
     return i, j, w
