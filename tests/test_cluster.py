@@ -85,6 +85,11 @@ def wrong_p(w):  # the planted bug: the factor 2 of s_i s_j = +-1 forgotten
 
 
 def bond_components(d, ei, ej):
+    """Every bond configuration ``b`` (bit e = edge e open) and its clusters.
+
+    Returns ``B`` (2^m, m) bool and ``lab`` (2^m, d): the smallest site index
+    of each site's cluster, built edge by edge (cached per graph).
+    """
     return _bond_components(d, tuple(ei), tuple(ej))
 
 
