@@ -335,6 +335,18 @@ def test_kernels_with_the_wrong_bond_probability_are_rejected(monkeypatch, name,
     assert p < 1e-6, p  # the same alpha = 1e-4 test rejects it with a wide margin
 
 
+@pytest.mark.parametrize("alg", ["sw", "wolff"])
+def test_testing_kit_accepts_the_samplers(alg):
+    # the same question through ebm_ref.testing.check_sampler, as a user would
+    # ask it of their own implementation (its own alpha = 1e-4 test)
+    from ebm_ref.testing import check_sampler
+
+    def sample(params, x0, n_steps, rng):
+        return SAMPLERS[alg](Ising(params["J"], params["h"]), x0, n_steps, rng).x
+
+    check_sampler(sample, random_graph(), n_steps=5, seed=3).assert_ok()
+
+
 @pytest.mark.parametrize("name", list(MODELS))
 @pytest.mark.parametrize("alg", ["sw", "wolff"])
 def test_mean_cluster_size_is_the_improved_susceptibility_estimator(name, alg):
