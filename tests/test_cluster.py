@@ -8,7 +8,9 @@
    the same matrices with a planted bug do not.
 2. The Numba kernels against exact probabilities: N = 20 000 chains from
    exact draws and from a fixed state, pooled chi-square at alpha = 1e-4,
-   and the same test rejects the kernels fed the wrong bond probability.
+   and the same test rejects the kernels fed the wrong bond probability and
+   a serial Swendsen-Wang that bonds anti-aligned pairs (the same code
+   without that bug passes).
 3. Reproducibility (1 vs 2 threads, chain prefixes), large couplings, a
    256 x 256 lattice without a dense J, and the error messages.
 """
@@ -21,6 +23,7 @@ import subprocess
 import sys
 import textwrap
 
+import numba
 import numpy as np
 import pytest
 from scipy import stats
@@ -333,6 +336,58 @@ def test_kernels_with_the_wrong_bond_probability_are_rejected(monkeypatch, name,
     counts = np.bincount(state_index(res.x), minlength=len(pi))
     p = chi2_pvalue(counts, pi)
     assert p < 1e-6, p  # the same alpha = 1e-4 test rejects it with a wide margin
+
+
+@numba.njit(cache=True)
+def _sw_serial(ei, ej, p, x, n_steps, seed, any_pair):
+    """Plain serial Swendsen-Wang; ``any_pair=True`` plants a bug: bonds on
+    every coupled pair, aligned or not (NumPy's legacy stream, seeded
+    inside the jitted code)."""
+    np.random.seed(seed)
+    n, d = x.shape
+    parent = np.empty(d, dtype=np.int64)
+    flip = np.empty(d, dtype=np.int64)
+    for c in range(n):
+        for _ in range(n_steps):
+            for i in range(d):
+                parent[i] = i
+                flip[i] = -1
+            for e in range(ei.shape[0]):
+                a, b = ei[e], ej[e]
+                if (any_pair or x[c, a] == x[c, b]) and np.random.random() < p[e]:
+                    while parent[a] != a:
+                        a = parent[a]
+                    while parent[b] != b:
+                        b = parent[b]
+                    if a != b:
+                        parent[max(a, b)] = min(a, b)
+            for i in range(d):
+                r = i
+                while parent[r] != r:
+                    r = parent[r]
+                if flip[r] < 0:
+                    flip[r] = 1 if np.random.random() < 0.5 else 0
+                if flip[r] == 1:
+                    x[c, i] = -x[c, i]
+    return x
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_sw_kernel_bonding_any_pair_is_rejected(name):
+    # a second kernel mutant (in this file): the exact matrix of this bug
+    # misses pi by 0.08-0.23 in L1; the same chi-square test must reject it,
+    # while the same serial code without the bug passes it
+    model = MODELS[name]()
+    pi = exact_pi(model)
+    ei, ej, w = model.edges()
+    idx = np.random.default_rng(11).choice(len(pi), size=N_CHAINS, p=pi)
+    p_values = {}
+    for bug in (False, True):
+        x = _sw_serial(ei, ej, true_p(w), all_spins(model.n_features)[idx], 5, 12, bug)
+        counts = np.bincount(state_index(x), minlength=len(pi))
+        p_values[bug] = chi2_pvalue(counts, pi)
+    assert p_values[False] > ALPHA, p_values  # alpha = 1e-4 for the correct code
+    assert p_values[True] < 1e-6, p_values
 
 
 @pytest.mark.parametrize("alg", ["sw", "wolff"])
