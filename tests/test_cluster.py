@@ -11,7 +11,9 @@
    and the same test rejects the kernels fed the wrong bond probability and
    a serial Swendsen-Wang that bonds anti-aligned pairs (the same code
    without that bug passes).
-3. Reproducibility (1 vs 2 threads, chain prefixes), large couplings, a
+3. Beyond enumeration: energy and specific heat of a 16 x 16 torus against
+   Kaufman's exact values (with the wrong-bond mutant as negative control).
+4. Reproducibility (1 vs 2 threads, chain prefixes), large couplings, a
    256 x 256 lattice without a dense J, and the error messages.
 """
 
@@ -30,6 +32,8 @@ from scipy import stats
 from scipy.special import logsumexp
 
 from ebm_ref.energies import RBM, Ising
+from ebm_ref.exact import ising_energy_2d, ising_specific_heat_2d
+from ebm_ref.observables import ising_observables
 from ebm_ref.samplers import SampleResult, swendsen_wang, wolff
 from ebm_ref.samplers import cluster
 from test_sampler_kernels import chi2_pvalue
@@ -38,6 +42,7 @@ REPO = pathlib.Path(__file__).resolve().parent.parent
 ALPHA = 1e-4  # false-failure rate of every statistical assertion below
 N_CHAINS = 20_000
 SAMPLERS = {"sw": swendsen_wang, "wolff": wolff}
+BETA_C = 0.5 * math.log(1.0 + math.sqrt(2.0))
 
 
 # ----------------------------------------------------------- small models
@@ -415,6 +420,46 @@ def test_mean_cluster_size_is_the_improved_susceptibility_estimator(name, alg):
     m = res.mean_cluster_size  # iid over chains (independent exact starts)
     z = (m.mean() - truth) / (m.std(ddof=1) / np.sqrt(m.size))
     assert abs(z) < stats.norm.isf(ALPHA / 2), z  # two-sided, alpha = 1e-4
+
+
+def _kaufman_z(alg, n_steps, beta, L=16, k=16):
+    """z-scores of the energy and specific heat per site of ``k`` chains of
+    ``n_steps`` steps on the periodic L x L torus against Kaufman's exact
+    values. Chains start from Swendsen-Wang-equilibrated states (100 steps,
+    > 10 autocorrelation times at L = 16); error bars from
+    ebm_ref.observables (Sokal-window tau for the mean energy, blocking and
+    jackknife for the specific heat)."""
+    model = Ising.lattice(L, beta)
+    x0 = swendsen_wang(model, _start(k, L * L, seed=4), 100, 5).x
+    res = SAMPLERS[alg](model, x0, n_steps, 6, thin=1)
+    trace = res.trace.reshape(-1, L * L)
+    H = (model.energy(trace) / beta).reshape(n_steps, k)  # physical energy, total
+    M = trace.sum(axis=1).reshape(n_steps, k)
+    obs = ising_observables(H, M, beta, L * L)
+    z_e = (obs["energy"].value - ising_energy_2d(L, beta)) / obs["energy"].stderr
+    z_c = (obs["specific_heat"].value - ising_specific_heat_2d(L, beta)) / obs["specific_heat"].stderr
+    return z_e, z_c
+
+
+# two two-sided z-tests per run, Bonferroni: alpha = 1e-4 for the pair
+KAUFMAN_LIMIT = stats.norm.isf(ALPHA / 4)
+
+
+@pytest.mark.parametrize("alg,n_steps", [("sw", 1500), ("wolff", 3000)])
+@pytest.mark.parametrize("beta", [0.3, BETA_C])
+def test_energy_and_specific_heat_of_a_16x16_torus_match_kaufman(alg, n_steps, beta):
+    # beyond enumeration: 2^256 states, exact values from Kaufman's formula
+    z_e, z_c = _kaufman_z(alg, n_steps, beta)
+    assert abs(z_e) < KAUFMAN_LIMIT and abs(z_c) < KAUFMAN_LIMIT, (z_e, z_c)
+
+
+@pytest.mark.parametrize("alg,n_steps", [("sw", 300), ("wolff", 600)])
+def test_kaufman_check_rejects_the_wrong_bond_probability(monkeypatch, alg, n_steps):
+    # negative control (5x shorter runs): measured |z| of the energy 593 (SW)
+    # and 95 (Wolff) at the full lengths, beta = 0.3
+    monkeypatch.setattr(cluster, "bond_probability", wrong_p)
+    z_e, _ = _kaufman_z(alg, n_steps, 0.3)
+    assert abs(z_e) > KAUFMAN_LIMIT, z_e
 
 
 # ------------------------------------------------------------ API contract
