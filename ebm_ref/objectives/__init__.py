@@ -24,6 +24,7 @@ from ._base import Objective
 from .energy_discrepancy import EnergyDiscrepancy
 from .latent import LatentEnergyLoss, LatentHingeLoss, LatentLogLoss
 from .likelihood import CD, PCD, ExactMLE
+from .pseudo_likelihood import PseudoLikelihood
 from .ratio_matching import GradientRatioMatching, RatioMatching
 from .score_matching import (
     DenoisingScoreMatching,
@@ -49,4 +50,5 @@ __all__ = [
     "LatentEnergyLoss",
     "LatentHingeLoss",
     "LatentLogLoss",
+    "PseudoLikelihood",
 ]
