@@ -33,6 +33,7 @@ from .score_matching import (
     ManualFlow,
     ScoreMatching,
 )
+from .sliced_score_matching import SlicedScoreMatching
 
 __all__ = [
     "Objective",
@@ -51,4 +52,5 @@ __all__ = [
     "LatentHingeLoss",
     "LatentLogLoss",
     "PseudoLikelihood",
+    "SlicedScoreMatching",
 ]
