@@ -247,6 +247,7 @@ def _fit_pl(x, d, domain):
     return res.x
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("domain", ["spin", "binary"])
 def test_minimising_pl_recovers_the_couplings(domain):
     """Consistency: maximum-PL estimate from n exact draws vs the truth.
@@ -367,3 +368,29 @@ def test_errors():
         PseudoLikelihood().per_sample(model, x, np.zeros(3, dtype=int))
     with pytest.raises(ValueError, match="c"):
         model.grad_params_of_flip_energy_delta(x, np.zeros((4, 2)))
+
+
+def test_a_users_numpy_pl_passes_the_kit_and_a_wrong_one_fails():
+    # what a user does: an independent NumPy PL for an Ising model on spins,
+    # log p(s_k | s_-k) = log sigmoid(2 s_k ((J s)_k + h_k)), compared with ebm_ref's;
+    # (J s)_k is written (J + J^T) s / 2, so that the gradient is that of every entry of J
+    # moved alone (what the finite-difference check does, docs/conventions.md)
+    from scipy.special import expit
+
+    from ebm_ref.testing import check_objective_grad, compare_objective
+
+    def users_pl(p, s, seed, factor=2.0):
+        J, h = p["J"], p["h"]
+        z = factor * s * (0.5 * (s @ J + s @ J.T) + h)
+        loss = np.mean(np.sum(np.logaddexp(0.0, -z), axis=1))
+        c = -factor * expit(-z) * s / s.shape[0]  # dloss / d((J s)_k + h_k)
+        gJ = 0.5 * (c.T @ s + s.T @ c)
+        np.fill_diagonal(gJ, 0.0)
+        return loss, {"J": gJ, "h": c.sum(axis=0)}
+
+    model = Ising.random(6, 1.0, seed=33)
+    s = _states(model, 30, seed=34)
+    check_objective_grad(users_pl, model, s).assert_ok()
+    assert compare_objective("PseudoLikelihood", users_pl, model, s).passed
+    # a planted bug (the binary-domain factor 1 used on spins) is caught
+    assert not compare_objective("PseudoLikelihood", lambda p, x, seed: users_pl(p, x, seed, 1.0), model, s).passed

@@ -73,7 +73,7 @@ def test_hvp_is_the_derivative_of_grad_x(name):
     assert model.hvp(x[0], v[0]).shape == (d,)
 
 
-@pytest.mark.parametrize("scale", [0.1, 1.0, 5.0])
+@pytest.mark.parametrize("scale", [0.1, 1.0, 5.0, 50.0])
 @pytest.mark.parametrize(
     "make",
     [_student, _mixture, _grbm, lambda scale: _mlp(scale=scale), lambda scale: _mlp((3, 4, 4, 3), "tanh", scale)],
@@ -125,6 +125,7 @@ def test_all_rademacher_directions_give_score_matching(name, variance_reduced):
         np.testing.assert_allclose(g[k], g0[k], rtol=1e-10, atol=1e-12 * (1 + np.abs(g0[k]).max()))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variance_reduced", [False, True])
 @pytest.mark.parametrize("distribution", ["gaussian", "rademacher"])
 def test_mean_over_seeds_is_score_matching(distribution, variance_reduced):
