@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from .._numerics import logsumexp, sigmoid, sigmoid_prime, softplus
-from .._validation import check_batch
+from .._validation import check_batch, check_like
 from ._base import EnergyModel
 
 __all__ = ["GRBM", "MAX_HIDDEN_ENUMERATION", "MAX_HIDDEN_MIXTURE"]
@@ -457,8 +457,6 @@ class GRBM(EnergyModel):
         -------
         ndarray of shape (n, V) (``(V,)`` for a single state)
         """
-        from .._validation import check_like
-
         x2, was_1d = self._check_x(x)
         v2 = check_like(v, x2, was_1d, "v")
         p = self._params
@@ -486,8 +484,6 @@ class GRBM(EnergyModel):
         \odot W(q''\odot P) + t_u\odot W(q'\odot m_v) + t_v\odot W(q'\odot
         m_u)]`.
         """
-        from .._validation import check_like
-
         x2, was_1d = self._check_x(x)
         v2 = check_like(v, x2, was_1d, "v")
         u2 = check_like(u, x2, was_1d, "u")

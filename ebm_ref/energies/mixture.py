@@ -8,7 +8,7 @@ import numpy as np
 
 from .._numerics import logsumexp
 from .._rng import as_seed_sequence
-from .._validation import as_float_array, check_finite, check_int
+from .._validation import as_float_array, check_finite, check_int, check_like
 from ._base import EnergyModel
 
 __all__ = ["GaussianMixture"]
@@ -285,8 +285,6 @@ class GaussianMixture(EnergyModel):
         -------
         ndarray of shape (n, d) (``(d,)`` for a single state)
         """
-        from .._validation import check_like
-
         x2, was_1d = self._check_x(x)
         v2 = check_like(v, x2, was_1d, "v")
         r, _, dev, _ = self._rho(x2)
@@ -307,8 +305,6 @@ class GaussianMixture(EnergyModel):
         :math:`\sum_i r_j[\alpha_j - \bar\alpha + ((e_j - g)\cdot u)(g\cdot v)
         + (g\cdot u)((e_j - g)\cdot v)]`, :math:`\bar\alpha = \sum_k r_k\alpha_k`.
         """
-        from .._validation import check_like
-
         x2, was_1d = self._check_x(x)
         v2 = check_like(v, x2, was_1d, "v")
         u2 = check_like(u, x2, was_1d, "u")

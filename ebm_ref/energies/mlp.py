@@ -12,7 +12,7 @@ import numbers
 import numpy as np
 
 from .._rng import as_seed_sequence
-from .._validation import as_float_array, check_finite
+from .._validation import as_float_array, check_finite, check_like
 from ._base import EnergyModel
 
 __all__ = ["MLPEnergy", "ACTIVATIONS"]
@@ -557,8 +557,6 @@ class MLPEnergy(EnergyModel):
         -------
         ndarray of shape (n, d) (``(d,)`` for a single state)
         """
-        from .._validation import check_like
-
         x2, was_1d = self._check_x(x)
         v2 = check_like(v, x2, was_1d, "v")
         out = self._hvp_pass(x2, v2, None)
@@ -579,8 +577,6 @@ class MLPEnergy(EnergyModel):
         Exact, no finite differences; about three times the cost of
         ``grad_params_of_grad_x``, independent of ``d``.
         """
-        from .._validation import check_like
-
         x2, was_1d = self._check_x(x)
         v2 = check_like(v, x2, was_1d, "v")
         u2 = check_like(u, x2, was_1d, "u")

@@ -8,7 +8,7 @@ import numpy as np
 from scipy import special
 
 from .._rng import as_seed_sequence
-from .._validation import check_int
+from .._validation import check_int, check_like
 from ._base import EnergyModel
 
 __all__ = ["StudentT"]
@@ -313,8 +313,6 @@ class StudentT(EnergyModel):
         -------
         ndarray of shape (n, d) (``(d,)`` for a single state)
         """
-        from .._validation import check_like
-
         x2, was_1d = self._check_x(x)
         v2 = check_like(v, x2, was_1d, "v")
         out = self._hessian_diag(x2) * v2
@@ -326,8 +324,6 @@ class StudentT(EnergyModel):
         For the diagonal Hessian this is
         ``grad_params_of_hessian_diag(x, u * v)``.
         """
-        from .._validation import check_like
-
         x2, was_1d = self._check_x(x)
         v2 = check_like(v, x2, was_1d, "v")
         u2 = check_like(u, x2, was_1d, "u")

@@ -124,6 +124,14 @@ class SlicedScoreMatching(Objective):
     def directions(self, n, d, seed):
         r"""The directions drawn for ``seed``: ``(n, n_projections, d)`` float64.
 
+        Parameters
+        ----------
+        n, d : int
+            Number of samples (``>= 0``) and dimension (``>= 1``).
+        seed : int, numpy.random.SeedSequence or numpy.random.Generator
+
+        Notes
+        -----
         Rademacher: ``2 * integers(0, 2) - 1``; Gaussian: ``standard_normal``;
         both from the objective's stream of ``seed``, in row-major order.
         """
@@ -145,8 +153,8 @@ class SlicedScoreMatching(Objective):
             A continuous model with ``hvp`` and ``grad_params_of_hvp``.
         x : array_like of shape (n, d) or (d,)
         directions : array_like of shape (n, P, d)
-            Any ``P >= 1`` directions per sample (``n_projections`` and
-            ``distribution`` are not used).
+            Any ``P >= 1`` finite directions per sample; ``n_projections``
+            and ``distribution`` are not used, ``variance_reduced`` is.
 
         Returns
         -------
