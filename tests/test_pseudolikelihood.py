@@ -394,3 +394,18 @@ def test_a_users_numpy_pl_passes_the_kit_and_a_wrong_one_fails():
     assert compare_objective("PseudoLikelihood", users_pl, model, s).passed
     # a planted bug (the binary-domain factor 1 used on spins) is caught
     assert not compare_objective("PseudoLikelihood", lambda p, x, seed: users_pl(p, x, seed, 1.0), model, s).passed
+
+
+def test_large_lattice_value_without_dense_j():
+    # 70 x 70 = 4900 units, above the dense-J limit: the value comes from neighbour sums;
+    # log p(s_k | s_-k) = log sigmoid(s_k * conditional_logit_k) (spins), an independent route
+    from ebm_ref.energies.ising import MAX_DENSE_UNITS
+
+    model = Ising.lattice(70, 0.44, field=0.05)
+    assert model.n_features > MAX_DENSE_UNITS
+    s = _states(model, 3, seed=35)
+    z = model.conditional_logit(s)
+    expected = np.logaddexp(0.0, -s * z).sum(axis=1)
+    np.testing.assert_allclose(PseudoLikelihood().per_sample(model, s), expected, rtol=1e-12)
+    with pytest.raises(ValueError, match="dense"):
+        PseudoLikelihood().value_and_grad(model, s)
