@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from .._numerics import logsumexp, sigmoid, sigmoid_prime, softplus
-from .._validation import check_batch
+from .._validation import check_batch, check_like
 from ._base import EnergyModel
 
 __all__ = ["GRBM", "MAX_HIDDEN_ENUMERATION", "MAX_HIDDEN_MIXTURE"]
@@ -436,3 +436,74 @@ class GRBM(EnergyModel):
         m, score, _ = self._hidden_scores(h, s)
         weights = np.exp(score - logsumexp(score))
         return weights, m + self._params["mu"], np.exp(self._params["log_var"])
+
+    # ----------------------------------------- sliced score matching hooks
+    def hvp(self, x, v):
+        r"""Hessian-vector product :math:`H(x_i) v_i` of the free energy, shape ``(n, V)``.
+
+        With :math:`s = e^{-\ell}`, :math:`q' = \sigma'(a)`:
+        :math:`H = \operatorname{diag}(s) - \operatorname{diag}(s)\, W
+        \operatorname{diag}(q') W^\top \operatorname{diag}(s)`, so
+        :math:`Hv = t - s \odot (W (q' \odot (W^\top t)))` with
+        :math:`t = s \odot v` (O(V H) per sample). Used by
+        :class:`~ebm_ref.objectives.SlicedScoreMatching`.
+
+        Parameters
+        ----------
+        x : array_like of shape (n, V) or (V,)
+        v : array_like of the shape of ``x``
+
+        Returns
+        -------
+        ndarray of shape (n, V) (``(V,)`` for a single state)
+        """
+        x2, was_1d = self._check_x(x)
+        v2 = check_like(v, x2, was_1d, "v")
+        p = self._params
+        s = np.exp(-p["log_var"])
+        qp = sigmoid_prime(self._pre_hidden(x2, s))
+        t = v2 * s
+        out = t - s * ((qp * (t @ p["W"])) @ p["W"].T)
+        return out[0] if was_1d else out
+
+    def grad_params_of_hvp(self, x, v, u):
+        r"""``sum_i d/dtheta [u_i . H(x_i) v_i]`` (dict); ``v`` and ``u`` held constant.
+
+        Notes
+        -----
+        With :math:`t_u = s\odot u`, :math:`t_v = s\odot v`,
+        :math:`m_u = W^\top t_u`, :math:`m_v = W^\top t_v` and
+        :math:`P = m_u \odot m_v`,
+        :math:`u^\top H v = \sum_k s_k u_k v_k - \sum_j q'_j P_j`. Using
+        :math:`\partial a_j/\partial W_{kj} = s_k x_k`,
+        :math:`\partial s_k/\partial\ell_k = -s_k` and
+        :math:`\partial a_j/\partial\ell_k = -W_{kj} s_k x_k`:
+        ``W``: :math:`-(s\odot x)^\top(q''\odot P) - t_u^\top(q'\odot m_v)
+        - t_v^\top(q'\odot m_u)`; ``mu``: 0; ``b_h``: :math:`-\sum_i
+        q''\odot P`; ``log_var``: :math:`\sum_i[-s\odot u\odot v + (s\odot x)
+        \odot W(q''\odot P) + t_u\odot W(q'\odot m_v) + t_v\odot W(q'\odot
+        m_u)]`.
+        """
+        x2, was_1d = self._check_x(x)
+        v2 = check_like(v, x2, was_1d, "v")
+        u2 = check_like(u, x2, was_1d, "u")
+        p = self._params
+        W = p["W"]
+        s = np.exp(-p["log_var"])
+        sx = x2 * s
+        a = sx @ W + p["b_h"]
+        qp = sigmoid_prime(a)
+        qpp = qp * (sigmoid(-a) - sigmoid(a))
+        tu, tv = u2 * s, v2 * s
+        mu_, mv = tu @ W, tv @ W
+        A = qpp * mu_ * mv
+        Bv = qp * mv
+        Bu = qp * mu_
+        return self._zero_structural(
+            {
+                "W": -(sx.T @ A) - tu.T @ Bv - tv.T @ Bu,
+                "mu": np.zeros(self.n_visible),
+                "b_h": -A.sum(axis=0),
+                "log_var": (-s * u2 * v2 + sx * (A @ W.T) + tu * (Bv @ W.T) + tv * (Bu @ W.T)).sum(axis=0),
+            }
+        )

@@ -8,7 +8,7 @@ import numpy as np
 from scipy import special
 
 from .._rng import as_seed_sequence
-from .._validation import check_int
+from .._validation import check_int, check_like
 from ._base import EnergyModel
 
 __all__ = ["StudentT"]
@@ -295,3 +295,36 @@ class StudentT(EnergyModel):
         gen = np.random.default_rng(as_seed_sequence(seed))
         t = gen.standard_t(self.df, size=(n, self.n_features))
         return self._params["loc"] + self.scale * t
+
+    # ----------------------------------------- sliced score matching hooks
+    def hvp(self, x, v):
+        r"""Hessian-vector product :math:`H(x_i) v_i` in ``x``, shape ``(n, d)``.
+
+        The coordinates are independent, so the Hessian is diagonal:
+        ``hvp(x, v) = hessian_diag(x) * v``. Used by
+        :class:`~ebm_ref.objectives.SlicedScoreMatching`.
+
+        Parameters
+        ----------
+        x : array_like of shape (n, d) or (d,)
+        v : array_like of the shape of ``x``
+
+        Returns
+        -------
+        ndarray of shape (n, d) (``(d,)`` for a single state)
+        """
+        x2, was_1d = self._check_x(x)
+        v2 = check_like(v, x2, was_1d, "v")
+        out = self._hessian_diag(x2) * v2
+        return out[0] if was_1d else out
+
+    def grad_params_of_hvp(self, x, v, u):
+        r"""``sum_i d/dtheta [u_i . H(x_i) v_i]`` (dict); ``v`` and ``u`` held constant.
+
+        For the diagonal Hessian this is
+        ``grad_params_of_hessian_diag(x, u * v)``.
+        """
+        x2, was_1d = self._check_x(x)
+        v2 = check_like(v, x2, was_1d, "v")
+        u2 = check_like(u, x2, was_1d, "u")
+        return self._zero_structural(self._grad_params_of_hessian_diag(x2, u2 * v2))

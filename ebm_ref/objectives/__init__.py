@@ -24,6 +24,7 @@ from ._base import Objective
 from .energy_discrepancy import EnergyDiscrepancy
 from .latent import LatentEnergyLoss, LatentHingeLoss, LatentLogLoss
 from .likelihood import CD, PCD, ExactMLE
+from .pseudo_likelihood import PseudoLikelihood
 from .ratio_matching import GradientRatioMatching, RatioMatching
 from .score_matching import (
     DenoisingScoreMatching,
@@ -32,6 +33,7 @@ from .score_matching import (
     ManualFlow,
     ScoreMatching,
 )
+from .sliced_score_matching import SlicedScoreMatching
 
 __all__ = [
     "Objective",
@@ -49,4 +51,6 @@ __all__ = [
     "LatentEnergyLoss",
     "LatentHingeLoss",
     "LatentLogLoss",
+    "PseudoLikelihood",
+    "SlicedScoreMatching",
 ]
