@@ -27,6 +27,7 @@ derivative is zeroed there by the public methods.
 from __future__ import annotations
 
 import abc
+import numbers
 from collections.abc import Mapping
 
 import numpy as np
@@ -153,6 +154,49 @@ class EnergyModel(abc.ABC):
     def __repr__(self):
         inner = ", ".join(f"{k}={v.shape}" for k, v in self._params.items())
         return f"{type(self).__name__}({inner})"
+
+    # -------------------------------------------------------------- tempering
+    def tempered(self, beta):
+        r"""The model at inverse temperature ``beta``: density :math:`\propto e^{-\beta E}`.
+
+        For latent-variable models the *joint* energy is scaled, so the
+        returned model's ``energy`` is the free energy of :math:`\beta
+        E(v, h)`, which in general is not :math:`\beta F(v)`. Replica
+        exchange (``ebm_ref.samplers.parallel_tempering``) runs one such
+        model per temperature; see ``docs/parallel-tempering.md``.
+
+        Parameters
+        ----------
+        beta : float
+            Finite and ``>= 0`` (``0`` gives the uniform distribution of a
+            model whose energy is linear in its parameters).
+
+        Returns
+        -------
+        EnergyModel
+            A new model of the same class; ``self`` is unchanged.
+
+        Raises
+        ------
+        ValueError
+            Here, always: the base class does not know how to scale an
+            energy. Models that support tempering (``RBM``, ``Ising``)
+            override this method.
+        """
+        raise ValueError(
+            f"{type(self).__name__} does not support tempering: `tempered(beta)` is implemented "
+            f"for RBM and Ising only; got a request for beta={beta!r}."
+        )
+
+    @staticmethod
+    def _check_beta(beta):
+        """``beta`` of ``tempered``: a real number, finite and >= 0."""
+        if isinstance(beta, (bool, np.bool_)) or not isinstance(beta, numbers.Real):
+            raise TypeError(f"`beta` must be a real number; got {type(beta).__name__}.")
+        b = float(beta)
+        if not np.isfinite(b) or b < 0.0:
+            raise ValueError(f"`beta` must be finite and >= 0; got {beta!r}.")
+        return b
 
     # ------------------------------------------------------------ validation
     def _check_x(self, x, name="x"):

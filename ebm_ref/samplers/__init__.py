@@ -14,5 +14,6 @@ from .gibbs_langevin import gibbs_langevin
 from .gwg import gwg
 from .langevin import langevin
 from .mh import rwmh
+from .tempering import TemperingResult, parallel_tempering
 
-__all__ = ["SampleResult", "gibbs", "gwg", "rwmh", "langevin", "gibbs_langevin"]
+__all__ = ["SampleResult", "gibbs", "gwg", "rwmh", "langevin", "gibbs_langevin", "parallel_tempering", "TemperingResult"]
