@@ -48,27 +48,13 @@ REPO = pathlib.Path(__file__).resolve().parent.parent
 ALPHA = 1e-4
 
 
-class TIsing(Ising):
-    """Ising with ``tempered`` (J and h scaled), local to these tests.
-
-    The energy is linear in (J, h), so ``beta E`` is the Ising model with
-    ``beta J, beta h``; independent of how the package's own ``Ising``
-    implements ``tempered``.
-    """
-
-    def tempered(self, beta):
-        b = float(beta)
-        return self.with_params({"J": b * self.params["J"], "h": b * self.params["h"]})
-
-
 def _rbm(seed=0, V=3, H=2, scale=2.0):
     r = np.random.default_rng(seed)
     return RBM(scale * r.normal(size=(V, H)), r.normal(size=V), r.normal(size=H))
 
 
-def _tising(d, scale, seed):
-    m = Ising.random(d, scale, seed=seed)
-    return TIsing(m.params["J"], m.params["h"])
+def _ising(d, scale, seed):
+    return Ising.random(d, scale, seed=seed)
 
 
 def _reversed_ratio(e_k_xk, e_k1_xk1, e_k_xk1, e_k1_xk):
@@ -214,8 +200,8 @@ def _full_step(models, kernel, parity, ratio=None):
 CASES_EXACT = [
     ("rbm-gibbs", lambda: _rbm(2), [0.3, 0.6, 1.0], _kernel_gibbs_rbm),
     ("rbm-flip", lambda: _rbm(3), [0.2, 0.55, 1.0], _kernel_flip),
-    ("ising3-gibbs", lambda: _tising(3, 2.5, 4), [0.25, 0.6, 1.0], _kernel_sweep),
-    ("ising2-4replicas", lambda: _tising(2, 3.0, 5), [0.1, 0.4, 0.7, 1.0], _kernel_sweep),
+    ("ising3-gibbs", lambda: _ising(3, 2.5, 4), [0.25, 0.6, 1.0], _kernel_sweep),
+    ("ising2-4replicas", lambda: _ising(2, 3.0, 5), [0.1, 0.4, 0.7, 1.0], _kernel_sweep),
 ]
 
 
@@ -295,10 +281,18 @@ def _marginal_fails(model, x, alpha=ALPHA):
     return _chi2_fails(counts, p, alpha)
 
 
+MARGINAL_MODELS = {
+    "rbm": lambda: _rbm(6, V=5, H=3, scale=1.5),
+    "ising": lambda: _ising(5, 2.5, 7),
+    # a 3x3 periodic lattice (3-colour checkerboard) in a field, below T_c
+    "lattice": lambda: Ising.lattice(3, 0.6, field=0.1),
+}
+
+
 @pytest.mark.parametrize("sampler", ["gibbs", "gwg", "rwmh"])
-@pytest.mark.parametrize("which", ["rbm", "ising"])
+@pytest.mark.parametrize("which", list(MARGINAL_MODELS))
 def test_beta1_marginal_from_exact_starts(sampler, which):
-    model = _rbm(6, V=5, H=3, scale=1.5) if which == "rbm" else _tising(5, 2.5, 7)
+    model = MARGINAL_MODELS[which]()
     betas = [0.2, 0.5, 0.8, 1.0]
     x0 = _exact_starts([model.tempered(b) for b in betas], 20_000, seed=1)
     res = parallel_tempering(model, betas, x0, 6, seed=2, sampler=sampler, swap_every=2)
@@ -434,17 +428,12 @@ SETUP = textwrap.dedent(
     from ebm_ref.energies import RBM, Ising
     from ebm_ref.samplers import parallel_tempering
 
-    class TIsing(Ising):
-        def tempered(self, beta):
-            return self.with_params({"J": beta * self.params["J"], "h": beta * self.params["h"]})
-
     def _models():
         r = np.random.default_rng(1)
         rbm = RBM(r.normal(size=(20, 10)), r.normal(size=20), r.normal(size=10))
-        m = Ising.random(12, 1.5, seed=3)
-        return {"rbm": rbm, "ising": TIsing(m.params["J"], m.params["h"])}
+        return {"rbm": rbm, "ising": Ising.random(12, 1.5, seed=3), "lattice": Ising.lattice(5, 0.44)}
 
-    CASES = [(s, m) for s in ("gibbs", "gwg", "rwmh") for m in ("rbm", "ising")]
+    CASES = [(s, m) for s in ("gibbs", "gwg", "rwmh") for m in ("rbm", "ising")] + [("gibbs", "lattice")]
     FIELDS = ("x", "acceptance_rate", "trace", "energies", "replicas", "replica_energies",
               "swap_rate_per_chain")
 
@@ -487,7 +476,7 @@ def test_bit_identical_with_one_and_two_threads(tmp_path):
         subprocess.run([sys.executable, str(script), str(out)], env=env, check=True, timeout=600)
         with np.load(out) as z:
             results.append({k: z[k] for k in z.files})
-    assert len(results[0]) == 2 * 7 + 4 * 8  # 8 fields per case; Gibbs has no acceptance rate
+    assert len(results[0]) == 3 * 7 + 4 * 8  # 8 fields per case; Gibbs has no acceptance rate
     assert results[0].keys() == results[1].keys()
     for k in results[0]:
         assert np.array_equal(results[0][k], results[1][k], equal_nan=True), k
