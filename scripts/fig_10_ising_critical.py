@@ -138,29 +138,41 @@ def crossing(betas_a, u_a, betas_b, u_b):
 
 
 def _sampler(name):
+    """``f(model, x, n_steps, seed, thin) -> SampleResult`` of the named sampler."""
     if name == "gibbs":
-        return lambda model, x, n, seed: gibbs(model, x, n, seed, thin=1)
+        return lambda model, x, n, seed, thin: gibbs(model, x, n, seed, thin=thin)
     raise ValueError(f"unknown sampler {name!r}")
 
 
-def sample_point(L, beta, sampler, n_chains, n_burn, n_sweeps, seed, chunk=32):
-    """Per-sweep energy and magnetisation per site, ``(n_sweeps, n_chains)`` each."""
+def sample_point(L, beta, sampler, n_chains, n_burn, n_sweeps, seed, every=1, max_bytes=32e6):
+    """Energy and magnetisation per site every ``every`` sweeps, ``(n_sweeps // every, n_chains)`` each.
+
+    The chains start from the ordered state (all +1), run ``n_burn`` sweeps,
+    then ``n_sweeps`` more; calls are cut so that one trace holds at most
+    ``max_bytes`` of states, each call with its own seed derived from
+    ``seed`` and the call's index.
+    """
     model = Ising.lattice(L, beta)
     run = _sampler(sampler)
     x = np.ones((n_chains, L * L))
     ss = np.random.SeedSequence(seed)
-    k = 0
+    per_call = every * max(1, int(max_bytes // (8 * n_chains * L * L)))
+    plan = []
+    left = n_burn
+    while left > 0:
+        plan.append((min(left, 4 * per_call), 0))
+        left -= plan[-1][0]
+    left = (n_sweeps // every) * every
+    while left > 0:
+        plan.append((min(left, per_call), every))
+        left -= plan[-1][0]
     e, m = [], []
-    done = -n_burn
-    while done < n_sweeps:
-        steps = min(chunk, n_sweeps - done) if done >= 0 else min(chunk, -done)
-        res = run(model, x, steps, np.random.SeedSequence(ss.entropy, spawn_key=(k,)))
+    for k, (steps, thin) in enumerate(plan):
+        res = run(model, x, steps, np.random.SeedSequence(ss.entropy, spawn_key=(k,)), thin)
         x = res.x
-        if done >= 0:
+        if thin:
             e.append(lattice_energy(res.trace, L))
             m.append(res.trace.mean(axis=-1))
-        done += steps
-        k += 1
     return np.concatenate(e), np.concatenate(m)
 
 
