@@ -9,6 +9,7 @@ function attribute once the submodule is imported.
 """
 
 from ._result import SampleResult
+from .cluster import swendsen_wang, wolff
 from .gibbs import gibbs
 from .gibbs_langevin import gibbs_langevin
 from .gwg import gwg
@@ -16,4 +17,7 @@ from .langevin import langevin
 from .mh import rwmh
 from .tempering import TemperingResult, parallel_tempering
 
-__all__ = ["SampleResult", "gibbs", "gwg", "rwmh", "langevin", "gibbs_langevin", "parallel_tempering", "TemperingResult"]
+__all__ = [
+    "SampleResult", "gibbs", "gwg", "rwmh", "langevin", "gibbs_langevin", "swendsen_wang", "wolff",
+    "parallel_tempering", "TemperingResult",
+]
