@@ -6,7 +6,7 @@ package (``gibbs``, ``gwg`` or binary ``rwmh``), and neighbouring replicas
 exchange states with the exact Metropolis ratio on their marginal (free)
 energies. Why it is built from the public local samplers rather than one
 fused kernel: every local move is then the tested kernel itself, and the
-reproducibility of the whole (SPEC §1 in ``docs/conventions.md``) follows
+reproducibility of the whole (``docs/conventions.md``) follows
 from theirs plus per-chain swap streams. The cost is a Python loop over
 temperatures and swap blocks (see ``docs/parallel-tempering.md``).
 """
