@@ -267,15 +267,30 @@ def test_limit_is_the_documented_constant(monkeypatch):
 def test_construction_is_constant_time_and_memory():
     Ising.lattice(8, 0.44)  # warm up imports
     tracemalloc.start()
-    t0 = time.perf_counter()
     m = Ising.lattice(1024, 0.44)
-    elapsed = time.perf_counter() - t0
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
+    elapsed = float("inf")
+    for _ in range(5):  # best of 5: robust to a descheduled process
+        t0 = time.perf_counter()
+        Ising.lattice(1024, 0.44)
+        elapsed = min(elapsed, time.perf_counter() - t0)
     # a dense J would be 8.8 TB; the structure is a few small objects
     assert peak < 64_000, peak
     assert elapsed < 0.05, elapsed
     assert m.n_features == 1024 * 1024
+
+
+def test_samplers_run_above_the_dense_limit(rng):
+    # d = 16384 > MAX_DENSE_UNITS: any use of the dense J would raise
+    m = Ising.lattice(128, 0.44, field=0.02)
+    x0 = _states(rng, 3, m.n_features, "spin")
+    for res in (gibbs(m, x0, 2, seed=0), gibbs(m, x0, 1, seed=0, method="sequential"),
+                gwg(m, x0, 50, seed=0), rwmh(m, x0, 50, 1.0, seed=0),
+                gibbs(Ising.lattice((100, 101), 0.3, boundary="free"), _states(rng, 2, 10100, "spin"), 1, seed=0)):
+        assert np.all(np.isfinite(res.energies))
+    r = gibbs(m, x0, 2, seed=0)
+    np.testing.assert_allclose(r.energies, m.energy(r.x), rtol=1e-12)
 
 
 def test_with_params_gives_a_dense_model():
@@ -297,6 +312,21 @@ def test_with_params_gives_a_dense_model():
         m.lattice = None
     assert m.lattice.boundary == "periodic"  # unchanged; m itself is unchanged
     assert "Ising.lattice" in repr(m) and "(3, 3)" in repr(m)
+
+
+def test_pickle_round_trip_drops_the_dense_cache(rng):
+    import pickle
+
+    m = Ising.lattice((3, 4), 0.4, coupling=-0.5, field=0.2, domain="binary", boundary="free")
+    J = m.params["J"]
+    m2 = pickle.loads(pickle.dumps(m))
+    assert m._dense_cache is not None and m2._dense_cache is None
+    assert m2.lattice == m.lattice and m2.domain == "binary" and m2.lattice_size is None
+    x = _states(rng, 5, 12, "binary")
+    np.testing.assert_array_equal(m2.energy(x), m.energy(x))
+    np.testing.assert_array_equal(m2.params["J"], J)
+    d = Ising.random(5, 1.0, 2)
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(d)).params["J"], d.params["J"])
 
 
 @pytest.mark.parametrize("make, exc, pattern", [
@@ -421,6 +451,26 @@ def test_samplers_bit_identical_to_recorded_dense_outputs():
     assert not bad, f"{len(bad)} of {len(cases)} differ, first: {bad[0]}"
 
 
+@pytest.mark.parametrize("shape, boundary", SHAPES + [((5, 7), "periodic"), ((3, 9), "free"), ((4, 2), "free")])
+@pytest.mark.parametrize("K, field", [(-0.37 * 1.3, 0.21), (0.0, 0.4)])
+def test_final_energies_from_structure_equal_csr_sum(shape, boundary, K, field, rng):
+    # the structure-based energy kernel repeats the CSR sum's operations
+    # exactly; both equal model.energy up to rounding
+    m = Ising.lattice(shape, 1.0, coupling=K, field=field, boundary=boundary)
+    x = _states(rng, 9, m.n_features, "spin")
+    a, b = np.empty(9), np.empty(9)
+    _binary.lattice_energy_rows(shape[0], shape[1], boundary == "periodic", K, field, x, a)
+    indptr, indices, data = _binary.lattice_csr(m.lattice)
+    dense = _dense_twin(m)
+    csr = _binary.ising_csr(dense)
+    for u, v in zip((indptr, indices, data), csr):
+        np.testing.assert_array_equal(u, v)
+    _binary.ising_energy_rows(indptr, indices, data, np.full(m.n_features, field), x, b)
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(_binary.final_energies(m, x), a)
+    np.testing.assert_allclose(a, m.energy(x), rtol=1e-13, atol=1e-13 * m.n_features)
+
+
 def test_gibbs_same_as_dense_detected_lattice(rng):
     # the dense model detected as a lattice keeps the old path: same chains
     for L, domain in ((4, "spin"), (5, "binary"), (6, "spin")):
@@ -530,13 +580,14 @@ def _lattice_sampler(model, method=None):
 
 
 # Chi-square test of check_sampler (20,000 chains, pooled cells): an exact
-# sampler fails with probability alpha = 1e-4 per call; 8 calls below, so
-# the whole test fails falsely with probability <= 8e-4.
+# sampler fails with probability alpha = 1e-4 per call; 10 calls below, so
+# the whole test fails falsely with probability <= 1e-3.
 STAT_MODELS = [
     (lambda: Ising.lattice((2, 3), 0.5, coupling=0.7, field=0.2), None),  # double bonds on the side 2
     (lambda: Ising.lattice((2, 4), 0.4, coupling=-0.9, field=0.1), None),  # checkerboard, rectangular
     (lambda: Ising.lattice((3, 4), 0.35, field=-0.15, domain="binary"), None),  # odd side: 3 colours
     (lambda: Ising.lattice((3, 3), 0.5, coupling=1.1, field=0.2, boundary="free"), "sequential"),
+    (lambda: Ising.lattice((2, 4), 0.6, coupling=-0.8, field=-0.1, boundary="free", domain="binary"), None),
 ]
 
 

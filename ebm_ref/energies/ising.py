@@ -421,6 +421,14 @@ class Ising(EnergyModel):
             cache = self._dense_cache = {"J": J, "h": h}
         return cache
 
+    def __getstate__(self):
+        # a lattice's dense J is a cache (up to 134 MB): rebuilt on demand,
+        # never pickled (models travel to worker processes in sweeps)
+        state = dict(self.__dict__)
+        if state.get("_dense_cache") is not None:
+            state["_dense_cache"] = None
+        return state
+
     def _check_dense_size(self, what):
         if self.lattice is not None and self.n_features > MAX_DENSE_UNITS:
             raise _dense_size_error(self.lattice, what)

@@ -109,7 +109,7 @@ def rows_blockwise(fn, x, fill=0.0, block=BLOCK):
     Why: OpenBLAS may round row ``i`` of ``A @ B`` differently for different
     numbers of rows of ``A`` (measured: rows of a 10-row product differ in
     the last bits from the same rows inside a 1024-row product), which would
-    break chain-prefix invariance (SPEC §1). With every call on exactly
+    break chain-prefix invariance (see ``docs/conventions.md``). With every call on exactly
     ``block`` rows, chain ``c`` always sits at row ``c mod block`` of a
     product of the same shape, and no BLAS mixes the contents of different
     rows; measured bit-identical for rows of 128-row blocks inside a 1024-row
@@ -203,71 +203,96 @@ def _sort2(a, b):
     return (a, b) if a <= b else (b, a)
 
 
+@jit_inline
+def _lattice_site_field(xc, r, col, L1, L2, periodic, K):
+    r"""``sum_j J_ij x_j`` of site ``(r, col)`` in the order of the CSR of ``J`` (see ``lattice_energy_rows``)."""
+    d = L1 * L2
+    i = r * L2 + col
+    if r > 0:
+        n0 = i - L2
+    else:
+        n0 = (L1 - 1) * L2 + col if periodic else d
+    if r < L1 - 1:
+        n1 = i + L2
+    else:
+        n1 = col if periodic else d
+    if col > 0:
+        n2 = i - 1
+    else:
+        n2 = i + L2 - 1 if periodic else d
+    if col < L2 - 1:
+        n3 = i + 1
+    else:
+        n3 = i - L2 + 1 if periodic else d
+    n0, n1 = _sort2(n0, n1)
+    n2, n3 = _sort2(n2, n3)
+    n0, n2 = _sort2(n0, n2)
+    n1, n3 = _sort2(n1, n3)
+    n1, n2 = _sort2(n1, n2)
+    fi = 0.0
+    # runs of equal indices in n0 <= n1 <= n2 <= n3 (a missing neighbour is d)
+    cnt = 1.0
+    if n1 == n0:
+        cnt += 1.0
+    else:
+        if n0 < d:
+            fi += (K * cnt) * xc[n0]
+        cnt = 1.0
+    if n2 == n1:
+        cnt += 1.0
+    else:
+        if n1 < d:
+            fi += (K * cnt) * xc[n1]
+        cnt = 1.0
+    if n3 == n2:
+        cnt += 1.0
+    else:
+        if n2 < d:
+            fi += (K * cnt) * xc[n2]
+        cnt = 1.0
+    if n3 < d:
+        fi += (K * cnt) * xc[n3]
+    return fi
+
+
 @pjit
 def lattice_energy_rows(L1, L2, periodic, K, hval, x, out):
     r"""``ising_energy_rows`` of a lattice from its structure, bit for bit. No input checks.
 
     Every operation of :func:`ising_energy_rows` on the CSR of the lattice's
     ``J`` is repeated in the same order: for site ``i`` the distinct
-    neighbours ascending (a 4-input sorting network; a missing neighbour of
-    a free edge sorts last as ``d``; equal neighbours, on a periodic side
-    of length 2, merge into one entry), each weighted by ``K * (number of
-    bonds)`` (the stored ``J_ij``), summed from 0; then
-    ``e -= x_i (f_i / 2 + h)``.
+    neighbours ascending, each weighted by ``K * (number of bonds)`` (the
+    stored ``J_ij``), summed from 0; then ``e -= x_i (f_i / 2 + h)``. Edge
+    sites sort their neighbours with a 4-input network (a missing neighbour
+    of a free edge sorts last as ``d``; equal neighbours, on a periodic
+    side of length 2, merge into one entry); an interior site's are always
+    up, left, right, down, each with one bond.
     """
-    d = L1 * L2
     for c in prange(x.shape[0]):
         xc = x[c]
         e = 0.0
+        if K == 0.0:  # J = 0 stores no coupling at all
+            for i in range(L1 * L2):
+                e -= xc[i] * (0.5 * 0.0 + hval)
+            out[c] = e
+            continue
         for r in range(L1):
-            for col in range(L2):
-                i = r * L2 + col
-                if r > 0:
-                    n0 = i - L2
-                else:
-                    n0 = (L1 - 1) * L2 + col if periodic else d
-                if r < L1 - 1:
-                    n1 = i + L2
-                else:
-                    n1 = col if periodic else d
-                if col > 0:
-                    n2 = i - 1
-                else:
-                    n2 = i + L2 - 1 if periodic else d
-                if col < L2 - 1:
-                    n3 = i + 1
-                else:
-                    n3 = i - L2 + 1 if periodic else d
-                n0, n1 = _sort2(n0, n1)
-                n2, n3 = _sort2(n2, n3)
-                n0, n2 = _sort2(n0, n2)
-                n1, n3 = _sort2(n1, n3)
-                n1, n2 = _sort2(n1, n2)
-                fi = 0.0
-                if K != 0.0:  # J = 0 stores no coupling at all
-                    # runs of equal indices in n0 <= n1 <= n2 <= n3
-                    cnt = 1.0
-                    if n1 == n0:
-                        cnt += 1.0
-                    else:
-                        if n0 < d:
-                            fi += (K * cnt) * xc[n0]
-                        cnt = 1.0
-                    if n2 == n1:
-                        cnt += 1.0
-                    else:
-                        if n1 < d:
-                            fi += (K * cnt) * xc[n1]
-                        cnt = 1.0
-                    if n3 == n2:
-                        cnt += 1.0
-                    else:
-                        if n2 < d:
-                            fi += (K * cnt) * xc[n2]
-                        cnt = 1.0
-                    if n3 < d:
-                        fi += (K * cnt) * xc[n3]
-                e -= xc[i] * (0.5 * fi + hval)
+            if 0 < r < L1 - 1 and L2 > 2:
+                i = r * L2
+                e -= xc[i] * (0.5 * _lattice_site_field(xc, r, 0, L1, L2, periodic, K) + hval)
+                for i in range(r * L2 + 1, r * L2 + L2 - 1):
+                    fi = 0.0
+                    fi += K * xc[i - L2]
+                    fi += K * xc[i - 1]
+                    fi += K * xc[i + 1]
+                    fi += K * xc[i + L2]
+                    e -= xc[i] * (0.5 * fi + hval)
+                i = r * L2 + L2 - 1
+                e -= xc[i] * (0.5 * _lattice_site_field(xc, r, L2 - 1, L1, L2, periodic, K) + hval)
+            else:
+                for col in range(L2):
+                    i = r * L2 + col
+                    e -= xc[i] * (0.5 * _lattice_site_field(xc, r, col, L1, L2, periodic, K) + hval)
         out[c] = e
 
 
@@ -911,7 +936,7 @@ def rwmh_binary(model, x0, n_steps, seed, thin=0):
     n_steps : int
         Number of proposals per chain (>= 0).
     seed : int, numpy.random.SeedSequence or numpy.random.Generator
-        Chain ``c`` uses its own stream (SPEC §1).
+        Chain ``c`` uses its own stream (see ``docs/conventions.md``).
     thin : int, default 0
         Save the state after every ``thin`` steps (0: no trace).
 

@@ -162,7 +162,7 @@ def _check_method(kind, method, model):
     allowed = _METHODS[kind]
     if method is None:
         if kind == "ising":
-            on_lattice = model.lattice is not None or model.lattice_size is not None
+            on_lattice = model.lattice is not None or getattr(model, "lattice_size", None) is not None
             return "checkerboard" if on_lattice else "sequential"
         return allowed[0]
     if not isinstance(method, str) or method not in allowed:
