@@ -87,7 +87,7 @@ def _check_model(model, name):
         if np.any(h != 0.0):
             k = int(np.flatnonzero(h != 0.0)[0])
             raise ValueError(
-                f"`model` of {name} must have zero field h; got h[{k}] = {h[k]!r}. A field breaks the "
+                f"`model` of {name} must have zero field h; got h[{k}] = {float(h[k])!r}. A field breaks the "
                 f"s -> -s symmetry the cluster flip relies on; use gibbs (or parallel tempering) for "
                 f"a model with a field."
             )
@@ -96,7 +96,7 @@ def _check_model(model, name):
         k = int(np.flatnonzero(w < 0.0)[0])
         raise ValueError(
             f"`model` of {name} must be ferromagnetic, every J[i, j] >= 0; got J[{int(i[k])}, {int(j[k])}] "
-            f"= {w[k]!r}. Negative couplings (frustration) are not handled by these cluster moves; use "
+            f"= {float(w[k])!r}. Negative couplings (frustration) are not handled by these cluster moves; use "
             f"gibbs."
         )
     return i, j, w
@@ -253,7 +253,24 @@ def wolff_run(indptr, indices, p, x, n_steps, thin, rng, trace, size_total):
 # --------------------------------------------------------------------------
 # Public samplers
 
-_COMMON_DOC = """
+
+
+def swendsen_wang(model, x0, n_steps, seed, thin=0):
+    r"""Swendsen-Wang cluster sampler for a zero-field ferromagnetic Ising model.
+
+    One step is one full Fortuin-Kasteleyn decomposition followed by a
+    random flip of every cluster:
+
+    1. for every coupled pair ``i < j`` with ``s_i = s_j``, put a bond with
+       probability :math:`p_{ij} = 1 - e^{-2 J_{ij}}` (``J`` already
+       includes ``beta``; :math:`E(s) = -\tfrac12 s^\top J s`);
+    2. flip each connected cluster of the bond graph (isolated sites
+       included) independently with probability 1/2.
+
+    The step leaves :math:`p(s) \propto e^{-E(s)}` invariant and satisfies
+    detailed balance; it is ergodic for any ``J >= 0`` with every
+    ``J_ij`` finite.
+
     Parameters
     ----------
     model : Ising
@@ -291,25 +308,7 @@ _COMMON_DOC = """
         For ``domain="binary"`` (the message gives the equivalent spin
         model), a non-zero field, a negative coupling, ``x0`` of the wrong
         shape or outside {-1, +1}, ``n_steps < 0`` or ``thin < 0``.
-"""
 
-
-def swendsen_wang(model, x0, n_steps, seed, thin=0):
-    r"""Swendsen-Wang cluster sampler for a zero-field ferromagnetic Ising model.
-
-    One step is one full Fortuin-Kasteleyn decomposition followed by a
-    random flip of every cluster:
-
-    1. for every coupled pair ``i < j`` with ``s_i = s_j``, put a bond with
-       probability :math:`p_{ij} = 1 - e^{-2 J_{ij}}` (``J`` already
-       includes ``beta``; :math:`E(s) = -\tfrac12 s^\top J s`);
-    2. flip each connected cluster of the bond graph (isolated sites
-       included) independently with probability 1/2.
-
-    The step leaves :math:`p(s) \propto e^{-E(s)}` invariant and satisfies
-    detailed balance; it is ergodic for any ``J >= 0`` with every
-    ``J_ij`` finite.
-    """ + _COMMON_DOC + r"""
     Notes
     -----
     Random numbers of chain ``c``, step by step: one uniform per aligned
@@ -352,7 +351,45 @@ def wolff(model, x0, n_steps, seed, thin=0):
     The step satisfies detailed balance with respect to
     :math:`p(s) \propto e^{-E(s)}`; it is ergodic for any ``J >= 0`` with
     every ``J_ij`` finite (with ``J = 0`` it flips one random spin per step).
-    """ + _COMMON_DOC + r"""
+
+    Parameters
+    ----------
+    model : Ising
+        ``domain="spin"``, zero field (``h = 0``, or ``field = 0`` for
+        ``Ising.lattice``) and ferromagnetic couplings ``J >= 0`` on any
+        coupling graph. A lattice model is used through its structure
+        (``model.edges()``), so e.g. a 256 x 256 lattice needs no dense
+        ``J``.
+    x0 : ndarray of shape (n_chains, d) or (d,)
+        Initial spins, -1.0/+1.0. Never modified.
+    n_steps : int
+        Number of steps (>= 0); see the definition of one step above.
+    seed : int, numpy.random.SeedSequence or numpy.random.Generator
+        Chain ``c`` draws only from its own stream: the same seed gives the
+        same bits with any number of Numba threads, and chain ``c`` does not
+        depend on how many chains run.
+    thin : int, default 0
+        Save the states after steps ``thin, 2 thin, ...`` (0: no trace).
+
+    Returns
+    -------
+    ClusterSampleResult
+        A :class:`SampleResult` (``x`` shaped like ``x0``,
+        ``acceptance_rate=None``: every move is accepted, ``trace``,
+        ``energies`` = ``model.energy`` of the final states) with one more
+        field, ``mean_cluster_size`` (``(n_chains,)``; NaN when
+        ``n_steps = 0``).
+
+    Raises
+    ------
+    TypeError
+        For a model that is not an ``Ising``, or a non-integer ``n_steps``,
+        ``thin`` or a bad ``seed`` type.
+    ValueError
+        For ``domain="binary"`` (the message gives the equivalent spin
+        model), a non-zero field, a negative coupling, ``x0`` of the wrong
+        shape or outside {-1, +1}, ``n_steps < 0`` or ``thin < 0``.
+
     Notes
     -----
     Random numbers of chain ``c``, step by step: the seed site
