@@ -119,7 +119,11 @@ def integrated_autocorr_time(x, c=5.0):
         :math:`\hat\tau = 1 + 2\sum_{t=1}^{M} \hat\rho(t)`, in steps of
         ``x`` (1 for independent samples; ``(1 + phi) / (1 - phi)`` for an
         AR(1) process). The variance of the mean of ``n`` steps is then
-        about :math:`\tau\,\sigma^2 / n`. A constant series gives 1.
+        about :math:`\tau\,\sigma^2 / n`. A constant series gives 1. An
+        anti-correlated series gives less than 1, and a strongly alternating
+        one (:math:`\rho(1) \approx -1`) can give 0 or less: the estimate is
+        returned as computed, not clipped (an error bar from it is then
+        meaningless; use blocks).
 
     Raises
     ------
@@ -234,7 +238,7 @@ def ising_observables(energy, magnetization, beta, n_sites, c=5.0):
         ``"specific_heat"``: :math:`\beta^2(\langle H^2\rangle -
         \langle H\rangle^2)/N`;
         ``"binder"``: :math:`U_4 = 1 - \langle M^4\rangle / (3\langle
-        M^2\rangle^2)`.
+        M^2\rangle^2)` (all NaN when every ``M`` is 0).
         Averages are over all saved states of all chains (equal weights).
 
     Raises
