@@ -320,6 +320,7 @@ def _bimodal_rbm():
     return RBM(np.full((V, 1), 6.0), np.full(V, -4.0), np.array([-12.0]))
 
 
+@pytest.mark.slow
 def test_fixed_start_bimodal_rbm_mixes_where_plain_gibbs_does_not():
     model = _bimodal_rbm()
     _, p = enumerate_distribution(model)
@@ -332,6 +333,19 @@ def test_fixed_start_bimodal_rbm_mixes_where_plain_gibbs_does_not():
     # negative control: plain Gibbs at beta = 1 with the same number of steps stays in its mode
     plain = gibbs(model, x0, 60, seed=3)
     assert _marginal_fails(model, plain.x, ALPHA / 2)[0]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sampler,n_steps,swap_every", [("gibbs", 60, 3), ("gwg", 480, 8)])
+def test_fixed_start_ising(sampler, n_steps, swap_every):
+    # a frustrated 8-unit model (couplings of both signs, scale 2.5), every chain from all -1; a
+    # Gibbs step is a sweep, a GWG step one proposed flip (480 = 60 sweeps' worth of flips)
+    model = _ising(8, 2.5, 12)
+    x0 = -np.ones((20_000, 8))
+    res = parallel_tempering(model, [0.25, 0.5, 0.75, 1.0], x0, n_steps, seed=13, sampler=sampler,
+                             swap_every=swap_every)
+    failed, stat, dof = _marginal_fails(model, res.x)
+    assert not failed, (stat, dof)
 
 
 # ---------------------------------------------------------------- swap rates
