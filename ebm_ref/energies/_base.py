@@ -1,4 +1,4 @@
-r"""The energy interface of SPEC §2 (the "derivative algebra").
+r"""The energy interface of docs/models.md (the "derivative algebra").
 
 Public methods check their input and call private hooks that are pure
 formula (scipy.stats' split): subclasses implement only
@@ -93,7 +93,7 @@ class EnergyModel(abc.ABC):
     def structural_zeros(self):
         """Dict ``name -> bool mask`` of entries that are not parameters.
 
-        Derivatives are exactly zero there (SPEC §1). Empty for most models.
+        Derivatives are exactly zero there (docs/conventions.md). Empty for most models.
         """
         return {}
 
@@ -130,7 +130,7 @@ class EnergyModel(abc.ABC):
 
         For finite-difference checks only: it lets a single entry of a
         symmetric matrix move, so that every entry is treated as an
-        independent variable as SPEC §1 requires.
+        independent variable as docs/conventions.md requires.
         """
         return self._replace_params(params, check_constraints=False)
 
@@ -207,7 +207,7 @@ class EnergyModel(abc.ABC):
         """Validate states of the model's domain: returns ``(x2d, was_1d)``.
 
         Used by everything that consumes *states* (samplers, exact functions,
-        objectives, training), SPEC §1.
+        objectives, training); see docs/conventions.md.
         """
         x2d, was_1d = check_batch(x, self.n_features, name, self._describe())
         check_domain(x2d, self.domain, name)

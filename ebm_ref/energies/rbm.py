@@ -98,7 +98,7 @@ class RBM(EnergyModel):
     def _describe(self):
         return f"RBM with {self.n_visible} visible units"
 
-    # ---------------------------------------------------------- extras (SPEC)
+    # ------------------------------------------------ extras (docs/models.md)
     def joint_energy(self, v, h):
         r"""Joint energy :math:`E(v,h) = -b_v^\top v - b_h^\top h - v^\top W h`.
 
