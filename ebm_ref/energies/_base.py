@@ -1,4 +1,4 @@
-r"""The energy interface of SPEC §2 (the "derivative algebra").
+r"""The energy interface of docs/models.md (the "derivative algebra").
 
 Public methods check their input and call private hooks that are pure
 formula (scipy.stats' split): subclasses implement only
@@ -27,6 +27,7 @@ derivative is zeroed there by the public methods.
 from __future__ import annotations
 
 import abc
+import numbers
 from collections.abc import Mapping
 
 import numpy as np
@@ -92,7 +93,7 @@ class EnergyModel(abc.ABC):
     def structural_zeros(self):
         """Dict ``name -> bool mask`` of entries that are not parameters.
 
-        Derivatives are exactly zero there (SPEC §1). Empty for most models.
+        Derivatives are exactly zero there (docs/conventions.md). Empty for most models.
         """
         return {}
 
@@ -129,7 +130,7 @@ class EnergyModel(abc.ABC):
 
         For finite-difference checks only: it lets a single entry of a
         symmetric matrix move, so that every entry is treated as an
-        independent variable as SPEC §1 requires.
+        independent variable as docs/conventions.md requires.
         """
         return self._replace_params(params, check_constraints=False)
 
@@ -154,6 +155,49 @@ class EnergyModel(abc.ABC):
         inner = ", ".join(f"{k}={v.shape}" for k, v in self._params.items())
         return f"{type(self).__name__}({inner})"
 
+    # -------------------------------------------------------------- tempering
+    def tempered(self, beta):
+        r"""The model at inverse temperature ``beta``: density :math:`\propto e^{-\beta E}`.
+
+        For latent-variable models the *joint* energy is scaled, so the
+        returned model's ``energy`` is the free energy of :math:`\beta
+        E(v, h)`, which in general is not :math:`\beta F(v)`. Replica
+        exchange (``ebm_ref.samplers.parallel_tempering``) runs one such
+        model per temperature; see ``docs/parallel-tempering.md``.
+
+        Parameters
+        ----------
+        beta : float
+            Finite and ``>= 0`` (``0`` gives the uniform distribution of a
+            model whose energy is linear in its parameters).
+
+        Returns
+        -------
+        EnergyModel
+            A new model of the same class; ``self`` is unchanged.
+
+        Raises
+        ------
+        ValueError
+            Here, always: the base class does not know how to scale an
+            energy. Models that support tempering (``RBM``, ``Ising``)
+            override this method.
+        """
+        raise ValueError(
+            f"{type(self).__name__} does not support tempering: `tempered(beta)` is implemented "
+            f"for RBM and Ising only; got a request for beta={beta!r}."
+        )
+
+    @staticmethod
+    def _check_beta(beta):
+        """``beta`` of ``tempered``: a real number, finite and >= 0."""
+        if isinstance(beta, (bool, np.bool_)) or not isinstance(beta, numbers.Real):
+            raise TypeError(f"`beta` must be a real number; got {type(beta).__name__}.")
+        b = float(beta)
+        if not np.isfinite(b) or b < 0.0:
+            raise ValueError(f"`beta` must be finite and >= 0; got {beta!r}.")
+        return b
+
     # ------------------------------------------------------------ validation
     def _check_x(self, x, name="x"):
         """Any real batch (the continuous extension for binary models)."""
@@ -163,7 +207,7 @@ class EnergyModel(abc.ABC):
         """Validate states of the model's domain: returns ``(x2d, was_1d)``.
 
         Used by everything that consumes *states* (samplers, exact functions,
-        objectives, training), SPEC §1.
+        objectives, training); see docs/conventions.md.
         """
         x2d, was_1d = check_batch(x, self.n_features, name, self._describe())
         check_domain(x2d, self.domain, name)

@@ -98,7 +98,7 @@ class RBM(EnergyModel):
     def _describe(self):
         return f"RBM with {self.n_visible} visible units"
 
-    # ---------------------------------------------------------- extras (SPEC)
+    # ------------------------------------------------ extras (docs/models.md)
     def joint_energy(self, v, h):
         r"""Joint energy :math:`E(v,h) = -b_v^\top v - b_h^\top h - v^\top W h`.
 
@@ -131,6 +131,38 @@ class RBM(EnergyModel):
         h2, h1d = check_batch(h, self.n_hidden, "h", f"RBM with {self.n_hidden} hidden units")
         p = sigmoid(h2 @ self._params["W"].T + self._params["b_v"])
         return p[0] if h1d else p
+
+    def tempered(self, beta):
+        r"""The RBM at inverse temperature ``beta``: ``RBM(beta W, beta b_v, beta b_h)``.
+
+        The joint energy is linear in the parameters,
+        :math:`\beta E(v, h; W, b_v, b_h) = E(v, h; \beta W, \beta b_v,
+        \beta b_h)`, so the visible marginal of :math:`e^{-\beta E(v,h)}`
+        is this RBM's. Its ``energy`` is the free energy
+        :math:`F_\beta(v) = -\beta b_v^\top v - \sum_j
+        \operatorname{softplus}(\beta a_j)`, which is *not*
+        :math:`\beta F(v)` (the hidden units are summed out at the new
+        temperature). ``beta = 0`` gives the uniform distribution.
+
+        Parameters
+        ----------
+        beta : float
+            Finite and ``>= 0``.
+
+        Returns
+        -------
+        RBM
+            A new model; ``self`` is unchanged.
+
+        Raises
+        ------
+        TypeError
+            If ``beta`` is not a real number.
+        ValueError
+            If ``beta`` is negative, NaN or infinite.
+        """
+        b = self._check_beta(beta)
+        return self.with_params({k: b * v for k, v in self._params.items()})
 
     # ----------------------------------------------------------------- hooks
     def _pre_hidden(self, v):

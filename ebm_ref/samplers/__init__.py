@@ -15,5 +15,9 @@ from .gibbs_langevin import gibbs_langevin
 from .gwg import gwg
 from .langevin import langevin
 from .mh import rwmh
+from .tempering import TemperingResult, parallel_tempering
 
-__all__ = ["SampleResult", "gibbs", "gwg", "rwmh", "langevin", "gibbs_langevin", "swendsen_wang", "wolff"]
+__all__ = [
+    "SampleResult", "gibbs", "gwg", "rwmh", "langevin", "gibbs_langevin", "swendsen_wang", "wolff",
+    "parallel_tempering", "TemperingResult",
+]
