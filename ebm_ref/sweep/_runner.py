@@ -16,6 +16,9 @@ from . import _keys, _store, _worker
 
 __all__ = ["run", "Record", "expand_grid", "available_cores", "load"]
 
+#: How long to try to reach a Dask scheduler given by its address.
+CONNECT_TIMEOUT = "10s"
+
 
 class Record(dict):
     """One task's settings followed by its results, as one dict.
@@ -212,7 +215,7 @@ def _connect(address):
             "(pip install 'ebm_ref[dask]')."
         ) from None
     try:
-        client = distributed.Client(address, timeout="10s", set_as_default=False)
+        client = distributed.Client(address, timeout=CONNECT_TIMEOUT, set_as_default=False)
     except (OSError, TimeoutError) as exc:
         raise ConnectionError(f"`executor`: cannot reach the Dask scheduler at {address!r} ({exc}).") from None
     return client
@@ -385,10 +388,18 @@ def run(fn, grid, seed, *, executor=None, workers=None, out=None, resume=False, 
                                           seconds=meta.get("seconds"), attempts=meta.get("attempts") or 1)
 
     todo = [i for i, tid in enumerate(ids) if tid not in records]
+    backend = _open_executor(executor, workers, len(todo)) if todo else None
+    if store is not None:
+        try:
+            store.begin()
+        except BaseException:
+            if backend is not None:
+                backend[0].close(cancel=True)
+            raise
     bar = _Progress(len(tasks), show)
     failed = 0
     if todo:
-        backend, window, threads, _ = _open_executor(executor, workers, len(todo))
+        backend, window, threads, _ = backend
         attempts = {i: 0 for i in todo}
         queue = list(todo)
         pending = {}

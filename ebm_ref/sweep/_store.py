@@ -149,9 +149,9 @@ class Store:
     # ------------------------------------------------------------ opening
     @classmethod
     def open(cls, out, fn_name, ss, tasks, ids, resume, run_info):
-        """Open or create ``out`` for this sweep; refuse a foreign folder.
+        """Check ``out`` for this sweep; refuse a foreign folder.
 
-        Nothing is written before every check has passed.
+        Writes nothing: :meth:`begin` does, once the executor is ready too.
         """
         if not isinstance(out, (str, os.PathLike)):
             raise TypeError(f"`out` must be a folder path (str or path-like); got {type(out).__name__}.")
@@ -192,9 +192,16 @@ class Store:
                     f"`out` {str(root)!r} already holds {n_done} finished task(s) of this sweep; "
                     "pass resume=True (--resume) to keep them, or choose another folder."
                 )
-        # every check passed: write
-        root.mkdir(parents=True, exist_ok=True)
-        store.tasks_dir.mkdir(exist_ok=True)
+        store._pending = (tasks, ids, run_info)
+        return store
+
+    def begin(self):
+        """Create the folder and write the manifest (after every check passed)."""
+        tasks, ids, run_info = self._pending
+        manifest = self.manifest
+        identity = self.identity
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.tasks_dir.mkdir(exist_ok=True)
         if manifest is None:
             manifest = dict(identity)
             manifest.update({"created": _now(), "ebm_ref_version": run_info["environment"]["ebm_ref"],
@@ -203,9 +210,8 @@ class Store:
         for i, s in zip(ids, tasks):
             known.setdefault(i, s)
         manifest.setdefault("runs", []).append(run_info)
-        store.manifest = manifest
-        _write_json(mpath, manifest)
-        return store
+        self.manifest = manifest
+        _write_json(self.root / "manifest.json", manifest)
 
     # ------------------------------------------------------------ records
     def finished_ids(self):
