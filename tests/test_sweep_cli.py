@@ -1,0 +1,192 @@
+"""``python -m ebm_ref sweep SPEC``: spec files, built-in tasks, one-line errors, resume."""
+
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+from ebm_ref import exact, sweep
+from ebm_ref.__main__ import main
+from ebm_ref.energies import RBM, Ising
+from ebm_ref.reference import save
+from ebm_ref.sweep import _runner
+from ebm_ref.sweep.tasks import TASKS, ais_log_z, complete_settings
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def models(tmp_path):
+    """Two small reference files: an RBM 4 x 3 and a 5-unit binary Ising model."""
+    rng = np.random.default_rng(0)
+    rbm = RBM(rng.normal(size=(4, 3)), rng.normal(size=4), rng.normal(size=3))
+    ising = Ising.random(5, 1.0, seed=1, domain="binary")
+    save(tmp_path / "rbm.npz", rbm, rng.integers(0, 2, (2, 4)).astype(float))
+    save(tmp_path / "ising.npz", ising, rng.integers(0, 2, (2, 5)).astype(float))
+    return {"rbm": (str(tmp_path / "rbm.npz"), rbm), "ising": (str(tmp_path / "ising.npz"), ising)}
+
+
+def _write(path, text):
+    path.write_text(text)
+    return str(path)
+
+
+def _cli(args, capsys):
+    rc = main(["sweep", *args])
+    return rc, capsys.readouterr()
+
+
+def test_toml_spec_runs_and_matches_the_task(models, tmp_path, capsys):
+    spec = _write(tmp_path / "s.toml", f"""
+task = "ais_log_z"
+seed = 4
+[grid]
+model = ["{models['rbm'][0]}", "{models['ising'][0]}"]
+method = ["ais", "reverse"]
+n_chains = 20
+n_betas = 50
+""")
+    rc, cap = _cli([spec, "--workers", "2", "--out", str(tmp_path / "o")], capsys)
+    assert rc == 0, cap.err
+    lines = cap.out.strip().splitlines()
+    assert lines[0].split()[:3] == ["model", "method", "n_chains"] and len(lines) == 5
+    recs = sweep.load(tmp_path / "o")
+    assert len(recs) == 4 and all(r.ok for r in recs)
+    for r in recs:
+        settings = complete_settings("ais_log_z", {"model": r["model"], "method": r["method"],
+                                                   "n_chains": 20, "n_betas": 50})
+        assert r.settings == settings  # defaults filled in, in the task's order
+        want = ais_log_z(settings, sweep.task_seed(4, settings))  # the definition
+        assert {k: r[k] for k in want} == want
+        model = models["rbm" if r["model"].endswith("rbm.npz") else "ising"][1]
+        assert r["log_z_exact"] == exact.log_partition(model)
+        assert r["start"] == ("base" if r["method"] == "ais" else "exact")
+    # the same spec as JSON with an explicit task list gives the same records
+    jspec = _write(tmp_path / "s.json", json.dumps({"task": "ais_log_z", "seed": 4, "grid": [r.settings for r in recs]}))
+    rc, cap = _cli([jspec, "--executor", "local", "--workers", "1"], capsys)
+    assert rc == 0 and cap.out.strip().splitlines()[1:] == lines[1:]
+
+
+def test_python_dash_m_entry_point(models, tmp_path):
+    spec = _write(tmp_path / "s.toml", f'task = "ais_log_z"\n[grid]\nmodel = "{models["rbm"][0]}"\nn_betas = 20\n'
+                  'n_chains = 5\n')
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    res = subprocess.run([sys.executable, "-m", "ebm_ref", "sweep", spec, "--workers", "1"], env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert "1 task(s), 0 failed" in res.stderr and "rbm.npz" in res.stdout
+
+
+def _one_line_error(rc, cap, match):
+    assert rc == 2
+    assert cap.out == ""
+    err = cap.err.strip()
+    assert "\n" not in err and "Traceback" not in err, err
+    assert err.startswith("ebm-ref sweep: error: ")
+    assert match in err, err
+
+
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        ('task = "nope"\n[grid]\nmodel = "m.npz"\n', "unknown task 'nope'; built-in tasks: ais_log_z"),
+        ('task = "ais_log_z"\n[grid]\nmodel = "{rbm}"\nn_chain = 3\n', "no setting 'n_chain'"),
+        ('task = "ais_log_z"\n[grid]\nmodel = "{rbm}"\nn_chains = "3"\n', "'n_chains' must be int"),
+        ('task = "ais_log_z"\n[grid]\nmodel = "{rbm}"\nmethod = "forward"\n', "'method' must be one of"),
+        ('task = "ais_log_z"\n[grid]\nn_chains = 3\n', "needs the setting 'model'"),
+        ('task = "ais_log_z"\n[grid]\nmodel = "missing.npz"\n', "model file 'missing.npz' not found"),
+        ('task = "ais_log_z"\n[grid]\nmodel = "{notref}"\n', "is not a reference file"),
+        ('task = "ais_log_z"\nseeds = 1\n[grid]\nmodel = "{rbm}"\n', "unknown key 'seeds'"),
+        ('task = "ais_log_z"\nseed = -1\n[grid]\nmodel = "{rbm}"\n', "seed must be a non-negative integer"),
+        ('task = "ais_log_z"\ngrid = 3\n', "grid must be a table of lists"),
+        ('task = "ais_log_z"\n[grid]\nmodel = []\n', "is empty"),
+        ('task = "ais_log_z"\n[grid\n', "not valid TOML"),
+    ],
+)
+def test_spec_mistakes_exit_2_with_one_line(text, match, models, tmp_path, capsys):
+    notref = tmp_path / "notref.npz"
+    np.savez(notref, a=np.zeros(2))
+    spec = _write(tmp_path / "s.toml", text.replace("{rbm}", models["rbm"][0]).replace("{notref}", str(notref)))
+    rc, cap = _cli([spec, "--out", str(tmp_path / "o")], capsys)
+    _one_line_error(rc, cap, match)
+    assert not (tmp_path / "o").exists()  # nothing written
+
+
+def test_option_and_file_mistakes_exit_2(models, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(_runner, "CONNECT_TIMEOUT", "1s")
+    good = _write(tmp_path / "s.toml", f'task = "ais_log_z"\n[grid]\nmodel = "{models["rbm"][0]}"\nn_betas = 20\n')
+    _one_line_error(*_cli([str(tmp_path / "absent.toml")], capsys), "cannot read spec file")
+    _one_line_error(*_cli([_write(tmp_path / "s.yaml", "task: x")], capsys), "must end in .toml or .json")
+    _one_line_error(*_cli([_write(tmp_path / "b.json", "{")], capsys), "not valid JSON")
+    _one_line_error(*_cli([good, "--workers", "0"], capsys), "--workers must be >= 1")
+    _one_line_error(*_cli([good, "--resume"], capsys), "--resume needs --out")
+    _one_line_error(*_cli([good, "--executor", "tcp://127.0.0.1:9"], capsys), "cannot reach the Dask scheduler")
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "keep.txt").write_text("x")
+    _one_line_error(*_cli([good, "--out", str(foreign)], capsys), "without a sweep manifest")
+    assert [p.name for p in foreign.iterdir()] == ["keep.txt"]
+
+
+def test_failed_task_exit_1(models, tmp_path, capsys):
+    bad = tmp_path / "bad.npz"  # a reference file of a model AIS does not support
+    from ebm_ref.energies import StudentT
+
+    save(bad, StudentT(np.zeros(2), np.zeros(2), np.zeros(2)), np.zeros((2, 2)))
+    spec = _write(tmp_path / "s.toml", f'task = "ais_log_z"\n[grid]\nmodel = ["{bad}", "{models["rbm"][0]}"]\n'
+                  'n_betas = 20\nn_chains = 5\n')
+    rc, cap = _cli([spec, "--workers", "1"], capsys)
+    assert rc == 1
+    assert "2 task(s), 1 failed" in cap.err and "AIS supports RBM, GRBM and Ising" in cap.err
+    assert "FAILED" in cap.out
+
+
+def test_builtin_tasks_declare_their_settings():
+    for name, spec in TASKS.items():
+        assert callable(spec.fn) and spec.summary and spec.settings
+        assert spec.fn.__module__ == "ebm_ref.sweep.tasks" and spec.fn.__name__ == name
+
+
+def test_killed_driver_then_resume(models, tmp_path):
+    out = tmp_path / "o"
+    spec = _write(tmp_path / "s.toml", f"""
+task = "ais_log_z"
+seed = 1
+[grid]
+model = ["{models['rbm'][0]}", "{models['ising'][0]}"]
+method = ["ais", "reverse"]
+n_chains = [100, 101]
+n_betas = 20000
+""")
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    cmd = [sys.executable, "-m", "ebm_ref", "sweep", spec, "--workers", "2", "--out", str(out)]
+    proc = subprocess.Popen(cmd, env=env, start_new_session=True, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while len(list((out / "tasks").glob("*.json"))) < 2:
+        assert proc.poll() is None, proc.stderr.read().decode()
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)  # driver and workers
+    proc.wait()
+    proc.stderr.close()
+    before = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in (out / "tasks").glob("*.json")}
+    assert 2 <= len(before) < 8
+    res = subprocess.run(cmd + ["--resume"], env=env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    after = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in (out / "tasks").glob("*.json")}
+    assert len(after) == 8
+    for name, state in before.items():  # finished tasks were not run or written again
+        assert after[name] == state
+    recs = sweep.load(out)
+    assert all(r.ok for r in recs)
+    # the same records as one uninterrupted run
+    fresh = sweep.run(ais_log_z, [r.settings for r in recs], 1, executor=ThreadPoolExecutor(2))
+    assert sweep.table(recs).tobytes() == sweep.table(fresh).tobytes()
