@@ -9,10 +9,11 @@ function attribute once the submodule is imported.
 """
 
 from ._result import SampleResult
+from .cluster import swendsen_wang, wolff
 from .gibbs import gibbs
 from .gibbs_langevin import gibbs_langevin
 from .gwg import gwg
 from .langevin import langevin
 from .mh import rwmh
 
-__all__ = ["SampleResult", "gibbs", "gwg", "rwmh", "langevin", "gibbs_langevin"]
+__all__ = ["SampleResult", "gibbs", "gwg", "rwmh", "langevin", "gibbs_langevin", "swendsen_wang", "wolff"]
