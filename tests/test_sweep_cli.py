@@ -96,7 +96,7 @@ def _one_line_error(rc, cap, match):
 @pytest.mark.parametrize(
     "text, match",
     [
-        ('task = "nope"\n[grid]\nmodel = "m.npz"\n', "unknown task 'nope'; built-in tasks: ais_log_z"),
+        ('task = "nope"\n[grid]\nmodel = "m.npz"\n', "unknown task 'nope'; built-in tasks: "),
         ('task = "ais_log_z"\n[grid]\nmodel = "{rbm}"\nn_chain = 3\n', "no setting 'n_chain'"),
         ('task = "ais_log_z"\n[grid]\nmodel = "{rbm}"\nn_chains = "3"\n', "'n_chains' must be int"),
         ('task = "ais_log_z"\n[grid]\nmodel = "{rbm}"\nmethod = "forward"\n', "'method' must be one of"),
