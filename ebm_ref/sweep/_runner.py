@@ -168,7 +168,12 @@ class _Local:
         )
 
     def submit(self, *args):
-        return self.pool.submit(*args)
+        try:
+            return self.pool.submit(*args)
+        except cf.BrokenExecutor:
+            # a worker died and the pool knows before its futures told us
+            self.recover(self.generation)
+            return self.pool.submit(*args)
 
     def recover(self, generation):
         """After a lost future of ``generation``: replace the pool if it broke."""
@@ -407,8 +412,22 @@ def run(fn, grid, seed, *, executor=None, workers=None, out=None, resume=False, 
 
         def submit(i):
             seed_i = _keys.task_seed(ss, tasks[i])
-            fut = backend.submit(_worker.execute, fn, tasks[i], seed_i, threads, attempts[i])
-            pending[fut] = (i, backend.generation)
+            try:
+                fut = backend.submit(_worker.execute, fn, tasks[i], seed_i, threads, attempts[i])
+            except cf.BrokenExecutor as exc:  # an executor we were given broke
+                lost(i, exc, backend.generation)
+            else:
+                pending[fut] = (i, backend.generation)
+
+        def lost(i, exc, gen):
+            backend.recover(gen)
+            if attempts[i] < retries:
+                attempts[i] += 1
+                queue.insert(0, i)
+            else:
+                finish(i, {"results": None, "seconds": None,
+                           "error": f"lost with its worker after {attempts[i] + 1} attempt(s): "
+                                    f"{type(exc).__name__}: {exc}"})
 
         def finish(i, payload):
             nonlocal failed
@@ -433,14 +452,7 @@ def run(fn, grid, seed, *, executor=None, workers=None, out=None, resume=False, 
                     except BaseException as exc:  # lost with its worker (or cancelled)
                         if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                             raise
-                        backend.recover(gen)
-                        if attempts[i] < retries:
-                            attempts[i] += 1
-                            queue.insert(0, i)
-                        else:
-                            finish(i, {"results": None, "seconds": None,
-                                       "error": f"lost with its worker after {attempts[i] + 1} attempt(s): "
-                                                f"{type(exc).__name__}: {exc}"})
+                        lost(i, exc, gen)
                     else:
                         finish(i, payload)
                 bar.show(len(records), failed)
