@@ -9,6 +9,7 @@ from scipy import integrate
 
 from ebm_ref import exact
 from ebm_ref.energies import Ising
+from ebm_ref.exact import _kaufman
 from ebm_ref.exact._kaufman import _kaufman_log_z
 
 BETA_C = 0.5 * math.log1p(math.sqrt(2.0))  # 0.4407, Onsager's critical coupling
@@ -136,8 +137,6 @@ def test_signed_last_gamma_matters():
     # with an unsigned gamma_{2n} (arccosh >= 0) the L = 3 value at K = 0.1 is off
     # by up to log 2; the signed one matches enumeration (checked above), so a
     # sign flip of that term must change the answer at K < K_c
-    from ebm_ref.exact import _kaufman
-
     K, L = 0.1, 3
     signed = _kaufman_log_z(L, L, K)
     e = math.exp(-2 * K)
@@ -145,7 +144,6 @@ def test_signed_last_gamma_matters():
     assert 2 * (K - k_star) < 0.0
     enum = exact.log_partition(Ising.lattice(L, K))
     assert abs(signed - enum) < 1e-12
-    assert _kaufman._signed_logsumexp(np.array([0.0, 0.0]), np.array([1.0, 1.0])) == math.log(2.0)
 
 
 @pytest.mark.parametrize(
@@ -167,3 +165,54 @@ def test_signed_last_gamma_matters():
 def test_bad_input(args, exc, pattern):
     with pytest.raises(exc, match=pattern):
         exact.ising_log_partition_2d(*args)
+
+
+# ---------------------------------------------------------------- every finite beta > 0
+
+
+@pytest.mark.parametrize("L", [2, 3, 4, 5, 6, 16, 64])
+@pytest.mark.parametrize("K", [200.0, 400.0, 1e4])
+def test_log_z_large_coupling_is_ground_states(L, K):
+    # Z = 2 e^{2NK} (1 + N e^{-8K} + ...): the correction is below e^{-1600} here
+    N = L * L
+    expected = 2.0 * N * K + math.log(2.0)
+    got = exact.ising_log_partition_2d(L, K)
+    assert abs(got - expected) <= 4.0 * math.ulp(expected)
+    # the same through beta and J (K = beta |J|), antiferromagnet included for even L
+    assert exact.ising_log_partition_2d(L, K / 2.0, J=2.0) == got
+    if L % 2 == 0:
+        assert exact.ising_log_partition_2d(L, K, J=-1.0) == got
+
+
+@pytest.mark.parametrize("L", [2, 3, 4, 5, 16, 64])
+@pytest.mark.parametrize("K", [1e-200, 1e-300, 4e-155, 1e-30])
+def test_log_z_tiny_coupling_is_high_temperature_form(L, K):
+    # Z = 2^N cosh^{2N}K (1 + O(K^3)); below K = 1e-20 the O(K^3) is below rounding
+    N = L * L
+    expected = N * math.log(2.0) + 2.0 * N * math.log(math.cosh(K))
+    assert abs(exact.ising_log_partition_2d(L, K) - expected) <= 2.0 * math.ulp(expected)
+
+
+def test_every_scale_finite_without_warnings():
+    grid = [1e-300, 1e-155, 4e-155, 1e-25, 1e-20, 1e-19, 1e-8, 0.1, BETA_C, 2.499, 2.5, 2.501, 50.0, 177.8, 200.0, 1e4, 1e300]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with np.errstate(over="raise", invalid="raise", divide="raise"):
+            for L in (2, 3, 5, 8, 64):
+                for beta in grid:
+                    assert math.isfinite(exact.ising_log_partition_2d(L, beta))
+                    e = exact.ising_energy_2d(L, beta)
+                    c = exact.ising_specific_heat_2d(L, beta)
+                    assert -2.0 <= e <= 0.0 and math.isfinite(e)
+                    assert c >= 0.0 and math.isfinite(c)
+
+
+@pytest.mark.parametrize("K", [299.0, 301.0, 1e4])
+def test_private_formula_beyond_overflow_of_sinh(K):
+    # |K - K*| > 300 switches gamma_j to its asymptotic form inside Kaufman's formula
+    # (the public functions use the low-temperature branch there); no overflow either side
+    for L in (3, 4, 8):
+        N = L * L
+        lz, d1, d2 = _kaufman._kaufman(L, L, K)
+        assert abs(lz - (2 * N * K + math.log(2.0))) <= 4.0 * math.ulp(2 * N * K)
+        assert d1 == 2 * N and d2 == 0.0

@@ -6,7 +6,8 @@ r"""Exact quantities of small models (SPEC §3).
 * :func:`log_likelihood` — :math:`\log p(x) = -E(x) - \log Z`;
 * :func:`mle_grad` — the exact gradient of the average log-likelihood;
 * :func:`ising_log_partition_2d` — Kaufman's (1949) closed form for the
-  periodic square lattice, any size.
+  periodic square lattice, any size, with the exact energy and specific heat
+  (:func:`ising_energy_2d`, :func:`ising_specific_heat_2d`).
 
 Binary models (``RBM``, ``Ising``) are enumerated in Gray-code order by the
 Numba kernels of :mod:`ebm_ref.exact._enumerate`, bit-identically for any
@@ -35,7 +36,7 @@ from ..energies._base import EnergyModel
 from ..energies.ising import Ising
 from ..energies.rbm import RBM
 from . import _enumerate as _en
-from ._kaufman import ising_log_partition_2d
+from ._kaufman import ising_energy_2d, ising_log_partition_2d, ising_specific_heat_2d
 
 __all__ = [
     "log_partition",
@@ -43,6 +44,8 @@ __all__ = [
     "log_likelihood",
     "mle_grad",
     "ising_log_partition_2d",
+    "ising_energy_2d",
+    "ising_specific_heat_2d",
     "MAX_ENUM_BITS",
     "MAX_MOMENT_BITS",
     "MAX_PROB_BITS",
