@@ -184,3 +184,59 @@ n_betas = 10000
     # the same records as one uninterrupted run
     fresh = sweep.run(ais_log_z, [r.settings for r in recs], 1, executor=ThreadPoolExecutor(2))
     assert sweep.table(recs).tobytes() == sweep.table(fresh).tobytes()
+
+
+# ------------------------------------------------------------------ ising_2d
+# Each z below is (estimate - exact) / stderr of a fixed-seed run. A correct
+# sampler and error bar give |z| > 3.89 with probability 1e-4 per assertion
+# (two-sided normal, the suite's alpha); 6 assertions: family rate <= 6e-4.
+Z = 3.89
+
+
+def test_ising_2d_spec_all_samplers_agree_with_exact(tmp_path, capsys):
+    spec = _write(tmp_path / "s.toml", """
+task = "ising_2d"
+seed = 2
+[grid]
+beta = 0.3
+L = 4
+sampler = ["gibbs", "swendsen_wang", "wolff"]
+n_chains = 8
+n_burn = 200
+n_steps = 3000
+""")
+    rc, cap = _cli([spec, "--workers", "2", "--out", str(tmp_path / "o")], capsys)
+    assert rc == 0, cap.err
+    recs = sweep.load(tmp_path / "o")
+    assert [r["sampler"] for r in recs] == ["gibbs", "swendsen_wang", "wolff"]
+    e_exact = exact.ising_energy_2d(4, 0.3)
+    c_exact = exact.ising_specific_heat_2d(4, 0.3)
+    for r in recs:
+        assert r.ok and r["n_saved"] == 3000
+        assert r["energy_exact"] == e_exact and r["specific_heat_exact"] == c_exact
+        assert abs(r["energy_z"]) < Z and abs(r["specific_heat_z"]) < Z, r
+        assert r["energy_z"] == (r["energy"] - e_exact) / r["energy_err"]
+        assert 0 < r["binder"] < 2 / 3 and 0 < r["abs_m"] < 1  # U4 between its disordered and ordered limits
+    # negative control: the same estimates against the exact energy at a
+    # slightly wrong temperature (beta 0.33, a planted off-by-10% bug) fail
+    wrong = exact.ising_energy_2d(4, 0.33)
+    assert all(abs(r["energy"] - wrong) / r["energy_err"] > Z for r in recs)
+
+
+def test_ising_2d_segments_and_settings(monkeypatch):
+    from ebm_ref.sweep import tasks
+
+    # traces of at most 8 chains x 16 sites x 10 states: 5 segments of 10 saved states
+    monkeypatch.setattr(tasks, "_TRACE_ENTRIES", 8 * 16 * 10)
+    s = complete_settings("ising_2d", {"beta": 0.3, "L": 4, "n_steps": 1000, "thin": 20, "n_burn": 100})
+    assert s == {"beta": 0.3, "L": 4, "sampler": "gibbs", "n_chains": 8, "n_burn": 100, "n_steps": 1000, "thin": 20}
+    r = tasks.ising_2d(s, sweep.task_seed(0, s))
+    assert r["n_saved"] == 50
+    assert abs(r["energy_z"]) < Z  # alpha 1e-4 as above
+    with pytest.raises(ValueError, match="n_steps // thin must be >= 4"):
+        tasks._check_ising_settings([{**s, "n_steps": 30}])
+    with pytest.raises(ValueError, match="L must be >= 2"):
+        tasks._check_ising_settings([{**s, "L": 1}])
+    with pytest.raises(TypeError, match="'L' must be int"):
+        complete_settings("ising_2d", {"beta": 0.3, "L": 4.0})
+    assert complete_settings("ising_2d", {"beta": 1, "L": 4})["beta"] == 1.0  # int given for a float
