@@ -2,11 +2,13 @@ r"""The sweep driver: grid expansion, executors, retries, progress, records."""
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures as cf
 import itertools
 import multiprocessing
 import os
 import pickle
+import queue as queue_mod
 import sys
 import time
 
@@ -406,8 +408,9 @@ def run(fn, grid, seed, *, executor=None, workers=None, out=None, resume=False, 
     if todo:
         backend, window, threads, _ = backend
         attempts = {i: 0 for i in todo}
-        queue = list(todo)
+        queue = collections.deque(todo)
         pending = {}
+        finished_q = queue_mod.SimpleQueue()
         cancel = True
 
         def submit(i):
@@ -418,12 +421,13 @@ def run(fn, grid, seed, *, executor=None, workers=None, out=None, resume=False, 
                 lost(i, exc, backend.generation)
             else:
                 pending[fut] = (i, backend.generation)
+                fut.add_done_callback(finished_q.put)
 
         def lost(i, exc, gen):
             backend.recover(gen)
             if attempts[i] < retries:
                 attempts[i] += 1
-                queue.insert(0, i)
+                queue.appendleft(i)
             else:
                 finish(i, {"results": None, "seconds": None,
                            "error": f"lost with its worker after {attempts[i] + 1} attempt(s): "
@@ -443,9 +447,19 @@ def run(fn, grid, seed, *, executor=None, workers=None, out=None, resume=False, 
         try:
             while queue or pending:
                 while queue and len(pending) < window:
-                    submit(queue.pop(0))
-                done, _ = cf.wait(list(pending), timeout=0.25, return_when=cf.FIRST_COMPLETED)
+                    submit(queue.popleft())
+                # finished futures arrive through their callbacks: O(1) per task
+                # however many are in flight (cf.wait would scan them all)
+                done = []
+                try:
+                    done.append(finished_q.get(timeout=0.25))
+                    while True:
+                        done.append(finished_q.get_nowait())
+                except queue_mod.Empty:
+                    pass
                 for fut in done:
+                    if fut not in pending:
+                        continue
                     i, gen = pending.pop(fut)
                     try:
                         payload = fut.result()
