@@ -217,10 +217,12 @@ def test_dask_local_cluster_bit_identical(cluster, local_two, tmp_path):
     by_address = sweep.run(gibbs_task, GRID, 0, executor=cluster.scheduler_address, out=tmp_path / "o")
     with distributed.Client(cluster, set_as_default=False) as client:
         by_client = sweep.run(gibbs_task, GRID, 0, executor=client, workers=3)
+        by_executor = sweep.run(gibbs_task, GRID, 0, executor=client.get_executor())
         pids = set(client.run(os.getpid).values())
     assert {r.task for r in by_address} == {r.task for r in local}
     _same_table(local, by_address)
     _same_table(local, by_client)
+    _same_table(local, by_executor)
     _same_table(local, sweep.load(tmp_path / "o"))
     assert os.getpid() not in pids  # the workers really are other processes
 

@@ -44,8 +44,16 @@ def _load_file(path):
         except (ValueError, UnicodeDecodeError) as exc:
             raise SpecError(f"spec file {str(p)!r} is not valid JSON: {exc}.") from None
     if p.suffix.lower() == ".toml":
-        import tomllib
-
+        try:
+            import tomllib
+        except ImportError:  # Python 3.10
+            try:
+                import tomli as tomllib
+            except ImportError:
+                raise SpecError(
+                    f"spec file {str(p)!r}: reading TOML needs Python >= 3.11 (or the tomli package); "
+                    "write the spec as JSON instead."
+                ) from None
         try:
             return tomllib.loads(raw.decode("utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:

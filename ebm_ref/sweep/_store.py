@@ -201,7 +201,6 @@ class Store:
         manifest = self.manifest
         identity = self.identity
         self.root.mkdir(parents=True, exist_ok=True)
-        self.tasks_dir.mkdir(exist_ok=True)
         if manifest is None:
             manifest = dict(identity)
             manifest.update({"created": _now(), "ebm_ref_version": run_info["environment"]["ebm_ref"],
@@ -211,7 +210,9 @@ class Store:
             known.setdefault(i, s)
         manifest.setdefault("runs", []).append(run_info)
         self.manifest = manifest
+        # the manifest first: a folder is never left non-empty without one
         _write_json(self.root / "manifest.json", manifest)
+        self.tasks_dir.mkdir(exist_ok=True)
 
     # ------------------------------------------------------------ records
     def finished_ids(self):
