@@ -426,6 +426,8 @@ def test_progress_forced_on_and_off(capfd):
         (dict(grid={"a": []}), ValueError, r"`grid\['a'\]` is empty"),
         (dict(grid={"a": 3}), TypeError, r"`grid\['a'\]` must be a list"),
         (dict(grid={"a": "abc"}), TypeError, r"`grid\['a'\]` must be a list"),
+        (dict(grid={"a": np.float64(3.0)}), TypeError, r"`grid\['a'\]` must be a list"),
+        (dict(grid={"a": np.zeros((2, 2))}), TypeError, r"`grid\['a'\]` must be a list"),
         (dict(grid="a"), TypeError, "`grid` must be a dict"),
         (dict(grid=[{"a": 1}, {"a": np.int64(1)}]), ValueError, "same settings"),
         (dict(grid={"a": [float("nan")]}), ValueError, "NaN"),

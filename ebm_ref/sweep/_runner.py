@@ -12,6 +12,8 @@ import queue as queue_mod
 import sys
 import time
 
+import numpy as np
+
 from .._rng import as_seed_sequence
 from .._validation import check_int
 from . import _keys, _store, _worker
@@ -90,12 +92,14 @@ def expand_grid(grid):
             if not isinstance(name, str):
                 raise TypeError(f"`grid` setting names must be str; got {name!r}.")
             v = grid[name]
-            if isinstance(v, (str, bytes)) or not isinstance(v, (list, tuple, range)) and not hasattr(v, "tolist"):
+            if isinstance(v, np.ndarray) and v.ndim == 1:
+                v = v.tolist()
+            if not isinstance(v, (list, tuple, range)):
                 raise TypeError(
                     f"`grid[{name!r}]` must be a list of values (the grid is their Cartesian product); "
                     f"got {type(v).__name__}."
                 )
-            v = list(v.tolist() if hasattr(v, "tolist") else v)
+            v = list(v)
             if not v:
                 raise ValueError(f"`grid[{name!r}]` is empty; every setting needs at least one value.")
             values.append(v)
