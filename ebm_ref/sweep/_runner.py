@@ -361,10 +361,15 @@ def run(fn, grid, seed, *, executor=None, workers=None, out=None, resume=False, 
 
     Examples
     --------
+    Run as a script (``if __name__ == "__main__":``: the local pool spawns
+    interpreters that import the main module):
+
     >>> from ebm_ref import sweep
-    >>> from ebm_ref.sweep.tasks import demo
-    >>> recs = sweep.run(demo, {"n": [10, 20], "p": [0.5]}, seed=0, workers=1)  # doctest: +SKIP
-    >>> sweep.table(recs)["mean"]  # doctest: +SKIP
+    >>> from ebm_ref.sweep.tasks import ising_2d
+    >>> grid = {"beta": [0.3, 0.5], "L": [4], "sampler": ["wolff"], "n_chains": [4],
+    ...         "n_burn": [100], "n_steps": [1000], "thin": [1]}
+    >>> recs = sweep.run(ising_2d, grid, seed=0, workers=2, out="ising4")  # doctest: +SKIP
+    >>> sweep.table(recs)[["beta", "energy", "energy_err", "energy_exact"]]  # doctest: +SKIP
     """
     fn_name = _fn_name(fn)
     tasks = expand_grid(grid)
