@@ -157,7 +157,7 @@ seed = 1
 model = ["{models['rbm'][0]}", "{models['ising'][0]}"]
 method = ["ais", "reverse"]
 n_chains = [100, 101]
-n_betas = 10000
+n_betas = 20000
 """)
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     cmd = [sys.executable, "-m", "ebm_ref", "sweep", spec, "--workers", "2", "--out", str(out)]
@@ -240,3 +240,21 @@ def test_ising_2d_segments_and_settings(monkeypatch):
     with pytest.raises(TypeError, match="'L' must be int"):
         complete_settings("ising_2d", {"beta": 0.3, "L": 4.0})
     assert complete_settings("ising_2d", {"beta": 1, "L": 4})["beta"] == 1.0  # int given for a float
+
+
+@pytest.mark.slow
+def test_executor_address_runs_on_a_dask_cluster(tmp_path, capsys, monkeypatch):
+    distributed = pytest.importorskip("distributed")  # CI installs it; a skip fails CI
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT)] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
+    spec = _write(tmp_path / "s.json", json.dumps({"task": "ising_2d", "seed": 5, "grid": {
+        "beta": [0.3], "L": [4], "sampler": ["wolff", "swendsen_wang"], "n_chains": 4, "n_burn": 50,
+        "n_steps": 400}}))
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                                  silence_logs=40) as lc:
+        rc, cap = _cli([spec, "--executor", lc.scheduler_address, "--out", str(tmp_path / "d")], capsys)
+    assert rc == 0, cap.err
+    rc, cap = _cli([spec, "--executor", "local", "--workers", "2", "--out", str(tmp_path / "l")], capsys)
+    assert rc == 0, cap.err
+    on_dask, local = sweep.load(tmp_path / "d"), sweep.load(tmp_path / "l")
+    assert len(on_dask) == 2 and all(r.ok for r in on_dask)
+    assert sweep.table(on_dask).tobytes() == sweep.table(local).tobytes()
