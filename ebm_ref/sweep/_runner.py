@@ -345,8 +345,9 @@ def run(fn, grid, seed, *, executor=None, workers=None, out=None, resume=False, 
     ``forkserver`` would be safe too but is not available everywhere.
 
     **Threads.** Each local worker runs its tasks with
-    ``max(1, cores // workers)`` Numba threads and as many OpenBLAS threads
-    (so ``workers x threads <= cores``: no oversubscription); tasks on any
+    ``max(1, cores // workers)`` Numba threads (at most ``NUMBA_NUM_THREADS``)
+    and as many OpenBLAS threads (so ``workers x threads <= cores``: no
+    oversubscription); tasks on any
     other executor (Dask included, whose workers run one task per thread
     slot) run with 1 Numba and 1 OpenBLAS thread. Results do not depend on
     thread counts, only times do.
