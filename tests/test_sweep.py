@@ -193,6 +193,25 @@ def test_local_pool_workers_order_and_threads_bit_identical(local_two, logdir):
     assert sweep.table(other_seed).tobytes() != sweep.table(one).tobytes()
 
 
+def test_shuffle_comparison_catches_position_seeding():
+    # negative control for the shuffled-order comparison above: a runner that
+    # seeded tasks by their position (a planted bug) gives other draws after a shuffle
+    tasks = [{**s, "plain": True} for s in _runner.expand_grid(GRID)]
+    shuffled = list(tasks)
+    random.Random(1).shuffle(shuffled)
+
+    def by_position(order):
+        return {sweep.task_id(s): gibbs_task(s, np.random.SeedSequence(0, spawn_key=(i,)))["draw"]
+                for i, s in enumerate(order)}
+
+    a, b = by_position(tasks), by_position(shuffled)
+    moved = {sweep.task_id(s) for s, t in zip(tasks, shuffled) if s != t}
+    assert moved and all(a[k] != b[k] for k in moved)  # every moved task drew other numbers
+    # the real runner on the same two orders: identical
+    with ThreadPoolExecutor(2) as ex:
+        _same_table(sweep.run(gibbs_task, tasks, 0, executor=ex), sweep.run(gibbs_task, shuffled, 0, executor=ex))
+
+
 @pytest.fixture(scope="module")
 def cluster():
     """A real distributed.LocalCluster: a scheduler and 2 worker processes."""
