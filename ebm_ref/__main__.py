@@ -114,8 +114,9 @@ def _extra_commands():
     if importlib.util.find_spec(f"{__package__}.reference") is None:
         return []
     from .reference import register_cli
+    from .sweep._cli import register_cli as register_sweep
 
-    return [register_cli]
+    return [register_cli, register_sweep]
 
 
 if __name__ == "__main__":
