@@ -1,8 +1,8 @@
 r"""Compare a third-party energy implementation with ebm_ref, primitive by primitive.
 
-A user's code is reached through plain callables that take the SPEC §2
-parameter dict first (docs/models.md), so a PyTorch or JAX implementation is wrapped in two
-lines (convert the dict to tensors, call, convert back).
+A user's code is reached through plain callables that take the parameter
+dict first (docs/models.md), so a PyTorch or JAX implementation is wrapped
+in two lines (convert the dict to tensors, call, convert back).
 
 The comparison runs at several parameter scales (the reference model's
 parameters, slightly perturbed, times each scale), so that both the linear
@@ -231,7 +231,7 @@ def _draw_batch(model, rng, n, extension):
         return 2.0 * rng.standard_normal((n, d))
     if not extension:
         return states
-    # the continuous extension (SPEC §1): GWG and finite differences use it
+    # the continuous extension (docs/conventions.md): GWG and finite differences use it
     cont = rng.uniform(-1.0, 2.0, size=(n, d)) if model.domain == "binary" else rng.uniform(-2.0, 2.0, size=(n, d))
     return np.concatenate([states, cont], axis=0)
 

@@ -44,6 +44,7 @@ SUSPECTS = (
     "complex",
     "shape",
     "no_mixing",
+    "domain",
 )
 
 #: machine epsilon of the floating types a framework may return
