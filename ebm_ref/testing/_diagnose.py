@@ -172,7 +172,9 @@ def read_array(value, what, shape=None):
     if arr.dtype.kind == "c":
         raise BadResult("complex", f"{what} has complex dtype {arr.dtype}")
     if arr.dtype.kind not in "biuf":
-        try:  # ml_dtypes (JAX bfloat16) report kind 'V'
+        try:  # ml_dtypes (JAX bfloat16) report kind 'V'; strings and objects never pass
+            if arr.dtype.kind != "V":
+                raise TypeError
             arr = arr.astype(np.float64)
         except (TypeError, ValueError):
             raise BadResult("shape", f"{what} is not a real numeric array (dtype {arr.dtype})") from None
