@@ -357,13 +357,18 @@ def _compare_batch(res, k, raw, exp, m, x, aux, scale, b, rtol, atol, strict, st
             state["nonfinite_scales"].add(scale)
         if res.score < np.inf or not res.note:
             res.score = res.max_rel_error = res.max_abs_error = np.inf
-            res.note = bad.message + ("" if bad.code != "nonfinite" else " (non-finite output)")
+            res.note = bad.message + (" (non-finite output)" if bad.code == "nonfinite" else "")
             res.where = {"scale": scale, "batch": b}
-            if k in _PER_SAMPLE and bad.code == "nonfinite":
-                i = [int(t) for t in bad.message.split("at index (")[-1].rstrip(")").split(",") if t.strip()]
-                if i:
-                    res.where["index"] = tuple(i)
-                    res.x = x[i[0]].copy()
+            res.got, res.expected, res.worst_entries, res.x = float("nan"), float("nan"), [], None
+            if bad.index is not None:
+                res.where["index"] = bad.index
+                res.got = bad.value
+                key = bad.key
+                if key in exp:
+                    res.where["key"] = key
+                    res.expected = float(exp[key][bad.index])
+                if k in _PER_SAMPLE and bad.index:
+                    res.x = x[bad.index[0]].copy()
         return
     low = _dg.is_low_precision(dt)
     u = _dg.unit(dt) if low else 0.0
