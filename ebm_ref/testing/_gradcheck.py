@@ -171,8 +171,9 @@ def _grad_suspects(rows, rtol, floor, n_samples):
     if n_samples and "factor" in codes:
         g = np.concatenate([p[1] for p in pairs])
         r = np.concatenate([p[2] for p in pairs])
-        c = _dg.fit_factor(g, r)
-        if c is not None and any(abs(c - t) <= max(1e-6, rtol) * abs(t) for t in (n_samples, 1.0 / n_samples)):
+        factors = [_dg.fit_factor(g, r)] + [_dg.fit_factor(p[1], p[2]) for p in pairs]
+        tol = max(1e-6, rtol)
+        if any(c is not None and abs(c - t) <= tol * abs(t) for c in factors for t in (n_samples, 1.0 / n_samples)):
             codes.append("weights")
             said.append(f"the factor is the number of samples n = {n_samples} or 1/n (a missing or extra 1/n)")
     if not codes:
