@@ -1,4 +1,4 @@
-"""Unit tests of the oracle kit (ebm_ref.testing, issue 8): compare_energy,
+"""Unit tests of the oracle kit (ebm_ref.testing): compare_energy,
 check_sampler, check_objective_grad and compare_objective on correct inputs,
 on malformed third-party outputs, and with ebm_ref's own implementations
 wrapped as if they were third-party code (a cross-check of both sides)."""
@@ -241,7 +241,7 @@ def test_ebm_ref_continuous_samplers_pass_check_sampler():
 def test_check_sampler_catches_ula_bias():
     from ebm_ref.samplers.langevin import langevin
 
-    # ULA at step 0.5 has a visibly wrong stationary law (TESTING.md T7 negative control)
+    # ULA at step 0.5 has a visibly wrong stationary law (a negative control, docs/checking.md)
     res = check_sampler(_ebm_sampler(langevin, StudentT, step_size=0.5, adjust=False), MODELS["student-t"], seed=6)
     assert not res.passed, str(res)
     assert res.p_value < 1e-8

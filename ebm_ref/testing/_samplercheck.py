@@ -589,6 +589,12 @@ def _combine(subs, alpha, kinds, start):
             f"{subs['fixed'].details['n_steps']} steps: the kernel does not converge (a stale variable, a unit never updated, "
             "a reducible kernel) or needs more steps"
         )
+    elif caught and "p_values" in details:
+        worst_p = sorted(details["p_values"].items(), key=lambda kv: kv[1])[:3]
+        said.append(
+            "the output is not the exact distribution; the smallest p-values are "
+            + ", ".join(f"{name} ({p:.2g})" for name, p in worst_p)
+        )
     elif caught:
         marg = details.get("marginals") or []
         worst_units = sorted(marg, key=lambda r: -abs(r["z"]))[:3]
