@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch  # a test dependency (setup.cfg [test])
 
-torch = pytest.importorskip("torch")  # a test dependency: CI fails on any skip
-
-from ebm_ref.energies import RBM, MLPEnergy  # noqa: E402
-from ebm_ref.testing import check_objective_grad, compare_energy  # noqa: E402
+from ebm_ref.energies import RBM, MLPEnergy
+from ebm_ref.testing import check_objective_grad, compare_energy
 
 F = torch.nn.functional
 torch.set_num_threads(1)  # tiny tensors: extra threads only fight the other tests for the cores
