@@ -413,3 +413,22 @@ def test_check_sampler_chisquare_is_calibrated():
     # KS of 200 p-values against U(0, 1): a calibrated test fails with probability 1e-4
     assert stats.kstest(p, "uniform").pvalue > 1e-4
     assert np.mean(p < 0.05) < 0.05 + 3.89 * np.sqrt(0.05 * 0.95 / 200)
+
+
+@pytest.mark.slow
+def test_check_sampler_two_starts_keep_the_false_failure_rate():
+    # an exact sampler from any start (it ignores x0 and draws exactly): each start is tested at
+    # alpha / 2 and the combined p-value min(1, 2 min_s p_s) is conservative, P(p <= t) <= t
+    states, probs = enumerate_distribution(MODELS["rbm"])
+
+    def exact_draws(p, x, n, rng):
+        return states[rng.choice(probs.size, size=x.shape[0], p=probs)]
+
+    n = 400
+    res = [check_sampler(exact_draws, MODELS["rbm"], n_chains=2000, seed=s) for s in range(n)]
+    assert all(set(r.starts) == {"exact", "fixed"} for r in res)
+    p = np.array([r.p_value for r in res])
+    # P(p <= 0.1) <= 0.1; binomial bound with false-failure rate 1e-4 (z = 3.72, one-sided)
+    assert np.mean(p <= 0.1) <= 0.1 + 3.72 * np.sqrt(0.1 * 0.9 / n)
+    # each check fails with probability <= 1e-4: two or more failures in 400 has probability < 1e-3
+    assert sum(not r.passed for r in res) <= 1
