@@ -1,4 +1,4 @@
-"""Unit tests of the oracle kit (ebm_ref.testing, issue 8): compare_energy,
+"""Unit tests of the oracle kit (ebm_ref.testing): compare_energy,
 check_sampler, check_objective_grad and compare_objective on correct inputs,
 on malformed third-party outputs, and with ebm_ref's own implementations
 wrapped as if they were third-party code (a cross-check of both sides)."""
@@ -241,7 +241,7 @@ def test_ebm_ref_continuous_samplers_pass_check_sampler():
 def test_check_sampler_catches_ula_bias():
     from ebm_ref.samplers.langevin import langevin
 
-    # ULA at step 0.5 has a visibly wrong stationary law (TESTING.md T7 negative control)
+    # ULA at step 0.5 has a visibly wrong stationary law (a negative control, docs/checking.md)
     res = check_sampler(_ebm_sampler(langevin, StudentT, step_size=0.5, adjust=False), MODELS["student-t"], seed=6)
     assert not res.passed, str(res)
     assert res.p_value < 1e-8
@@ -266,9 +266,12 @@ def test_check_sampler_exact_sampler_argument():
 def test_check_sampler_fixed_start_and_stuck_sampler():
     model = MODELS["ising-spin"]
     res = check_sampler(lambda p, x, n, r: x, model, start=np.ones(6))
-    assert not res.passed and res.details["start"] == "fixed"
-    res = check_sampler(lambda p, x, n, r: x, model)  # identity is invariant: passes from exact starts
-    assert res.passed
+    assert not res.passed and res.details["start"] == "exact+fixed"
+    assert res.caught_by == ("fixed",) and res.suspects == ("no_mixing",)
+    # identity is invariant: it passes from exact starts alone, and the default (both starts) catches it
+    assert check_sampler(lambda p, x, n, r: x, model, start="exact").passed
+    res = check_sampler(lambda p, x, n, r: x, model)
+    assert not res.passed and "no_mixing" in res.suspects and "fixed start" in res.diagnosis
 
 
 def test_check_sampler_invalid_outputs_fail_with_message():
@@ -278,7 +281,7 @@ def test_check_sampler_invalid_outputs_fail_with_message():
     bad_shape = check_sampler(lambda p, x, n, r: x[:10], model)
     assert not bad_shape.passed and "shape" in bad_shape.message
     nan = check_sampler(lambda p, x, n, r: np.full(x.shape, np.nan), MODELS["student-t"])
-    assert not nan.passed and "NaN" in nan.message
+    assert not nan.passed and "NaN" in nan.message and nan.suspects == ("nonfinite",)
     with pytest.raises(AssertionError, match="FAILED"):
         assert_sampler_exact(lambda p, x, n, r: x[:10], model)
 
@@ -406,7 +409,26 @@ def test_check_sampler_chisquare_is_calibrated():
         return v
 
     model = MODELS["rbm"]
-    p = np.array([check_sampler(gibbs, model, n_chains=3000, n_steps=2, seed=s).p_value for s in range(200)])
+    p = np.array([check_sampler(gibbs, model, n_chains=3000, n_steps=2, seed=s, start="exact").p_value for s in range(200)])
     # KS of 200 p-values against U(0, 1): a calibrated test fails with probability 1e-4
     assert stats.kstest(p, "uniform").pvalue > 1e-4
     assert np.mean(p < 0.05) < 0.05 + 3.89 * np.sqrt(0.05 * 0.95 / 200)
+
+
+@pytest.mark.slow
+def test_check_sampler_two_starts_keep_the_false_failure_rate():
+    # an exact sampler from any start (it ignores x0 and draws exactly): each start is tested at
+    # alpha / 2 and the combined p-value min(1, 2 min_s p_s) is conservative, P(p <= t) <= t
+    states, probs = enumerate_distribution(MODELS["rbm"])
+
+    def exact_draws(p, x, n, rng):
+        return states[rng.choice(probs.size, size=x.shape[0], p=probs)]
+
+    n = 400
+    res = [check_sampler(exact_draws, MODELS["rbm"], n_chains=2000, seed=s) for s in range(n)]
+    assert all(set(r.starts) == {"exact", "fixed"} for r in res)
+    p = np.array([r.p_value for r in res])
+    # P(p <= 0.1) <= 0.1; binomial bound with false-failure rate 1e-4 (z = 3.72, one-sided)
+    assert np.mean(p <= 0.1) <= 0.1 + 3.72 * np.sqrt(0.1 * 0.9 / n)
+    # each check fails with probability <= 1e-4: two or more failures in 400 has probability < 1e-3
+    assert sum(not r.passed for r in res) <= 1

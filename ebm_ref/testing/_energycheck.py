@@ -1,4 +1,4 @@
-r"""Every finite-difference check of SPEC §2 for one model, one level at a time.
+r"""Every finite-difference check of docs/models.md for one model, one level at a time.
 
 =================================  ===========================================
 checked                            against central differences of
@@ -9,12 +9,12 @@ checked                            against central differences of
 ``grad_params(x, w)``              ``sum_i w_i energy(x; theta)_i``
 ``grad_params_of_grad_x(x, v)``    ``sum v * grad_x(x; theta)``
 ``grad_params_of_hessian_diag``    ``sum c * hessian_diag(x; theta)``
-single state                       the batch result's row 0, shapes of SPEC §1
+single state                       the batch result's row 0, shapes of docs/conventions.md
 =================================  ===========================================
 
 Parameter differences go through ``model._with_params_unchecked`` so that
 each entry of a constrained array (the symmetric Ising ``J``) moves alone:
-every entry is an independent variable (SPEC §1); structural zeros must have
+every entry is an independent variable (docs/conventions.md); structural zeros must have
 an exactly zero derivative.
 """
 
@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import _diagnose as _dg
 from ._gradcheck import GradCheckResult, _rel, check_grad
 
 __all__ = ["DerivativeReport", "check_energy_derivatives"]
@@ -45,7 +46,20 @@ class DerivativeReport:
 
     @property
     def passed(self):
-        return all(r.max_rel_error <= self.rtol for r in self.results.values())
+        return bool(self.results) and all(r.max_rel_error <= self.rtol for r in self.results.values())
+
+    @property
+    def suspects(self):
+        """Codes of the explanations found by the failing checks (docs/checking.md)."""
+        out = []
+        for r in self.results.values():
+            out.extend(c for c in getattr(r, "suspects", ()) if c not in out)
+        return tuple(out)
+
+    @property
+    def diagnosis(self):
+        parts = [f"{k}: {r.diagnosis}" for k, r in self.results.items() if getattr(r, "diagnosis", None)]
+        return " ".join(parts) if parts else None
 
     def __str__(self):
         lines = [f"derivative checks for {self.model} (rtol {self.rtol:g}):"]
@@ -104,7 +118,7 @@ def _params_check(model, scalar_of_model, grad_dict, name, rtol, seed):
 
 
 def check_energy_derivatives(model, x, *, v=None, c=None, weights=None, rtol=1e-6, seed=0):
-    r"""Run every finite-difference check of SPEC §2 on ``model`` at ``x``.
+    r"""Run every finite-difference check of docs/models.md on ``model`` at ``x``.
 
     Parameters
     ----------
@@ -118,7 +132,13 @@ def check_energy_derivatives(model, x, *, v=None, c=None, weights=None, rtol=1e-
         Per-sample weights of ``grad_params``; drawn from U(0.5, 1.5) when
         omitted (so a missing ``1/n`` is caught).
     rtol : float, default 1e-6
+        Finite and > 0.
     seed : int, default 0
+
+    Raises
+    ------
+    ValueError, TypeError
+        For an ``x`` with NaN/inf, empty or non-numeric, or an invalid ``rtol``.
 
     Returns
     -------
@@ -126,8 +146,9 @@ def check_energy_derivatives(model, x, *, v=None, c=None, weights=None, rtol=1e-
         ``str(report)`` is a readable table; ``report.worst`` the worst
         relative error; ``report.assert_ok()`` raises if any check fails.
     """
+    rtol = _dg.check_tol(rtol, "rtol")
     rng = np.random.default_rng(seed)
-    x = np.array(x, dtype=np.float64)
+    x = _dg.check_input_array(x, "x")
     if x.ndim == 1:
         x = x[None, :]
     n, d = x.shape
@@ -166,7 +187,7 @@ def check_energy_derivatives(model, x, *, v=None, c=None, weights=None, rtol=1e-
         seed,
     )
 
-    # single state: same numbers as row 0 of the batch, SPEC §1 shapes
+    # single state: same numbers as row 0 of the batch, shapes of docs/conventions.md
     errs = []
     x0 = x[0]
     for meth, shape in (("energy", ()), ("grad_x", (d,)), ("hessian_diag", (d,))):
