@@ -80,8 +80,11 @@ def cmd_figures(args):
 
 
 def cmd_bench(args):
-    from .bench import run_suites
+    from .bench import available_suites, run_suites
 
+    unknown = [name for name in args.suites if name not in available_suites()]
+    if unknown:
+        args.parser.error(f"unknown benchmark suite(s) {', '.join(unknown)}; available: {', '.join(available_suites())}")
     run_suites(args.suites, quick=args.quick)
     return 0
 
@@ -97,10 +100,15 @@ def main(argv=None):
     p_fig.add_argument("--seed", type=int, default=0)
     p_fig.set_defaults(func=cmd_figures)
 
+    from .bench import available_suites
+
+    suites = available_suites()
     p_bench = sub.add_parser("bench", help="benchmarks as JSON lines")
-    p_bench.add_argument("suites", nargs="*", help="suite names (default: all)")
+    p_bench.add_argument(
+        "suites", nargs="*", metavar="SUITE", help=f"suite names, any of: {', '.join(suites)} (default: all)"
+    )
     p_bench.add_argument("--quick", action="store_true", help="smaller sizes (smoke test)")
-    p_bench.set_defaults(func=cmd_bench)
+    p_bench.set_defaults(func=cmd_bench, parser=p_bench)
 
     for extra in _extra_commands():
         extra(sub)
