@@ -19,6 +19,7 @@ _LOCATIONS = {
     "MLPEnergy": ".mlp",
     "LatentEnergy": ".latent",
     "ConditionalLatentEnergy": ".latent",
+    "LowRankBoltzmann": ".boltzmann",
 }
 
 __all__ = ["EnergyModel", "RBM", *_LOCATIONS]
