@@ -328,6 +328,17 @@ def test_sampler_reproducible(rng):
     assert not np.array_equal(boltzmann_auxiliary(model, x0, 12, g).x, boltzmann_auxiliary(model, x0, 12, g).x)
 
 
+def test_sampler_rank_zero_and_thin(rng):
+    # k = 0: a factorised b (independent bits, p(z_i = 1) = sigmoid(mu_i + d_i / 2)); the chain still
+    # couples z to r through (d + c) z, and must still sample b exactly (chi-square from z = 0, alpha = 1e-4)
+    model = LowRankBoltzmann([-2.0, 0.5, 1.0], np.zeros((3, 0)), [0.3, -0.4, 0.1])
+    _, probs = exact.probabilities(model.to_ising())
+    n0 = _steps_to_mix(model, np.zeros(3), 1e-3)
+    res = boltzmann_auxiliary(model, np.zeros((N_CHAINS, 3)), n0, seed=4, thin=3)
+    assert _chi2_pvalue(res.x, probs) > ALPHA
+    assert res.trace.shape == (n0 // 3, N_CHAINS, 3)
+
+
 # ------------------------------------------------------------------ the bound L~_k
 
 BOUND_MODEL = LowRankBoltzmann(
