@@ -129,6 +129,29 @@ def test_to_ising_same_distribution(rng):
     assert not np.allclose(model.energy(x), ising.energy(x))
 
 
+@pytest.mark.parametrize("d,scale", [(1, 1.0), (5, 0.5), (8, 3.0), (12, 50.0)])
+def test_from_ising_same_distribution(d, scale, rng):
+    ising = Ising.random(d, scale, rng, domain="binary")
+    model = LowRankBoltzmann.from_ising(ising)
+    assert model.rank == d and model.min_shift() >= 0.0
+    Z = _all_states(d)
+    # eigh reconstructs J to ~1e-15 ||J|| per entry; energies are sums of d^2 such entries
+    tol = 1e-13 * max(1.0, np.abs(ising.params["J"]).sum())
+    np.testing.assert_allclose(model.energy(Z), ising.energy(Z), rtol=0, atol=tol)
+    # and back: the Ising view of the converted model has the same couplings to rounding
+    np.testing.assert_allclose(model.to_ising().params["J"], ising.params["J"], rtol=0, atol=tol)
+
+
+def test_sampler_on_a_dense_ising_model():
+    # a dense binary Ising model through from_ising (rank d): stationarity from exact draws, chi-square at alpha
+    ising = Ising.random(6, 1.5, 21, domain="binary")
+    model = LowRankBoltzmann.from_ising(ising)
+    _, probs = exact.probabilities(ising)
+    x0 = _exact_draws(probs, 6, N_CHAINS, seed=12)
+    res = boltzmann_auxiliary(model, x0, 3, seed=6)
+    assert _chi2_pvalue(res.x, probs) > ALPHA
+
+
 def test_shift_leaves_b_unchanged(rng):
     # 1/2 z^T (Sigma + cI) z + (mu - c/2)^T z = 1/2 z^T Sigma z + mu^T z on {0,1}^m, for any c
     model = LowRankBoltzmann.random(6, 2, 2.0, rng)
@@ -456,6 +479,8 @@ def test_bound_log_joint_and_reproducibility():
         (lambda: boltzmann_auxiliary(MODEL5, np.zeros(5), 1, None), TypeError, "`seed`"),
         (lambda: boltzmann_auxiliary(MODEL5, np.zeros(5), 1, 0, shift=0.1), ValueError, "`shift`"),
         (lambda: boltzmann_auxiliary(MODEL5, np.zeros(5), 1, 0, thin=-1), ValueError, "`thin`"),
+        (lambda: LowRankBoltzmann.from_ising(Ising.random(3, 1.0, 0)), ValueError, "domain='binary'"),
+        (lambda: LowRankBoltzmann.from_ising(MODEL5), TypeError, "`model`"),
         (lambda: boltzmann_bound(MODEL5, 0, 10, 0), ValueError, "`k`"),
         (lambda: boltzmann_bound(MODEL5, 2, 1, 0), ValueError, "`n_samples`"),
         (lambda: boltzmann_bound(MODEL5.to_ising(), 2, 10, 0), TypeError, "`model`"),

@@ -180,6 +180,50 @@ class LowRankBoltzmann(EnergyModel):
         np.fill_diagonal(S, 0.0)
         return Ising(S, h, domain="binary")
 
+    @classmethod
+    def from_ising(cls, model):
+        r"""A ``LowRankBoltzmann`` with the distribution of a binary ``Ising`` model.
+
+        With the eigendecomposition :math:`J = V\Lambda V^\top` and
+        :math:`\lambda_{\min}` its smallest eigenvalue,
+        :math:`J = \lambda_{\min} I + U U^\top` with
+        :math:`U = V \sqrt{\Lambda - \lambda_{\min}}` (``k = d``; the column
+        of :math:`\lambda_{\min}` is zero), ``d_diag`` :math:`= \lambda_{\min}`
+        and ``mu`` :math:`= h - \tfrac12 \operatorname{diag}\Sigma`, where
+        :math:`\operatorname{diag}\Sigma = \lambda_{\min} +
+        \operatorname{diag}(UU^\top) = \operatorname{diag} J = 0` up to
+        rounding (subtracting the computed value makes the diagonal cancel
+        on states), so :math:`b` is the Ising law; energies on states agree
+        to rounding. The shift then needed by :meth:`auxiliary` is
+        :math:`-\lambda_{\min} \ge 0` (the trace of :math:`J` is zero).
+
+        Parameters
+        ----------
+        model : Ising
+            With ``domain="binary"``.
+
+        Returns
+        -------
+        LowRankBoltzmann
+        """
+        from .ising import Ising
+
+        if not isinstance(model, Ising):
+            raise TypeError(f"`model` of LowRankBoltzmann.from_ising must be an Ising model; got {type(model).__name__}.")
+        if model.domain != "binary":
+            raise ValueError(
+                f"`model` of LowRankBoltzmann.from_ising must have domain='binary'; got domain={model.domain!r} "
+                "(a spin model is a different distribution on {0,1})."
+            )
+        J = model.params["J"]
+        lam, V = np.linalg.eigh(J)
+        lo = float(lam[0])
+        U = V * np.sqrt(np.maximum(lam - lo, 0.0))
+        m = J.shape[0]
+        # the diagonal actually represented, lo + |U_i|^2, replaces 0 exactly in the energy on states
+        diag_sigma = lo + np.sum(U * U, axis=1)
+        return cls(np.full(m, lo), U, model.params["h"] - 0.5 * diag_sigma)
+
     # --------------------------------------------- Gaussian-integral representation
     def min_shift(self):
         """Smallest admissible :meth:`auxiliary` shift, ``max(0, -min_i d_i)``."""

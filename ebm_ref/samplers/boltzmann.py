@@ -19,6 +19,7 @@ def boltzmann_auxiliary(model, x0, n_steps, seed, thin=0, shift=None):
     Parameters
     ----------
     model : LowRankBoltzmann
+        (A binary ``Ising`` model through ``LowRankBoltzmann.from_ising``.)
     x0 : ndarray of shape (n_chains, m) or (m,)
         Initial codes in {0,1}. Never modified.
     n_steps : int
