@@ -24,7 +24,7 @@ class AuxiliaryGaussian:
         :math:`a = \mu - c/2`.
     diag : ndarray of shape (m,)
         :math:`s = d + c \ge 0`.
-    U : ndarray of shape (m, k)
+    U : ndarray of shape (m, K)
     """
 
     __slots__ = ("shift", "mean", "diag", "U")
@@ -54,8 +54,8 @@ class LowRankBoltzmann(EnergyModel):
     d_diag : array_like of shape (m,)
         Diagonal :math:`D = \operatorname{diag}(d)`; any real values (the
         diagonal of :math:`\Sigma` need not be positive).
-    U : array_like of shape (m, k)
-        Low-rank factor, ``k >= 1`` (``k = 0`` is allowed: a factorised model).
+    U : array_like of shape (m, K)
+        Low-rank factor of rank ``K >= 0`` (``K = 0``: a factorised model).
     mu : array_like of shape (m,)
         Linear term.
 
@@ -114,18 +114,18 @@ class LowRankBoltzmann(EnergyModel):
     def __init__(self, d_diag, U, mu):
         U_arr = np.asarray(U)
         if U_arr.ndim != 2 or U_arr.shape[0] < 1:
-            raise ValueError(f"`U` of LowRankBoltzmann must be a 2-D array of shape (m, k), m >= 1; got shape {U_arr.shape}.")
+            raise ValueError(f"`U` of LowRankBoltzmann must be a 2-D array of shape (m, K), m >= 1; got shape {U_arr.shape}.")
         m, k = U_arr.shape
-        self._set_params({"d_diag": d_diag, "U": U, "mu": mu}, {"d_diag": (m,), "U": (m, k), "mu": (m,)})
+        self._set_params({"d_diag": d_diag, "U": U, "mu": mu}, {"d_diag": (m,), "U": (m, K), "mu": (m,)})
 
     @classmethod
-    def random(cls, m, k, scale, seed):
-        r"""Random model: ``d_i, U_ij, mu_i ~ N(0, scale^2 / m)``, drawn in that order.
+    def random(cls, m, rank, scale, seed):
+        r"""Random model: ``d_i, U_ij, mu_i ~ N(0, scale^2 / m)``, drawn in that order (``U`` row-major).
 
         Parameters
         ----------
-        m, k : int
-            Units (``m >= 1``) and rank (``k >= 0``).
+        m, rank : int
+            Units (``m >= 1``) and rank ``K >= 0`` (columns of ``U``).
         scale : float
             Finite, ``>= 0``.
         seed : int, numpy.random.SeedSequence or numpy.random.Generator
@@ -134,7 +134,7 @@ class LowRankBoltzmann(EnergyModel):
         from .._validation import check_int
 
         m = check_int(m, "m", minimum=1)
-        k = check_int(k, "k", minimum=0)
+        k = check_int(rank, "rank", minimum=0)
         if isinstance(scale, (bool, np.bool_)) or not isinstance(scale, numbers.Real):
             raise TypeError(f"`scale` must be a real number; got {type(scale).__name__}.")
         if not np.isfinite(scale) or scale < 0:
@@ -142,7 +142,7 @@ class LowRankBoltzmann(EnergyModel):
         rng = np.random.default_rng(as_seed_sequence(seed))
         sd = float(scale) / np.sqrt(m)
         d = rng.normal(size=m) * sd
-        U = rng.normal(size=(m, k)) * sd
+        U = rng.normal(size=(m, K)) * sd
         mu = rng.normal(size=m) * sd
         return cls(d, U, mu)
 
@@ -152,7 +152,7 @@ class LowRankBoltzmann(EnergyModel):
 
     @property
     def rank(self):
-        """``k``, the number of columns of ``U``."""
+        """``K``, the number of columns of ``U``."""
         return self._params["U"].shape[1]
 
     def _describe(self):
@@ -187,7 +187,7 @@ class LowRankBoltzmann(EnergyModel):
         With the eigendecomposition :math:`J = V\Lambda V^\top` and
         :math:`\lambda_{\min}` its smallest eigenvalue,
         :math:`J = \lambda_{\min} I + U U^\top` with
-        :math:`U = V \sqrt{\Lambda - \lambda_{\min}}` (``k = d``; the column
+        :math:`U = V \sqrt{\Lambda - \lambda_{\min}}` (``K = d``; the column
         of :math:`\lambda_{\min}` is zero), ``d_diag`` :math:`= \lambda_{\min}`
         and ``mu`` :math:`= h - \tfrac12 \operatorname{diag}\Sigma`, where
         :math:`\operatorname{diag}\Sigma = \lambda_{\min} +
@@ -250,7 +250,7 @@ class LowRankBoltzmann(EnergyModel):
         shift : float or None, default None
             :math:`c`; must make every ``d_i + c >= 0`` (then
             :math:`\Sigma_c` is positive semi-definite and :math:`r` can be
-            drawn in O(mk) as :math:`a + \sqrt{d + c}\odot\varepsilon_1 + U
+            drawn in O(mK) as :math:`a + \sqrt{d + c}\odot\varepsilon_1 + U
             \varepsilon_2`). ``None``: the smallest such value,
             :meth:`min_shift`. A larger shift is valid but makes the
             auxiliary Gibbs chain stickier (the noise on :math:`r` grows

@@ -179,7 +179,7 @@ def _bound_draws(a, s, sqrt_s, U, states, cdf, k, rng, z_out, logh_out):  # prag
     """Per sample: k draws r ~ q(r), z ~ h_k, log h_k(z). No input checks.
 
     Random numbers of sample ``c``, in order: for each of the ``k`` draws one
-    uniform (the code ``z ~ b`` by inverse CDF), ``m`` then ``kU`` normals
+    uniform (the code ``z ~ b`` by inverse CDF), ``m`` then ``K`` normals
     (``r | z``); then one uniform (the index ``j``) and ``m`` uniforms
     (``z ~ p(z | r^(j))``).
     """

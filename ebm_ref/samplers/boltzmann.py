@@ -65,10 +65,10 @@ def boltzmann_auxiliary(model, x0, n_steps, seed, thin=0, shift=None):
     the first because tilting a Gaussian by :math:`e^{z^\top r}` moves its
     mean by :math:`\Sigma_c z`. :math:`r` is drawn as
     :math:`a + (d+c)\odot z + \sqrt{d+c}\odot\varepsilon_1 + U(U^\top z +
-    \varepsilon_2)`, O(mk) per step. Every transition probability of the
+    \varepsilon_2)`, O(mK) per step. Every transition probability of the
     :math:`z`-chain is positive, so it is ergodic with stationary law
     :math:`b`. Random numbers per step and chain, in this order: ``m``
-    normals (:math:`\varepsilon_1`), ``k`` normals (:math:`\varepsilon_2`),
+    normals (:math:`\varepsilon_1`), ``K`` normals (:math:`\varepsilon_2`),
     ``m`` uniforms (:math:`z_i = [u_i < \sigma(r_i)]`).
 
     References
@@ -106,7 +106,7 @@ def boltzmann_auxiliary(model, x0, n_steps, seed, thin=0, shift=None):
 def _aux_gibbs_run(a, s, sqrt_s, U, x, rng, n_steps, thin, trace):  # pragma: no cover - jitted
     """Run every chain ``n_steps`` steps in place. No input checks.
 
-    ``a`` (m,), ``s`` (m,) >= 0, ``sqrt_s = sqrt(s)``, ``U`` (m, k); chain
+    ``a`` (m,), ``s`` (m,) >= 0, ``sqrt_s = sqrt(s)``, ``U`` (m, K); chain
     ``c`` reads and writes only ``x[c]``, ``rng[c]``, ``trace[:, c]``.
     """
     n, m = x.shape
