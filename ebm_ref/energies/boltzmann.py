@@ -116,7 +116,7 @@ class LowRankBoltzmann(EnergyModel):
         if U_arr.ndim != 2 or U_arr.shape[0] < 1:
             raise ValueError(f"`U` of LowRankBoltzmann must be a 2-D array of shape (m, K), m >= 1; got shape {U_arr.shape}.")
         m, k = U_arr.shape
-        self._set_params({"d_diag": d_diag, "U": U, "mu": mu}, {"d_diag": (m,), "U": (m, K), "mu": (m,)})
+        self._set_params({"d_diag": d_diag, "U": U, "mu": mu}, {"d_diag": (m,), "U": (m, k), "mu": (m,)})
 
     @classmethod
     def random(cls, m, rank, scale, seed):
@@ -142,7 +142,7 @@ class LowRankBoltzmann(EnergyModel):
         rng = np.random.default_rng(as_seed_sequence(seed))
         sd = float(scale) / np.sqrt(m)
         d = rng.normal(size=m) * sd
-        U = rng.normal(size=(m, K)) * sd
+        U = rng.normal(size=(m, k)) * sd
         mu = rng.normal(size=m) * sd
         return cls(d, U, mu)
 
