@@ -294,6 +294,7 @@ def _instances():
         "MLPEnergy": E.MLPEnergy((4, 3)),
         "LatentEnergy": E.LatentEnergy([1.0, 2.0]),
         "ConditionalLatentEnergy": E.ConditionalLatentEnergy(),
+        "LowRankBoltzmann": E.LowRankBoltzmann(np.zeros(4), np.zeros((4, 2)), np.zeros(4)),
     }
 
 

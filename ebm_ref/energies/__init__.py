@@ -20,6 +20,7 @@ _LOCATIONS = {
     "MLPEnergy": ".mlp",
     "LatentEnergy": ".latent",
     "ConditionalLatentEnergy": ".latent",
+    "LowRankBoltzmann": ".boltzmann",
 }
 
 __all__ = ["EnergyModel", "RBM", *_LOCATIONS]

@@ -13,5 +13,6 @@ All support ``RBM``, ``GRBM`` and ``Ising`` (both domains) and return an
 """
 
 from ._ais import AISResult, ais, betas, log_likelihood, reverse_ais
+from ._boltzmann import BoundResult, boltzmann_bound
 
-__all__ = ["AISResult", "ais", "reverse_ais", "betas", "log_likelihood"]
+__all__ = ["AISResult", "ais", "reverse_ais", "betas", "log_likelihood", "BoundResult", "boltzmann_bound"]

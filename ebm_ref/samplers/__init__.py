@@ -9,6 +9,7 @@ function attribute once the submodule is imported.
 """
 
 from ._result import SampleResult
+from .boltzmann import boltzmann_auxiliary
 from .cluster import swendsen_wang, wolff
 from .gibbs import gibbs
 from .gibbs_langevin import gibbs_langevin
@@ -19,5 +20,5 @@ from .tempering import TemperingResult, parallel_tempering
 
 __all__ = [
     "SampleResult", "gibbs", "gwg", "rwmh", "langevin", "gibbs_langevin", "swendsen_wang", "wolff",
-    "parallel_tempering", "TemperingResult",
+    "parallel_tempering", "TemperingResult", "boltzmann_auxiliary",
 ]
