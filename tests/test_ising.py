@@ -47,7 +47,7 @@ def test_hooks_are_those_of_the_formula_for_nonsymmetric_J(rng):
 
 
 def test_J_gradients_exactly_symmetric(rng):
-    # a gradient step must keep J exactly symmetric (SPEC §1)
+    # a gradient step must keep J exactly symmetric (docs/conventions.md)
     model = Ising.random(23, 2.0, rng)
     x = rng.normal(size=(37, 23))
     w = rng.uniform(size=37)

@@ -17,15 +17,25 @@ Lines (each at 2 threads and at 1 thread; Numba threads through
   it, the final free energies (``RBM.energy`` on 128-row blocks: one more
   ``v W`` product plus a softplus over the hidden units, also on one
   OpenBLAS thread).
-* ``ising_checkerboard``: periodic L x L lattice at beta = 0.44, 32 chains
-  (two lock-step groups of ``_binary.LANES = 16`` chains, one per thread at
-  2 threads; the issue fixes no chain count), spin updates per second of the lattice checkerboard kernel (what
-  ``gibbs`` runs for an even-L ``Ising.lattice``) against a
+* ``ising_checkerboard``: periodic L x L ``Ising.lattice`` at beta = 0.44,
+  32 chains (two lock-step groups of ``_binary.LANES = 16`` chains, one
+  per thread at 2 threads), spin updates per second of the public
+  :func:`ebm_ref.samplers.gibbs` (the checkerboard kernel that it runs for
+  a lattice with even sides), set-up excluded: the best ``n``-sweep call
+  minus the best 0-sweep call, whose time is ``setup_s``. Against a
   vectorised NumPy checkerboard (four sub-lattices of shape (L/2, L/2) per
   chain, neighbour sums by slicing, a 5-entry probability table, all
-  uniforms of a sweep drawn in one call, int8 spins). The kernel is called
-  directly: ``Ising`` stores a dense ``J`` of ``L^4`` entries, 34 GB at
-  L = 256. A ``thread_scaling`` line gives the 2-thread / 1-thread ratio.
+  uniforms of a sweep drawn in one call, int8 spins). A
+  ``thread_scaling`` line gives the 2-thread / 1-thread ratio.
+* ``ising_lattice_1024``: ``Ising.lattice(1024, 0.44)``: build time (best
+  of 5) and peak memory of the build (``tracemalloc``; the dense ``J`` it
+  no longer stores would be 8.8 TB), targets < 50 ms and < 50 MB; then 100
+  sweeps of 16 chains through the public ``gibbs`` against the
+  checkerboard kernel called directly on the same chains and draws, both
+  with their own set-up subtracted as above (``public_over_kernel_rate``,
+  target >= 0.8), and whole calls compared
+  (``public_over_kernel_whole_call``: the public call also checks and
+  copies the states and computes the final energies).
 * ``gwg_ising``: 100-spin ``Ising.random(100, 1.0)``, 256 chains: accepted
   flips per second of :func:`ebm_ref.samplers.gwg` against a batched NumPy
   GWG (fields by ``x @ J``).
@@ -208,21 +218,44 @@ class _NumpyCheckerboard:
         return float(np.abs(sum(a.sum(axis=(1, 2), dtype=np.int64) for a in self.s)).mean() / self.L**2)
 
 
+def _public_gibbs_rate(model, x0, sweeps, seed):
+    """``(wall, cpu, setup)``: seconds of ``sweeps`` sweeps of the public ``gibbs``, set-up excluded.
+
+    The set-up (input checks, copying ``x0``, seeding, final energies) is
+    measured as a whole 0-step call; ``wall`` and ``cpu`` are the best
+    ``sweeps``-step call minus the best 0-step call (all ``sweeps`` sweeps
+    together), ``setup`` the best 0-step wall time.
+    """
+    from ..samplers.gibbs import gibbs
+
+    gibbs(model, x0[:1], 1, seed=seed)  # compile / load the cache
+    t0, c0 = _best_wall_cpu(lambda: gibbs(model, x0, 0, seed=seed))
+    tn, cn = _best_wall_cpu(lambda: gibbs(model, x0, sweeps, seed=seed), repeat=3)
+    return _positive(tn - t0), _positive(cn - c0), t0, tn
+
+
+def _positive(t):
+    """``t``, or None when noise made a difference of timings non-positive."""
+    return t if t > 0 else None
+
+
+def _ratio(a, b):
+    return a / b if a is not None and b is not None else None
+
+
 def _bench_lattice(L, n_chains, quick, threads):
-    from .._rng import as_seed_sequence, chain_states
-    from ..samplers import _binary
+    from ..energies import Ising
 
     beta = 0.44
-    sweeps = 5 if quick else (100 if L <= 64 else 10)
+    # enough sweeps (about 0.1-0.3 s a call) that they, not the subtracted
+    # set-up nor the start-up of the threads on a loaded machine (measured
+    # up to 50 ms), dominate the time
+    sweeps = 2000 if quick else (1000 if L <= 64 else 50)
     d = L * L
-    table = _binary.lattice_table(beta, 0.0, True)
+    model = Ising.lattice(L, beta)
     r = np.random.default_rng(2)
     x = np.where(r.random((n_chains, d)) < 0.5, 1.0, -1.0)
-    rng = chain_states(as_seed_sequence(3), n_chains)
-    trace = np.empty((0, n_chains, d))
-    thr = _binary.uniform_thresholds(table)
-    _binary.lattice_checkerboard_run(L, thr, True, x, 1, 0, rng, trace)  # compile
-    t_nb, c_nb = _best_wall_cpu(lambda: _binary.lattice_checkerboard_run(L, thr, True, x, sweeps, 0, rng, trace))
+    t_nb, c_nb, t_setup, _ = _public_gibbs_rate(model, x, sweeps, 3)
     ref = _NumpyCheckerboard(x.reshape(n_chains, L, L), beta, np.random.default_rng(4))
     ref.sweep()
 
@@ -232,20 +265,95 @@ def _bench_lattice(L, n_chains, quick, threads):
 
     t_np, c_np = _best_wall_cpu(np_sweeps)
     updates = n_chains * d * sweeps
+    from ..samplers.gibbs import gibbs
+
+    out = gibbs(model, x, sweeps, seed=3).x
     return {
         "bench": "ising_checkerboard",
         "threads": threads,
         "L": L,
         "beta": beta,
         "n_chains": n_chains,
-        "spin_updates_per_s": updates / t_nb,
+        "spin_updates_per_s": _ratio(updates, t_nb),
+        "setup_s": t_setup,
         "numpy_spin_updates_per_s": updates / t_np,
-        "speedup_vs_numpy": t_np / t_nb,
-        "speedup_vs_numpy_cpu_time": c_np / c_nb,
+        "speedup_vs_numpy": _ratio(t_np, t_nb),
+        "speedup_vs_numpy_cpu_time": _ratio(c_np, c_nb),
         "target_speedup": 8.0 if L <= 64 else 3.0,
-        "abs_magnetisation": float(np.abs(x.mean(axis=1)).mean()),
+        "abs_magnetisation": float(np.abs(out.mean(axis=1)).mean()),
         "numpy_abs_magnetisation": ref.magnetisation(),
     }
+
+
+def _bench_lattice_large(quick, threads):
+    """``Ising.lattice(1024, 0.44)``: build cost, and public ``gibbs`` against its kernel."""
+    import tracemalloc
+
+    from .._rng import as_seed_sequence, chain_states
+    from ..energies import Ising
+    from ..samplers import _binary
+
+    L, beta, n_chains = 1024, 0.44, 16
+    sweeps = 10 if quick else 100
+    Ising.lattice(8, beta)  # imports done before timing
+    build = float("inf")
+    for _ in range(5):
+        t0 = time.perf_counter()
+        Ising.lattice(L, beta)
+        build = min(build, time.perf_counter() - t0)
+    tracemalloc.start()
+    model = Ising.lattice(L, beta)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    d = L * L
+    r = np.random.default_rng(5)
+    x0 = np.where(r.random((n_chains, d)) < 0.5, 1.0, -1.0)
+    t_pub, c_pub, t_setup, t_pub_total = _public_gibbs_rate(model, x0, sweeps, 6)
+    # the kernel alone, on the same chains and draws; its own set-up
+    # (copying the states, seeding, packing to int8 and back) is likewise a
+    # 0-sweep call
+    thr = _binary.uniform_thresholds(_binary.lattice_table(beta, 0.0, True))
+    trace = np.empty((0, n_chains, d))
+    states = {}
+
+    def kernel(n_sweeps):
+        x = x0.copy()
+        rng = chain_states(as_seed_sequence(6), n_chains)
+        states["x"] = x
+        _binary.lattice_checkerboard_run(L, thr, True, x, n_sweeps, 0, rng, trace)
+
+    t_k0, c_k0 = _best_wall_cpu(lambda: kernel(0))
+    t_kn, c_kn = _best_wall_cpu(lambda: kernel(sweeps), repeat=3)
+    t_k, c_k = _positive(t_kn - t_k0), _positive(c_kn - c_k0)
+    updates = n_chains * d * sweeps
+    return {
+        "bench": "ising_lattice_1024",
+        "threads": threads,
+        "L": L,
+        "beta": beta,
+        "n_chains": n_chains,
+        "sweeps": sweeps,
+        "build_s": build,
+        "target_build_s": 0.05,
+        "build_peak_bytes": peak,
+        "target_build_peak_bytes": 50e6,
+        "dense_J_bytes_avoided": d * d * 8,
+        "setup_s": t_setup,
+        "kernel_setup_s": t_k0,
+        "spin_updates_per_s": _ratio(updates, t_pub),
+        "kernel_spin_updates_per_s": _ratio(updates, t_k),
+        "public_over_kernel_rate": _ratio(t_k, t_pub),
+        "public_over_kernel_rate_cpu_time": _ratio(c_k, c_pub),
+        "public_over_kernel_whole_call": t_kn / t_pub_total,
+        "target_public_over_kernel_rate": 0.8,
+        "same_chains_as_kernel": bool(np.array_equal(states["x"], _gibbs_x(model, x0, sweeps, 6))),
+    }
+
+
+def _gibbs_x(model, x0, sweeps, seed):
+    from ..samplers.gibbs import gibbs
+
+    return gibbs(model, x0, sweeps, seed=seed).x
 
 
 # --------------------------------------------------------------------- GWG
@@ -352,6 +460,7 @@ def run(quick=False):
             line = _bench_lattice(L, n_lat, quick, threads)
             rates[(L, threads)] = line["spin_updates_per_s"]
             yield line
+        yield _bench_lattice_large(quick, threads)
         yield _bench_gwg(quick, threads)
     for threads in (2, 1):
         pinned = _set_threads(threads)

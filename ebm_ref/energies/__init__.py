@@ -13,6 +13,7 @@ from .rbm import RBM
 
 _LOCATIONS = {
     "Ising": ".ising",
+    "LatticeSpec": ".ising",
     "GRBM": ".grbm",
     "StudentT": ".student_t",
     "GaussianMixture": ".mixture",

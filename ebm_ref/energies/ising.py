@@ -1,8 +1,21 @@
-r"""Ising model / fully visible Boltzmann machine with pairwise couplings."""
+r"""Ising model / fully visible Boltzmann machine with pairwise couplings.
+
+Two storage forms share one class (see ``docs/lattices.md``):
+
+* a dense ``J`` of shape ``(d, d)`` (``Ising(J, h)``, ``Ising.random``);
+* the structure of a 2-D lattice (``Ising.lattice``): side lengths,
+  ``beta``, ``coupling``, ``field`` and boundary, O(1) memory. The energy,
+  its ``x`` derivatives and the conditionals are computed from neighbour
+  sums in O(n d); the dense ``J`` is built only when asked for (``params``,
+  ``with_params``, the parameter derivatives) and only up to
+  :data:`MAX_DENSE_UNITS` units.
+"""
 
 from __future__ import annotations
 
 import numbers
+from collections.abc import Mapping
+from typing import NamedTuple
 
 import numpy as np
 
@@ -11,9 +24,38 @@ from .._rng import as_seed_sequence
 from .._validation import check_int
 from ._base import EnergyModel
 
-__all__ = ["Ising"]
+__all__ = ["Ising", "LatticeSpec", "MAX_DENSE_UNITS"]
 
 _STATE_DOMAINS = ("spin", "binary")
+_BOUNDARIES = ("periodic", "free")
+
+#: Largest number of units ``d`` for which a lattice model builds its dense
+#: ``J`` (``d^2`` float64 entries: 134 MB at ``d = 4096``, a 64 x 64 lattice).
+MAX_DENSE_UNITS = 4096
+
+
+class LatticeSpec(NamedTuple):
+    """Structure of a 2-D Ising lattice (``Ising.lattice``); immutable.
+
+    Attributes
+    ----------
+    shape : tuple of int
+        ``(L1, L2)``: rows and columns; site ``(r, c)`` is unit ``r * L2 + c``.
+    beta : float
+        Inverse temperature.
+    coupling : float
+        Bond strength of the physics Hamiltonian.
+    field : float
+        External field of the physics Hamiltonian.
+    boundary : str
+        ``"periodic"`` (a torus) or ``"free"`` (open edges).
+    """
+
+    shape: tuple
+    beta: float
+    coupling: float
+    field: float
+    boundary: str
 
 
 def _check_domain_name(domain):
@@ -33,22 +75,80 @@ def _check_real(value, name, minimum=None):
     return v
 
 
-def _lattice_pattern(L):
-    """Bond counts of the periodic LxL lattice, ``(L*L, L*L)`` float array.
+def _check_shape(L):
+    """``L`` (an int) or ``(L1, L2)`` -> ``(L1, L2)``, every side ``>= 2``."""
+    if isinstance(L, (tuple, list)):
+        if len(L) != 2:
+            raise ValueError(f"`L` must be an int or a pair (L1, L2); got a sequence of length {len(L)}.")
+        return (check_int(L[0], "L", minimum=2), check_int(L[1], "L", minimum=2))
+    side = check_int(L, "L", minimum=2)
+    return (side, side)
 
-    Site ``(r, c)`` is unit ``r*L + c``; each site is joined to its right and
-    lower neighbour (with wrap-around). For L = 2 the right and left
-    neighbours coincide, so every pair of neighbours carries two bonds.
+
+def _lattice_bonds(spec):
+    """``(i, j)`` int64 arrays of every bond, one entry per bond (right, then down).
+
+    Each site is joined to its right and lower neighbour, with wrap-around
+    for a periodic boundary. On a periodic side of length 2 the two bonds
+    of a neighbour pair both appear (as ``(a, b)`` and ``(b, a)``).
     """
-    d = L * L
-    counts = np.zeros((d, d))
-    for r in range(L):
-        for c in range(L):
-            i = r * L + c
-            for j in (r * L + (c + 1) % L, ((r + 1) % L) * L + c):
-                counts[i, j] += 1.0
-                counts[j, i] += 1.0
-    return counts
+    L1, L2 = spec.shape
+    r, c = np.divmod(np.arange(L1 * L2, dtype=np.int64), L2)
+    if spec.boundary == "periodic":
+        right = (r * L2 + (c + 1) % L2, np.ones(r.size, dtype=bool))
+        down = (((r + 1) % L1) * L2 + c, np.ones(r.size, dtype=bool))
+    else:
+        right = (r * L2 + c + 1, c + 1 < L2)
+        down = ((r + 1) * L2 + c, r + 1 < L1)
+    site = np.arange(L1 * L2, dtype=np.int64)
+    i = np.concatenate([site[right[1]], site[down[1]]])
+    j = np.concatenate([right[0][right[1]], down[0][down[1]]])
+    return i, j
+
+
+def _lattice_edges(spec):
+    """``(i, j, w)`` of the coupled pairs ``i < j``, ordered by ``(i, j)``, ``w = J_ij``."""
+    K = spec.beta * spec.coupling
+    a, b = _lattice_bonds(spec)
+    lo, hi = np.minimum(a, b), np.maximum(a, b)
+    d = spec.shape[0] * spec.shape[1]
+    key, count = np.unique(lo * d + hi, return_counts=True)
+    if K == 0.0:  # no coupled pair (J = 0)
+        key, count = key[:0], count[:0]
+    i, j = np.divmod(key, d)
+    # K * count, as in the dense J = (beta * coupling) * (number of bonds)
+    return i.astype(np.int64), j.astype(np.int64), K * count.astype(np.float64)
+
+
+def _dense_size_error(spec, what):
+    d = spec.shape[0] * spec.shape[1]
+    return ValueError(
+        f"{what} of Ising.lattice with shape {spec.shape} needs its dense `J`: d^2 = {d * d} float64 "
+        f"entries ({d * d * 8 / 1e6:.1f} MB) for d = {d} units; a lattice model builds it only for "
+        f"d <= {MAX_DENSE_UNITS} ({MAX_DENSE_UNITS ** 2 * 8 / 1e6:.1f} MB). Use the structure instead "
+        f"(`model.lattice`, `model.edges()`, energy, grad_x, conditionals, gibbs)."
+    )
+
+
+class _ClassOrInstance:
+    """``Ising.lattice(...)`` builds a lattice; ``model.lattice`` is the model's :class:`LatticeSpec`.
+
+    On the class the descriptor gives the builder (a class method); on an
+    instance, the read-only structure (``None`` for a dense model).
+    """
+
+    def __init__(self, builder):
+        self._builder = builder
+        self.__doc__ = builder.__doc__
+        self.__wrapped__ = builder
+
+    def __get__(self, obj, owner=None):
+        if obj is None:
+            return self._builder.__get__(owner, type(owner))
+        return obj.__dict__.get("_lattice_spec")
+
+    def __set__(self, obj, value):
+        raise AttributeError("`lattice` of an Ising model is read-only (models are immutable).")
 
 
 class Ising(EnergyModel):
@@ -66,11 +166,16 @@ class Ising(EnergyModel):
 
     Attributes
     ----------
+    lattice : LatticeSpec or None
+        The structure of a model built by :meth:`lattice` (which stores no
+        dense ``J``); ``None`` for a model built from a dense ``J``.
     lattice_size : int or None
-        ``L`` when the non-zero couplings lie on the bonds of a periodic
-        ``L x L`` lattice built by :meth:`lattice` (rechecked whenever the
-        parameters change), so that a sampler may update sites by colour;
-        ``None`` otherwise.
+        ``L`` for a periodic ``L x L`` lattice: a model built by
+        :meth:`lattice` with a square periodic shape, or a dense model
+        derived from one (``with_params``, ``tempered``) whose non-zero
+        couplings still lie on the lattice's bonds (rechecked whenever the
+        parameters change); ``None`` otherwise. Samplers use it to update
+        sites by colour.
 
     Notes
     -----
@@ -81,8 +186,8 @@ class Ising(EnergyModel):
         E(x) = -\tfrac12 x^\top J x - h^\top x .
 
     Derivatives are those of this formula with *every* entry of ``J`` an
-    independent variable (SPEC §1), valid also for a non-symmetric ``J``
-    (finite-difference checks move a single entry):
+    independent variable (see ``docs/conventions.md``), valid also for a
+    non-symmetric ``J`` (finite-difference checks move a single entry):
 
     .. math::
 
@@ -117,6 +222,15 @@ class Ising(EnergyModel):
     with :math:`\kappa = 1` for {0,1} and :math:`\kappa = 2` for spins
     (where -1 plays the role of 0).
 
+    **Costs.** Dense model: O(n d^2) for the energy, ``grad_x`` and the
+    conditionals. Lattice model (:meth:`lattice`): O(n d) for ``energy``,
+    ``grad_x``, ``hessian_diag`` and the conditionals (neighbour sums);
+    ``params``, ``with_params``, ``structural_zeros``, ``grad_params`` and
+    the two mixed parameter derivatives return or build ``(d, d)`` arrays
+    (O(d^2) memory, O(n d^2) time) and raise ``ValueError`` above
+    :data:`MAX_DENSE_UNITS` units; ``params`` caches the dense ``J`` on the
+    model after the first call.
+
     References
     ----------
     Ackley, D. H., Hinton, G. E. & Sejnowski, T. J. (1985). A learning
@@ -129,18 +243,21 @@ class Ising(EnergyModel):
         if J_arr.ndim != 2 or J_arr.shape[0] != J_arr.shape[1] or J_arr.shape[0] < 1:
             raise ValueError(f"`J` of Ising must be a square 2-D array of shape (d, d), d >= 1; got shape {J_arr.shape}.")
         d = J_arr.shape[0]
+        self._lattice_spec = None
         self._lattice_candidate = None
         self._set_params({"J": J, "h": h}, {"J": (d, d), "h": (d,)})
 
     # ------------------------------------------------------------ builders
-    @classmethod
-    def lattice(cls, L, beta, coupling=1.0, field=0.0, domain="spin"):
-        r"""Periodic ``L x L`` Ising lattice at inverse temperature ``beta``.
+    @_ClassOrInstance
+    def lattice(cls, L, beta, coupling=1.0, field=0.0, domain="spin", boundary="periodic"):
+        r"""2-D Ising lattice at inverse temperature ``beta``, stored by its structure.
 
         Parameters
         ----------
-        L : int
-            Side, ``L >= 2``; site ``(r, c)`` is unit ``r*L + c``.
+        L : int or tuple of two ints
+            Side ``L`` of a square lattice, or ``(L1, L2)`` rows and
+            columns; every side ``>= 2``. Site ``(r, c)`` is unit
+            ``r * L2 + c``.
         beta : float
             Inverse temperature, finite and ``>= 0`` (antiferromagnets
             through ``coupling < 0``).
@@ -150,25 +267,50 @@ class Ising(EnergyModel):
         field : float, default 0.0
         domain : {"spin", "binary"}, default "spin"
             ``"binary"`` uses the same ``J`` and ``h`` literally on {0,1}.
+        boundary : {"periodic", "free"}, default "periodic"
+            ``"periodic"``: a torus (each site has four bond slots);
+            ``"free"``: open edges (no wrap-around bonds).
 
         Returns
         -------
         Ising
-            With ``J_ij = beta * coupling * (number of bonds between i and
-            j)`` (two bonds between neighbours for L = 2, where left and
-            right neighbours coincide) and ``h_i = beta * field``.
+            The model with ``J_ij = beta * coupling * (number of bonds
+            between i and j)`` and ``h_i = beta * field``. Each site is
+            bonded to its right and lower neighbour (with wrap-around when
+            periodic); on a periodic side of length 2 the left and right
+            (or upper and lower) neighbours coincide, so such a pair
+            carries two bonds. ``model.lattice`` holds the
+            :class:`LatticeSpec`; no dense ``J`` is stored (O(1) memory
+            and time; see the class Notes for the cost of each method).
+
+        Raises
+        ------
+        TypeError
+            For a non-integer side or a non-real ``beta``, ``coupling``,
+            ``field``.
+        ValueError
+            For a side < 2, ``beta < 0``, a non-finite number, or an
+            unknown ``domain`` or ``boundary``.
         """
-        L = check_int(L, "L", minimum=2)
+        shape = _check_shape(L)
         beta = _check_real(beta, "beta", minimum=0.0)
         coupling = _check_real(coupling, "coupling")
         field = _check_real(field, "field")
         domain = _check_domain_name(domain)
-        J = beta * coupling * _lattice_pattern(L)
-        h = np.full(L * L, beta * field)
+        if not isinstance(boundary, str) or boundary not in _BOUNDARIES:
+            raise ValueError(f"`boundary` of Ising.lattice must be one of {_BOUNDARIES}; got {boundary!r}.")
+        return cls._from_spec(LatticeSpec(shape, beta, coupling, field, boundary), domain)
+
+    @classmethod
+    def _from_spec(cls, spec, domain):
         model = cls.__new__(cls)
         model.domain = domain
-        model._lattice_candidate = L
-        model._set_params({"J": J, "h": h}, {"J": J.shape, "h": h.shape})
+        model._lattice_spec = spec
+        square_torus = spec.boundary == "periodic" and spec.shape[0] == spec.shape[1]
+        model.lattice_size = spec.shape[0] if square_torus else None
+        model._lattice_candidate = model.lattice_size
+        model._params = None
+        model._dense_cache = None
         return model
 
     @classmethod
@@ -208,6 +350,116 @@ class Ising(EnergyModel):
         return cls(J, h, domain=domain)
 
     # ------------------------------------------------------------ structure
+    def edges(self):
+        r"""Every coupled pair: ``(i, j, w)`` with ``i < j`` and ``w = J_ij != 0``.
+
+        Returns
+        -------
+        i, j : ndarray of int64, shape (m,)
+            The pairs, ordered by ``(i, j)`` (row-major upper triangle).
+        w : ndarray of float64, shape (m,)
+            ``J_ij``: ``beta * coupling * (number of bonds)`` for a lattice
+            (twice the bond weight on a periodic side of length 2).
+
+        Notes
+        -----
+        A pair with ``J_ij = 0`` is not coupled and is left out (so a
+        lattice at ``beta = 0`` or ``coupling = 0`` has no edges), the same
+        for both storage forms: the edges of a lattice model equal those of
+        the dense model with the same ``J``. Cost: O(d log d) from the
+        structure of a lattice (no dense ``J``), O(d^2) for a dense model.
+        """
+        if self.lattice is not None:
+            return _lattice_edges(self.lattice)
+        J = self._params["J"]
+        i, j = np.nonzero(np.triu(J, 1))
+        return i.astype(np.int64), j.astype(np.int64), np.ascontiguousarray(J[i, j], dtype=np.float64)
+
+    def tempered(self, beta):
+        r"""The model with energy ``beta * E(x)``: ``p_beta(x) ∝ p(x)^beta``.
+
+        Parameters
+        ----------
+        beta : float
+            Finite and ``>= 0`` (0 gives the uniform distribution).
+
+        Returns
+        -------
+        Ising
+            Same ``domain``. A lattice model stays a lattice with
+            ``lattice.beta`` multiplied by ``beta`` (same ``coupling``,
+            ``field``, shape and boundary; O(1)); a dense model gets
+            ``beta * J`` and ``beta * h``.
+
+        Raises
+        ------
+        TypeError
+            If ``beta`` is not a real number.
+        ValueError
+            If ``beta`` is negative or not finite.
+        """
+        b = _check_real(beta, "beta", minimum=0.0)
+        if self.lattice is not None:
+            return type(self)._from_spec(self.lattice._replace(beta=self.lattice.beta * b), self.domain)
+        return self._replace_params({"J": b * self._params["J"], "h": b * self._params["h"]}, check_constraints=True)
+
+    def _dense(self, what):
+        """The dense ``{"J", "h"}`` of a lattice model (built once, cached), or the size error."""
+        cache = self._dense_cache
+        if cache is None:
+            spec = self.lattice
+            d = self.n_features
+            if d > MAX_DENSE_UNITS:
+                raise _dense_size_error(spec, what)
+            i, j, w = _lattice_edges(spec)
+            J = np.zeros((d, d))
+            J[i, j] = w
+            J[j, i] = w
+            h = np.full(d, spec.beta * spec.field)
+            J.flags.writeable = False
+            h.flags.writeable = False
+            cache = self._dense_cache = {"J": J, "h": h}
+        return cache
+
+    def __getstate__(self):
+        # a lattice's dense J is a cache (up to 134 MB): rebuilt on demand,
+        # never pickled (models travel to worker processes in sweeps)
+        state = dict(self.__dict__)
+        if state.get("_dense_cache") is not None:
+            state["_dense_cache"] = None
+        return state
+
+    def _check_dense_size(self, what):
+        if self.lattice is not None and self.n_features > MAX_DENSE_UNITS:
+            raise _dense_size_error(self.lattice, what)
+
+    @property
+    def params(self):
+        """``{"J": (d, d), "h": (d,)}`` (read-only arrays, a fresh dict on each access).
+
+        For a lattice model the dense ``J`` is built on the first access
+        (O(d^2) memory, cached on the model) and refused with ``ValueError``
+        above :data:`MAX_DENSE_UNITS` units.
+        """
+        if self.lattice is not None:
+            return dict(self._dense("`params`"))
+        return dict(self._params)
+
+    def _replace_params(self, params, check_constraints):
+        # A lattice model becomes a dense one (any J is allowed), built from
+        # its dense J; it keeps `lattice_size` while J stays on the bonds.
+        if self.lattice is not None:
+            if not isinstance(params, Mapping):
+                raise TypeError(f"`params` must be a dict of arrays; got {type(params).__name__}.")
+            dense = self._dense("`with_params`")
+            base = object.__new__(type(self))
+            base.domain = self.domain
+            base._lattice_spec = None
+            base._lattice_candidate = self.lattice_size
+            base._set_params(dense, {"J": dense["J"].shape, "h": dense["h"].shape}, check_constraints=False)
+            return base._replace_params(params, check_constraints)
+        return super()._replace_params(params, check_constraints)
+
     def _check_constraints(self, params):
         J = params["J"]
         diag = np.diag(J)
@@ -225,24 +477,75 @@ class Ising(EnergyModel):
     def _post_init(self):
         L = getattr(self, "_lattice_candidate", None)
         self.lattice_size = None
-        if L is not None:
-            off_lattice = (_lattice_pattern(L) == 0.0) & (self._params["J"] != 0.0)
-            if not np.any(off_lattice):
+        if L is not None and self._params["J"].shape[0] == L * L:
+            pattern = np.zeros((L * L, L * L), dtype=bool)
+            i, j = _lattice_bonds(LatticeSpec((L, L), 1.0, 1.0, 0.0, "periodic"))
+            pattern[i, j] = pattern[j, i] = True
+            if not np.any(~pattern & (self._params["J"] != 0.0)):
                 self.lattice_size = L
 
     @property
     def n_features(self):
+        if self.lattice is not None:
+            return self.lattice.shape[0] * self.lattice.shape[1]
         return self._params["J"].shape[0]
 
     def structural_zeros(self):
-        """``{"J": identity mask}``: the diagonal of ``J`` is not a parameter."""
+        """``{"J": identity mask}``: the diagonal of ``J`` is not a parameter (``(d, d)``; size-limited for lattices)."""
+        self._check_dense_size("`structural_zeros`")
         return {"J": np.eye(self.n_features, dtype=bool)}
 
+    def _zero_structural(self, grads):
+        np.fill_diagonal(grads["J"], 0.0)
+        return grads
+
+    def _zeros_like_params(self):
+        self._check_dense_size("a zero parameter gradient")
+        d = self.n_features
+        return {"J": np.zeros((d, d)), "h": np.zeros(d)}
+
     def _describe(self):
+        if self.lattice is not None:
+            return f"Ising ({self.domain}) lattice of shape {self.lattice.shape} with {self.n_features} units"
         return f"Ising ({self.domain}) with {self.n_features} units"
 
     def __repr__(self):
+        if self.lattice is not None:
+            s = self.lattice
+            return (
+                f"Ising.lattice(L={s.shape}, beta={s.beta!r}, coupling={s.coupling!r}, field={s.field!r}, "
+                f"domain={self.domain!r}, boundary={s.boundary!r})"
+            )
         return f"Ising(J={self._params['J'].shape}, h={self._params['h'].shape}, domain={self.domain!r})"
+
+    # ------------------------------------------------------- lattice sums
+    def _coupling_sum(self, x):
+        r"""``x J`` (= ``J x`` per row) for a batch ``(n, d)``; neighbour sums for a lattice."""
+        if self.lattice is None:
+            return x @ self._params["J"]
+        s = self.lattice
+        L1, L2 = s.shape
+        g = x.reshape(x.shape[0], L1, L2)
+        nsum = np.zeros_like(g)
+        if s.boundary == "periodic":
+            # on a side of length 2 both rolls give the same neighbour: the
+            # pair's two bonds
+            nsum += np.roll(g, 1, axis=1)
+            nsum += np.roll(g, -1, axis=1)
+            nsum += np.roll(g, 1, axis=2)
+            nsum += np.roll(g, -1, axis=2)
+        else:
+            nsum[:, 1:, :] += g[:, :-1, :]
+            nsum[:, :-1, :] += g[:, 1:, :]
+            nsum[:, :, 1:] += g[:, :, :-1]
+            nsum[:, :, :-1] += g[:, :, 1:]
+        return (s.beta * s.coupling) * nsum.reshape(x.shape)
+
+    def _field(self):
+        """``h``: an array for a dense model, the scalar ``beta * field`` for a lattice."""
+        if self.lattice is None:
+            return self._params["h"]
+        return self.lattice.beta * self.lattice.field
 
     # ---------------------------------------------------------- conditionals
     def conditional_logit(self, x):
@@ -263,10 +566,11 @@ class Ising(EnergyModel):
         \kappa (\sum_{j\ne i} J_{ij} x_j + h_i)` with :math:`\kappa = 1`
         (binary) or 2 (spin, where -1 plays the role of 0); the diagonal of a
         valid ``J`` is zero, so :math:`\sum_{j\ne i} J_{ij} x_j = (Jx)_i`.
+        O(n d) for a lattice (neighbour sums), O(n d^2) for a dense ``J``.
         """
         x2, was_1d = self._check_x(x)
         kappa = 2.0 if self.domain == "spin" else 1.0
-        z = kappa * (x2 @ self._params["J"] + self._params["h"])
+        z = kappa * (self._coupling_sum(x2) + self._field())
         return z[0] if was_1d else z
 
     def conditional_prob(self, x):
@@ -288,26 +592,44 @@ class Ising(EnergyModel):
 
     # ----------------------------------------------------------------- hooks
     def _energy(self, x):
+        if self.lattice is not None:
+            # -1/2 x^T J x = -K * (sum over bonds of x_i x_j), each bond once
+            s = self.lattice
+            L1, L2 = s.shape
+            g = x.reshape(x.shape[0], L1, L2)
+            if s.boundary == "periodic":
+                bonds = g * np.roll(g, -1, axis=2) + g * np.roll(g, -1, axis=1)
+                pair_sum = bonds.sum(axis=(1, 2))
+            else:
+                pair_sum = (g[:, :, :-1] * g[:, :, 1:]).sum(axis=(1, 2)) + (g[:, :-1, :] * g[:, 1:, :]).sum(axis=(1, 2))
+            return -(s.beta * s.coupling) * pair_sum - (s.beta * s.field) * x.sum(axis=1)
         J, h = self._params["J"], self._params["h"]
         return -0.5 * np.einsum("ni,ij,nj->n", x, J, x) - x @ h
 
     def _grad_x(self, x):
+        if self.lattice is not None:
+            return -self._coupling_sum(x) - self._field()
         J, h = self._params["J"], self._params["h"]
         return -0.5 * (x @ J.T + x @ J) - h
 
     def _hessian_diag(self, x):
+        if self.lattice is not None:
+            return np.zeros_like(x)  # J_kk = 0 on every lattice
         return np.broadcast_to(-np.diag(self._params["J"]), x.shape).copy()
 
     def _grad_params(self, x, w):
+        self._check_dense_size("`grad_params`")
         # BLAS may sum entries (i, j) and (j, i) in different orders; averaging
         # with the transpose makes the result exactly symmetric, so that a
-        # gradient step keeps J symmetric (SPEC §1)
+        # gradient step keeps J symmetric (docs/conventions.md)
         A = (x * w[:, None]).T @ x
         return {"J": -0.25 * (A + A.T), "h": -(w @ x)}
 
     def _grad_params_of_grad_x(self, x, u):
+        self._check_dense_size("`grad_params_of_grad_x`")
         A = u.T @ x
         return {"J": -0.5 * (A + A.T), "h": -u.sum(axis=0)}
 
     def _grad_params_of_hessian_diag(self, x, c):
+        self._check_dense_size("`grad_params_of_hessian_diag`")
         return {"J": -np.diag(c.sum(axis=0)), "h": np.zeros(self.n_features)}

@@ -11,7 +11,11 @@ input checks are made in the kernels.
 
 Ising models are handed to the kernels as the CSR form of ``J`` (only the
 non-zero couplings; a lattice has four per site), so one kernel serves dense
-random models and sparse lattices alike.
+random models and sparse lattices alike. Lattice models (``Ising.lattice``,
+which store no ``J``) reach the lattice kernels from their structure alone:
+a neighbour table or the checkerboard kernel, a 5-entry probability table,
+and :func:`lattice_energy_rows` for the final energies (see
+``docs/lattices.md``).
 
 Random numbers consumed per step (fixed, whatever is accepted):
 
@@ -33,7 +37,7 @@ from .._numerics import nb_sigmoid, nb_softplus
 from .._rng import nb_randint, nb_uniform
 from ._common import finish, prepare, unsupported
 
-__all__ = ["rwmh_binary", "model_kind", "ising_csr", "rows_blockwise", "BLOCK"]
+__all__ = ["rwmh_binary", "model_kind", "ising_csr", "ising_h", "lattice_csr", "rows_blockwise", "BLOCK"]
 
 # Fixed batch size of every BLAS call on chains (see ``rows_blockwise``).
 BLOCK = 128
@@ -60,12 +64,43 @@ def model_kind(model):
 
 
 def ising_csr(model):
-    """CSR arrays ``(indptr, indices, data)`` of the non-zero couplings of ``J``."""
+    """CSR arrays ``(indptr, indices, data)`` of the non-zero couplings of ``J``.
+
+    Rows in unit order, columns ascending within a row. A lattice model's
+    CSR is built from its structure (O(d log d), no dense ``J``) and equals,
+    bit for bit, the one of its dense ``J``.
+    """
+    spec = getattr(model, "lattice", None)
+    if spec is not None:
+        return lattice_csr(spec)
     J = model.params["J"]
     rows, cols = np.nonzero(J)
     indptr = np.zeros(J.shape[0] + 1, dtype=np.int64)
     np.cumsum(np.bincount(rows, minlength=J.shape[0]), out=indptr[1:])
     return indptr, cols.astype(np.int64), np.ascontiguousarray(J[rows, cols], dtype=np.float64)
+
+
+def ising_h(model):
+    """The fields ``h`` as a C-contiguous float64 array; built from the structure for a lattice (no ``J``)."""
+    spec = getattr(model, "lattice", None)
+    if spec is not None:
+        return np.full(spec.shape[0] * spec.shape[1], spec.beta * spec.field)
+    return np.ascontiguousarray(model.params["h"])
+
+
+def lattice_csr(spec):
+    """CSR arrays of the couplings of a :class:`~ebm_ref.energies.ising.LatticeSpec` (see ``ising_csr``)."""
+    from ..energies.ising import _lattice_edges
+
+    d = spec.shape[0] * spec.shape[1]
+    i, j, w = _lattice_edges(spec)
+    rows = np.concatenate([i, j])
+    cols = np.concatenate([j, i])
+    data = np.concatenate([w, w])
+    order = np.lexsort((cols, rows))
+    indptr = np.zeros(d + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=d), out=indptr[1:])
+    return indptr, np.ascontiguousarray(cols[order]), np.ascontiguousarray(data[order])
 
 
 def rows_blockwise(fn, x, fill=0.0, block=BLOCK):
@@ -74,7 +109,7 @@ def rows_blockwise(fn, x, fill=0.0, block=BLOCK):
     Why: OpenBLAS may round row ``i`` of ``A @ B`` differently for different
     numbers of rows of ``A`` (measured: rows of a 10-row product differ in
     the last bits from the same rows inside a 1024-row product), which would
-    break chain-prefix invariance (SPEC §1). With every call on exactly
+    break chain-prefix invariance (see ``docs/conventions.md``). With every call on exactly
     ``block`` rows, chain ``c`` always sits at row ``c mod block`` of a
     product of the same shape, and no BLAS mixes the contents of different
     rows; measured bit-identical for rows of 128-row blocks inside a 1024-row
@@ -91,11 +126,20 @@ def rows_blockwise(fn, x, fill=0.0, block=BLOCK):
 def final_energies(model, x):
     """Per-chain energies ``model.energy`` of the final states, batch-size invariant.
 
-    Ising: summed chain by chain over the non-zero couplings (O(nnz) per
-    chain, where the dense ``x J x`` would cost O(d^2), 2e9 operations per
+    Ising lattice: :func:`lattice_energy_rows` from the structure (O(d) per
+    chain, no ``J``). Other Ising: summed chain by chain over the non-zero
+    couplings (O(nnz) per chain, where the dense ``x J x`` would cost O(d^2), 2e9 operations per
     block for a 64 x 64 lattice). Other models: ``model.energy`` on
     fixed-shape blocks (see ``rows_blockwise``).
     """
+    spec = getattr(model, "lattice", None) if model_kind(model) == "ising" else None
+    if spec is not None:
+        out = np.empty(x.shape[0])
+        lattice_energy_rows(
+            spec.shape[0], spec.shape[1], spec.boundary == "periodic",
+            spec.beta * spec.coupling, spec.beta * spec.field, x, out,
+        )
+        return out
     if model_kind(model) == "ising":
         indptr, indices, data = ising_csr(model)
         out = np.empty(x.shape[0])
@@ -150,6 +194,105 @@ def ising_energy_rows(indptr, indices, data, h, x, out):
             for k in range(indptr[i], indptr[i + 1]):
                 fi += data[k] * xc[indices[k]]
             e -= xc[i] * (0.5 * fi + h[i])
+        out[c] = e
+
+
+@jit_inline
+def _sort2(a, b):
+    """``(min, max)`` of two ints."""
+    return (a, b) if a <= b else (b, a)
+
+
+@jit_inline
+def _lattice_site_field(xc, r, col, L1, L2, periodic, K):
+    r"""``sum_j J_ij x_j`` of site ``(r, col)`` in the order of the CSR of ``J`` (see ``lattice_energy_rows``)."""
+    d = L1 * L2
+    i = r * L2 + col
+    if r > 0:
+        n0 = i - L2
+    else:
+        n0 = (L1 - 1) * L2 + col if periodic else d
+    if r < L1 - 1:
+        n1 = i + L2
+    else:
+        n1 = col if periodic else d
+    if col > 0:
+        n2 = i - 1
+    else:
+        n2 = i + L2 - 1 if periodic else d
+    if col < L2 - 1:
+        n3 = i + 1
+    else:
+        n3 = i - L2 + 1 if periodic else d
+    n0, n1 = _sort2(n0, n1)
+    n2, n3 = _sort2(n2, n3)
+    n0, n2 = _sort2(n0, n2)
+    n1, n3 = _sort2(n1, n3)
+    n1, n2 = _sort2(n1, n2)
+    fi = 0.0
+    # runs of equal indices in n0 <= n1 <= n2 <= n3 (a missing neighbour is d)
+    cnt = 1.0
+    if n1 == n0:
+        cnt += 1.0
+    else:
+        if n0 < d:
+            fi += (K * cnt) * xc[n0]
+        cnt = 1.0
+    if n2 == n1:
+        cnt += 1.0
+    else:
+        if n1 < d:
+            fi += (K * cnt) * xc[n1]
+        cnt = 1.0
+    if n3 == n2:
+        cnt += 1.0
+    else:
+        if n2 < d:
+            fi += (K * cnt) * xc[n2]
+        cnt = 1.0
+    if n3 < d:
+        fi += (K * cnt) * xc[n3]
+    return fi
+
+
+@pjit
+def lattice_energy_rows(L1, L2, periodic, K, hval, x, out):
+    r"""``ising_energy_rows`` of a lattice from its structure, bit for bit. No input checks.
+
+    Every operation of :func:`ising_energy_rows` on the CSR of the lattice's
+    ``J`` is repeated in the same order: for site ``i`` the distinct
+    neighbours ascending, each weighted by ``K * (number of bonds)`` (the
+    stored ``J_ij``), summed from 0; then ``e -= x_i (f_i / 2 + h)``. Edge
+    sites sort their neighbours with a 4-input network (a missing neighbour
+    of a free edge sorts last as ``d``; equal neighbours, on a periodic
+    side of length 2, merge into one entry); an interior site's are always
+    up, left, right, down, each with one bond.
+    """
+    for c in prange(x.shape[0]):
+        xc = x[c]
+        e = 0.0
+        if K == 0.0:  # J = 0 stores no coupling at all
+            for i in range(L1 * L2):
+                e -= xc[i] * (0.5 * 0.0 + hval)
+            out[c] = e
+            continue
+        for r in range(L1):
+            if 0 < r < L1 - 1 and L2 > 2:
+                i = r * L2
+                e -= xc[i] * (0.5 * _lattice_site_field(xc, r, 0, L1, L2, periodic, K) + hval)
+                for i in range(r * L2 + 1, r * L2 + L2 - 1):
+                    fi = 0.0
+                    fi += K * xc[i - L2]
+                    fi += K * xc[i - 1]
+                    fi += K * xc[i + 1]
+                    fi += K * xc[i + L2]
+                    e -= xc[i] * (0.5 * fi + hval)
+                i = r * L2 + L2 - 1
+                e -= xc[i] * (0.5 * _lattice_site_field(xc, r, L2 - 1, L1, L2, periodic, K) + hval)
+            else:
+                for col in range(L2):
+                    i = r * L2 + col
+                    e -= xc[i] * (0.5 * _lattice_site_field(xc, r, col, L1, L2, periodic, K) + hval)
         out[c] = e
 
 
@@ -369,8 +512,8 @@ def _heat_bath_run(own, a, b, e, f, u, shift, halve, t0, t1, t2, t3, t4, down, d
 
 
 @pjit
-def lattice_checkerboard_run(L, thresholds, spin, x, n_steps, thin, rng, trace):
-    r"""Checkerboard heat-bath sweeps of a homogeneous periodic lattice, even ``L``.
+def lattice_checkerboard_grid(L1, L2, thresholds, spin, x, n_steps, thin, rng, trace):
+    r"""Checkerboard heat-bath sweeps of a homogeneous periodic ``L1 x L2`` lattice, both sides even.
 
     Visits the sites with ``(r + c)`` even, then odd, each colour row by row:
     exactly the order of :func:`lattice_colour_order`, with exactly the
@@ -382,9 +525,9 @@ def lattice_checkerboard_run(L, thresholds, spin, x, n_steps, thin, rng, trace):
     ``sub[colour, r, (j + 1) * LANES + g]`` for column ``2 j + (r + colour) % 2``
     of lane ``g``, each row framed by copies of its last site (in front) and
     first site (behind) so that the periodic neighbours need no special
-    case: for one row of one colour, the ``L/2`` sites' draws are made
+    case: for one row of one colour, the ``L2/2`` sites' draws are made
     first (site by site, all lanes at once: ``_draw_bits``), then all
-    ``L/2 * LANES`` updates run as one flat loop over contiguous memory
+    ``L2/2 * LANES`` updates run as one flat loop over contiguous memory
     (the other colour's rows ``r - 1``, ``r + 1`` at the same offset, its
     row ``r`` shifted by one site; ``_heat_bath_run``). Sites of one colour do not interact, so
     drawing first and updating after changes nothing. Lanes never mix:
@@ -393,7 +536,7 @@ def lattice_checkerboard_run(L, thresholds, spin, x, n_steps, thin, rng, trace):
     and are never written back. No input checks.
     """
     n = x.shape[0]
-    h = L // 2
+    h = L2 // 2
     w = h * LANES
     up = np.int8(1)
     down = np.int8(-1) if spin else np.int8(0)
@@ -409,7 +552,7 @@ def lattice_checkerboard_run(L, thresholds, spin, x, n_steps, thin, rng, trace):
     for grp in prange(n_groups):
         c0 = grp * LANES
         used = min(LANES, n - c0)
-        sub = np.zeros((2, L, w + 2 * LANES), dtype=np.int8)
+        sub = np.zeros((2, L1, w + 2 * LANES), dtype=np.int8)
         U = np.empty(w, dtype=np.uint64)
         S0 = np.zeros(LANES, dtype=np.uint64)
         S1 = np.zeros(LANES, dtype=np.uint64)
@@ -418,21 +561,21 @@ def lattice_checkerboard_run(L, thresholds, spin, x, n_steps, thin, rng, trace):
         load_lanes(rng, c0, used, S0, S1, S2, S3)
         for g in range(used):
             for colour in range(2):
-                for r in range(L):
+                for r in range(L1):
                     for j in range(h):
-                        i = r * L + 2 * j + (r + colour) % 2
+                        i = r * L2 + 2 * j + (r + colour) % 2
                         sub[colour, r, (j + 1) * LANES + g] = up if x[c0 + g, i] > 0.5 else down
         for colour in range(2):
-            for r in range(L):
+            for r in range(L1):
                 _frame_row(sub[colour, r], w)
         saved = 0
         for t in range(n_steps):
             for colour in range(2):
                 other = sub[1 - colour]
-                for r in range(L):
+                for r in range(L1):
                     own = sub[colour, r]
-                    a = other[(r + L - 1) % L]
-                    b = other[(r + 1) % L]
+                    a = other[(r + L1 - 1) % L1]
+                    b = other[(r + 1) % L1]
                     same = other[r]
                     _draw_bits(S0, S1, S2, S3, U, h, LANES)
                     # column 2j has the other colour's sites j - 1 and j on its
@@ -443,9 +586,9 @@ def lattice_checkerboard_run(L, thresholds, spin, x, n_steps, thin, rng, trace):
                                    shift, halve, t0, t1, t2, t3, t4, down, delta)
                     _frame_row(own, w)
             if thin > 0 and (t + 1) % thin == 0:
-                _unpack_lattice(sub, trace[saved], c0, used, L)
+                _unpack_lattice(sub, trace[saved], c0, used, L1, L2)
                 saved += 1
-        _unpack_lattice(sub, x, c0, used, L)
+        _unpack_lattice(sub, x, c0, used, L1, L2)
         store_lanes(rng, c0, used, S0, S1, S2, S3)
 
 
@@ -458,14 +601,19 @@ def _frame_row(row, w):
 
 
 @jit
-def _unpack_lattice(sub, out, c0, used, L):
-    """``out[c0 + g, r * L + col]`` from the colour-split int8 copy (see ``lattice_checkerboard_run``)."""
-    h = L // 2
+def _unpack_lattice(sub, out, c0, used, L1, L2):
+    """``out[c0 + g, r * L2 + col]`` from the colour-split int8 copy (see ``lattice_checkerboard_grid``)."""
+    h = L2 // 2
     for g in range(used):
         for colour in range(2):
-            for r in range(L):
+            for r in range(L1):
                 for j in range(h):
-                    out[c0 + g, r * L + 2 * j + (r + colour) % 2] = sub[colour, r, (j + 1) * LANES + g]
+                    out[c0 + g, r * L2 + 2 * j + (r + colour) % 2] = sub[colour, r, (j + 1) * LANES + g]
+
+
+def lattice_checkerboard_run(L, thresholds, spin, x, n_steps, thin, rng, trace):
+    """:func:`lattice_checkerboard_grid` on the square ``L x L`` lattice (``L`` even). No input checks."""
+    lattice_checkerboard_grid(L, L, thresholds, spin, x, n_steps, thin, rng, trace)
 
 
 def uniform_thresholds(table):
@@ -491,11 +639,24 @@ def uniform_thresholds(table):
     return out
 
 
+def _as_shape(L):
+    """``L`` (square side) or ``(L1, L2)`` -> ``(L1, L2)``."""
+    if isinstance(L, (tuple, list)):
+        return int(L[0]), int(L[1])
+    return int(L), int(L)
+
+
 def lattice_neighbours(L):
-    """``(L*L, 4)`` int64 neighbour table (up, down, left, right) of the periodic lattice."""
-    r, c = np.divmod(np.arange(L * L), L)
+    """``(L1*L2, 4)`` int64 neighbour table (up, down, left, right) of the periodic lattice.
+
+    ``L`` is the side of a square lattice or the shape ``(L1, L2)``; on a
+    side of length 2 both neighbours along it are the same site (its two
+    bonds).
+    """
+    L1, L2 = _as_shape(L)
+    r, c = np.divmod(np.arange(L1 * L2), L2)
     return np.stack(
-        [((r - 1) % L) * L + c, ((r + 1) % L) * L + c, r * L + (c - 1) % L, r * L + (c + 1) % L],
+        [((r - 1) % L1) * L2 + c, ((r + 1) % L1) * L2 + c, r * L2 + (c - 1) % L2, r * L2 + (c + 1) % L2],
         axis=1,
     ).astype(np.int64)
 
@@ -531,22 +692,30 @@ def homogeneous_lattice(model):
     return L, float(K), float(h[0])
 
 
-def lattice_colour_order(L):
-    """Sites of the periodic LxL lattice sorted by colour: ``(order, n_colours)``.
+def lattice_colour_order(L, boundary="periodic"):
+    """Sites of a 2-D lattice sorted by colour: ``(order, n_colours)``.
 
-    Even ``L``: the checkerboard ``(r + c) mod 2`` (two colours). Odd ``L``
-    (no 2-colouring exists): ``(f(r) + f(c)) mod 3`` with ``f`` the proper
-    3-colouring of the odd cycle (``i mod 2``, and 2 for the last index);
-    neighbours differ in exactly one coordinate, where ``f`` differs, so
-    their colours differ.
+    ``L`` is the side of a square lattice or the shape ``(L1, L2)``. Free
+    boundary, or periodic with both sides even: the checkerboard
+    ``(r + c) mod 2`` (two colours). Periodic with an odd side (no
+    2-colouring exists): ``(f1(r) + f2(c)) mod 3`` with ``f`` a proper
+    colouring of each cycle (``i mod 2``, and 2 for the last index of an odd
+    cycle); neighbours differ in exactly one coordinate, where ``f`` differs
+    by 1 or 2, so their colours differ mod 3. Within a colour, sites keep
+    index order (a stable sort).
     """
-    r, c = np.divmod(np.arange(L * L), L)
-    if L % 2 == 0:
+    L1, L2 = _as_shape(L)
+    r, c = np.divmod(np.arange(L1 * L2), L2)
+    if boundary == "free" or (L1 % 2 == 0 and L2 % 2 == 0):
         colour = (r + c) % 2
     else:
-        f = np.arange(L) % 2
-        f[-1] = 2
-        colour = (f[r] + f[c]) % 3
+        f1 = np.arange(L1) % 2
+        f2 = np.arange(L2) % 2
+        if L1 % 2:
+            f1[-1] = 2
+        if L2 % 2:
+            f2[-1] = 2
+        colour = (f1[r] + f2[c]) % 3
     return np.argsort(colour, kind="stable").astype(np.int64), int(colour.max()) + 1
 
 
@@ -767,7 +936,7 @@ def rwmh_binary(model, x0, n_steps, seed, thin=0):
     n_steps : int
         Number of proposals per chain (>= 0).
     seed : int, numpy.random.SeedSequence or numpy.random.Generator
-        Chain ``c`` uses its own stream (SPEC §1).
+        Chain ``c`` uses its own stream (see ``docs/conventions.md``).
     thin : int, default 0
         Save the state after every ``thin`` steps (0: no trace).
 
@@ -811,7 +980,7 @@ def rwmh_binary(model, x0, n_steps, seed, thin=0):
     if kind == "ising":
         indptr, indices, data = ising_csr(model)
         ising_rwmh_run(
-            indptr, indices, data, np.ascontiguousarray(model.params["h"]), model.domain == "spin",
+            indptr, indices, data, ising_h(model), model.domain == "spin",
             prep.x, prep.n_steps, prep.thin, prep.rng, prep.trace, accepted,
         )
     else:

@@ -51,7 +51,8 @@ def gibbs(model, x0, n_steps, seed, thin=0, method=None):
         RBM/GRBM: ``"block"`` (the only one, and the default). Ising:
         ``"sequential"`` (sites ``0, 1, ..., d-1``; the default for a
         general model) or ``"checkerboard"`` (sites ordered by colour class,
-        see Notes; the default when ``model.lattice_size`` is set).
+        see Notes; the default for a lattice: ``model.lattice`` or
+        ``model.lattice_size`` set).
 
     Returns
     -------
@@ -122,11 +123,18 @@ def gibbs(model, x0, n_steps, seed, thin=0, method=None):
     3-colouring ``0, 1, 0, 1, ..., 2`` of the odd cycle. Models without a
     lattice use the greedy colouring (for a dense ``J`` every site is its
     own class, i.e. the sequential sweep). Chains run in parallel; within a chain the sites of
-    a class are visited in index order. For ``Ising.lattice`` models with a
-    single coupling and field the conditional comes from a 5-entry table of
-    the neighbour sum (same random numbers); with even ``L`` the
-    checkerboard advances groups of ``_binary.LANES`` (16) chains in lock-step on int8 copies
-    of their spins (SIMD over chains; bit-identical to the table path).
+    a class are visited in index order. For lattice models (``Ising.lattice``,
+    which store no ``J``, and dense models detected as such a lattice) the
+    conditional comes from a 5-entry table of the neighbour sum (same random
+    numbers); with both sides even the checkerboard advances groups of
+    ``_binary.LANES`` (16) chains in lock-step on int8 copies of their spins
+    (SIMD over chains; bit-identical to the table path). A lattice model
+    reaches these kernels from its structure alone (set-up O(1) plus
+    O(n_chains d) for copying the states and the final energies; no ``J``,
+    no CSR); a rectangular ``(L1, L2)`` torus with an odd side uses the
+    3-colouring ``(f_1(r) + f_2(c)) mod 3``, and a free boundary the
+    checkerboard ``(r + c) mod 2`` with the general kernel. See
+    ``docs/lattices.md``.
 
     References
     ----------
@@ -154,7 +162,8 @@ def _check_method(kind, method, model):
     allowed = _METHODS[kind]
     if method is None:
         if kind == "ising":
-            return "checkerboard" if getattr(model, "lattice_size", None) is not None else "sequential"
+            on_lattice = model.lattice is not None or model.lattice_size is not None
+            return "checkerboard" if on_lattice else "sequential"
         return allowed[0]
     if not isinstance(method, str) or method not in allowed:
         raise ValueError(
@@ -474,6 +483,9 @@ def _grbm_block_gibbs(model, prep):
 
 def _ising_gibbs(model, prep, method):
     spin = model.domain == "spin"
+    if model.lattice is not None:
+        _lattice_gibbs(model.lattice, prep, method, spin)
+        return
     indptr, indices, data = _binary.ising_csr(model)
     d = model.n_features
     if method == "checkerboard":
@@ -496,5 +508,44 @@ def _ising_gibbs(model, prep, method):
     else:
         _binary.ising_gibbs_run(
             indptr, indices, data, np.ascontiguousarray(model.params["h"]), spin, order,
+            prep.x, prep.n_steps, prep.thin, prep.rng, prep.trace,
+        )
+
+
+def _lattice_gibbs(spec, prep, method, spin):
+    """Heat-bath sweeps of a lattice model from its structure: no ``J``, no CSR for a torus.
+
+    Same kernels, tables and visiting orders as a dense model detected as a
+    lattice (``model.lattice_size``), hence the same chains bit for bit:
+    the coupling ``K = beta * coupling`` and field ``beta * field`` are the
+    numbers the detection recovers from ``J`` and ``h``. Set-up is O(1)
+    for the checkerboard (a 5-entry threshold table), O(d) otherwise.
+    """
+    K = spec.beta * spec.coupling
+    field = spec.beta * spec.field
+    L1, L2 = spec.shape
+    torus = spec.boundary == "periodic"
+    if method == "checkerboard" and torus and L1 % 2 == 0 and L2 % 2 == 0:
+        # the checkerboard kernel visits exactly lattice_colour_order's order
+        _binary.lattice_checkerboard_grid(
+            L1, L2, _binary.uniform_thresholds(_binary.lattice_table(K, field, spin)), spin,
+            prep.x, prep.n_steps, prep.thin, prep.rng, prep.trace,
+        )
+        return
+    if method == "checkerboard":
+        order, _ = _binary.lattice_colour_order(spec.shape, spec.boundary)
+    else:
+        order = np.arange(L1 * L2, dtype=np.int64)
+    if not torus:
+        # fewer than four neighbours at the edges: the general kernel on the
+        # lattice's CSR (O(d) to build)
+        indptr, indices, data = _binary.lattice_csr(spec)
+        _binary.ising_gibbs_run(
+            indptr, indices, data, np.full(L1 * L2, field), spin, order,
+            prep.x, prep.n_steps, prep.thin, prep.rng, prep.trace,
+        )
+    else:
+        _binary.lattice_gibbs_run(
+            _binary.lattice_neighbours(spec.shape), _binary.lattice_table(K, field, spin), spin, order,
             prep.x, prep.n_steps, prep.thin, prep.rng, prep.trace,
         )

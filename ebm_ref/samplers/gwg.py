@@ -85,7 +85,7 @@ def gwg(model, x0, n_steps, seed, thin=0):
     if kind == "ising":
         indptr, indices, data = _binary.ising_csr(model)
         _binary.ising_gwg_run(
-            indptr, indices, data, np.ascontiguousarray(model.params["h"]), model.domain == "spin",
+            indptr, indices, data, _binary.ising_h(model), model.domain == "spin",
             prep.x, prep.n_steps, prep.thin, prep.rng, prep.trace, accepted,
         )
     else:
