@@ -9,10 +9,13 @@ function attribute once the submodule is imported.
 """
 
 from ._result import SampleResult
+from .dula import dula
 from .gibbs import gibbs
 from .gibbs_langevin import gibbs_langevin
 from .gwg import gwg
+from .hmc import hmc
 from .langevin import langevin
 from .mh import rwmh
 
 __all__ = ["SampleResult", "gibbs", "gwg", "rwmh", "langevin", "gibbs_langevin"]
+__all__ += ["dula", "hmc"]
