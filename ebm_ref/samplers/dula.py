@@ -315,6 +315,7 @@ def dula(model, x0, n_steps, step_size, seed, adjust=False, thin=0):
 
     Examples
     --------
+    >>> import numpy as np
     >>> from ebm_ref.energies import Ising
     >>> from ebm_ref.samplers import dula
     >>> m = Ising.random(8, 0.5, seed=0)
