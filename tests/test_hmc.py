@@ -284,3 +284,28 @@ def test_bad_input():
 
     with pytest.raises(TypeError, match="hmc"):
         hmc(RBM(np.zeros((2, 2)), np.zeros(2), np.zeros(2)), x0, 1, 0.1, 3, seed=0)
+
+
+def test_generic_path_latent_energy_invariant():
+    # LatentEnergy at beta = 1: exp(-F(y)) = mean_j exp(-||y - w * phi(z_j)||^2),
+    # an equal-weight mixture of N(w * phi(z_j), I / 2): exact draws are easy
+    from scipy.special import logsumexp
+
+    from ebm_ref.energies import LatentEnergy
+
+    w = np.array([2.0, 1.0])
+    model = LatentEnergy(w)
+    centres = np.stack([np.cos(model.z_grid), np.sin(model.z_grid)], axis=1) * w
+    y = np.random.default_rng(0).normal(size=(50, 2)) * 2.0
+    log_mix = logsumexp(-((y[:, None, :] - centres[None]) ** 2).sum(axis=-1), axis=1)
+    assert np.ptp(-model.energy(y) - log_mix) < 1e-12  # the reference is the model's law
+
+    def exact(rng, n):
+        return centres[rng.integers(0, len(centres), size=n)] + rng.normal(0.0, np.sqrt(0.5), size=(n, 2))
+
+    check_sampler(_fn(model, 0.3, 5), model, n_steps=20, seed=35, alpha=ALPHA, exact_sampler=exact).assert_ok()
+    # negative control: the chains of the beta = 3 model drift away from the
+    # beta = 1 law within the same 20 transitions (measured p-value 1e-14)
+    hot = LatentEnergy(w, beta=3.0)
+    bad = check_sampler(_fn(hot, 0.3, 5), model, n_steps=20, seed=35, alpha=ALPHA, exact_sampler=exact)
+    assert not bad.passed, bad
