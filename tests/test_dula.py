@@ -167,13 +167,14 @@ def _pooled_chi2(counts, probs, n):
     return stat, stats.chi2.ppf(1.0 - ALPHA, obs.size - 1)
 
 
+@pytest.mark.parametrize("name", ["ising-spin", "rbm"])
 @pytest.mark.parametrize("adjust", [False, True])
-def test_kernel_one_step_frequencies_match_exact_row(adjust):
-    model = MODELS10["ising-spin"]()
+def test_kernel_one_step_frequencies_match_exact_row(name, adjust):
+    model = MODELS10[name]()
     step = 1.0
     n = 100_000
     start = 300
-    X = all_states(10, "spin")
+    X = all_states(10, model.domain)
     res = dula(model, np.tile(X[start], (n, 1)), 1, step, seed=11, adjust=adjust)
     idx = ((res.x > 0).astype(np.int64) << np.arange(10)).sum(axis=1)
     counts = np.bincount(idx, minlength=1024).astype(float)

@@ -286,6 +286,7 @@ def test_bad_input():
         hmc(RBM(np.zeros((2, 2)), np.zeros(2), np.zeros(2)), x0, 1, 0.1, 3, seed=0)
 
 
+@pytest.mark.slow
 def test_generic_path_latent_energy_invariant():
     # LatentEnergy at beta = 1: exp(-F(y)) = mean_j exp(-||y - w * phi(z_j)||^2),
     # an equal-weight mixture of N(w * phi(z_j), I / 2): exact draws are easy
