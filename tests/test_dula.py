@@ -390,3 +390,16 @@ def test_bad_input():
         dula(StudentT(np.zeros(2), np.zeros(2), np.zeros(2)), np.zeros((3, 2)), 1, 0.5, seed=0)
     with pytest.raises(TypeError, match="dula"):
         dula("not a model", x0, 1, 0.5, seed=0)
+
+
+def test_lattice_equals_dense_twin():
+    # the structured lattice reaches the kernel as the same CSR as its dense J
+    lat = Ising.lattice(4, 0.44, field=0.1)
+    twin = Ising(lat.params["J"], lat.params["h"])
+    x0 = all_states(16, "spin")[::4099]
+    for adjust in (False, True):
+        a = dula(lat, x0, 12, 0.8, seed=9, adjust=adjust, thin=4)
+        b = dula(twin, x0, 12, 0.8, seed=9, adjust=adjust, thin=4)
+        np.testing.assert_array_equal(a.x, b.x)
+        np.testing.assert_array_equal(a.trace, b.trace)
+        np.testing.assert_allclose(a.energies, b.energies, rtol=1e-13, atol=1e-13)

@@ -310,3 +310,14 @@ def test_generic_path_latent_energy_invariant():
     hot = LatentEnergy(w, beta=3.0)
     bad = check_sampler(_fn(hot, 0.3, 5), model, n_steps=20, seed=35, alpha=ALPHA, exact_sampler=exact)
     assert not bad.passed, bad
+
+
+def test_divergent_trajectories_are_rejected():
+    # a step far beyond the stability limit: energies overflow or turn
+    # NaN along the trajectory, and every such proposal must be rejected
+    narrow = GaussianMixture(np.zeros(2), np.array([[-1.0], [1.0]]), np.full((2, 1), np.log(1e-3)))
+    x0 = np.array([[-1.0], [1.0], [-1.0005]])
+    res = hmc(narrow, x0, 20, 5.0, 10, seed=0)
+    assert np.all(np.isfinite(res.x)) and np.all(np.isfinite(res.energies))
+    np.testing.assert_array_equal(res.acceptance_rate, 0.0)
+    np.testing.assert_array_equal(res.x, x0)
