@@ -3,8 +3,10 @@
 * exact transition matrices on 10-unit models (1024 states), built in NumPy
   from the factorised proposal: DMALA leaves the target invariant and is
   reversible to 1e-12; DULA's stationary bias (total variation) shrinks
-  with the step size; planted bugs (reverse proposal built with the stale
-  gradient, no proposal ratio) break invariance by at least 1e-3;
+  with the step size on Ising and stays finite on an RBM; planted bugs
+  (reverse proposal built with the stale gradient, no proposal ratio)
+  break invariance by at least 1e-3, and the stale-gradient bug planted in
+  the kernels fails the exact-distribution check;
 * the Numba kernel's one-step frequencies against the exact row (chi-square,
   false-failure rate 1e-4), with the wrong row as a negative control;
 * final states against the exact distribution (``check_sampler``, false-
@@ -15,6 +17,7 @@
   bad input.
 """
 
+import importlib
 import os
 import pathlib
 import subprocess
@@ -254,6 +257,21 @@ def test_dmala_converges_from_fixed_start(name):
     model = STAT_MODELS[name]()
     x0 = np.ones(model.n_features)
     check_sampler(_fn(model, 1.0, True), model, n_steps=300, seed=22, alpha=ALPHA, start=x0).assert_ok()
+
+
+@pytest.mark.parametrize("name", sorted(set(STAT_MODELS) - {"generic"}))
+def test_kernel_with_stale_reverse_proposal_fails(name):
+    # the planted bug inside the kernels: the reverse proposal built from the
+    # current state's gradient. Measured p-values 1e-14 (dense spins) to
+    # 1e-101 (RBM) at 10 steps from exact starts, against alpha = 1e-4.
+    model = STAT_MODELS[name]()
+    dula_module = importlib.import_module("ebm_ref.samplers.dula")
+
+    def buggy(params, x0, n_steps, rng):
+        return dula_module._dula(model, x0, n_steps, 1.0, rng, True, 0, dula_module.VARIANT_STALE_REVERSE).x
+
+    res = check_sampler(buggy, model, n_steps=10, seed=25, alpha=ALPHA)
+    assert not res.passed, res
 
 
 def test_dula_small_step_passes_large_step_fails():

@@ -32,6 +32,12 @@ from ._common import check_step_size, finish, prepare, unsupported
 
 __all__ = ["dula"]
 
+# Kernel variants. Only VARIANT_EXACT is reachable from the public API; the
+# other is a planted bug (reverse proposal built with the gradient of the
+# current state instead of the proposed one) that the tests must detect.
+VARIANT_EXACT = 0
+VARIANT_STALE_REVERSE = 1
+
 SUPPORTED = ("RBM", "Ising (dense or lattice)", "any EnergyModel with domain 'binary' or 'spin'")
 
 
@@ -99,7 +105,8 @@ def _ising_state(indptr, indices, data, h, xc, g):
 
 
 @pjit
-def ising_dula_run(indptr, indices, data, h, spin, x, n_steps, inv2a, adjust, thin, rng, trace, accepted):
+def ising_dula_run(indptr, indices, data, h, spin, x, n_steps, inv2a, adjust, variant, thin, rng, trace,
+                   accepted):
     """DULA / DMALA on an Ising model given by the CSR of ``J`` (both domains). No input checks."""
     n, d = x.shape
     for c in prange(n):
@@ -117,7 +124,8 @@ def ising_dula_run(indptr, indices, data, h, spin, x, n_steps, inv2a, adjust, th
             ok = True
             if adjust:
                 log_u = math.log(nb_uniform(s))
-                log_alpha = e - en + _log_q(xn, gn, xc, spin, inv2a) - lq_fwd
+                grev = g if variant == VARIANT_STALE_REVERSE else gn
+                log_alpha = e - en + _log_q(xn, grev, xc, spin, inv2a) - lq_fwd
                 ok = log_u < log_alpha
             if ok:
                 n_acc += 1
@@ -150,7 +158,7 @@ def _rbm_state(W, b_v, b_h, vc, a, g):
 
 
 @pjit
-def rbm_dula_run(W, b_v, b_h, x, n_steps, inv2a, adjust, thin, rng, trace, accepted):
+def rbm_dula_run(W, b_v, b_h, x, n_steps, inv2a, adjust, variant, thin, rng, trace, accepted):
     """DULA / DMALA on the visible units of an RBM (energy = free energy). No input checks."""
     n, V = x.shape
     H = b_h.shape[0]
@@ -170,7 +178,8 @@ def rbm_dula_run(W, b_v, b_h, x, n_steps, inv2a, adjust, thin, rng, trace, accep
             ok = True
             if adjust:
                 log_u = math.log(nb_uniform(s))
-                log_alpha = e - en + _log_q(vn, gn, vc, False, inv2a) - lq_fwd
+                grev = g if variant == VARIANT_STALE_REVERSE else gn
+                log_alpha = e - en + _log_q(vn, grev, vc, False, inv2a) - lq_fwd
                 ok = log_u < log_alpha
             if ok:
                 n_acc += 1
@@ -323,6 +332,11 @@ def dula(model, x0, n_steps, step_size, seed, adjust=False, thin=0):
     >>> res.x.shape, res.acceptance_rate.shape
     ((100, 8), (100,))
     """
+    return _dula(model, x0, n_steps, step_size, seed, adjust, thin, VARIANT_EXACT)
+
+
+def _dula(model, x0, n_steps, step_size, seed, adjust, thin, variant):
+    """``dula`` with a kernel variant (the tests use the planted bug)."""
     if not isinstance(model, EnergyModel) or getattr(model, "domain", None) not in ("binary", "spin"):
         raise unsupported("dula", model, SUPPORTED)
     alpha = check_step_size(step_size)
@@ -337,15 +351,17 @@ def dula(model, x0, n_steps, step_size, seed, adjust=False, thin=0):
         indptr, indices, data = _binary.ising_csr(model)
         ising_dula_run(
             indptr, indices, data, _binary.ising_h(model), model.domain == "spin",
-            prep.x, prep.n_steps, inv2a, adjust, prep.thin, prep.rng, prep.trace, accepted,
+            prep.x, prep.n_steps, inv2a, adjust, variant, prep.thin, prep.rng, prep.trace, accepted,
         )
     elif kind == "rbm":
         p = model.params
         rbm_dula_run(
             np.ascontiguousarray(p["W"]), np.ascontiguousarray(p["b_v"]), np.ascontiguousarray(p["b_h"]),
-            prep.x, prep.n_steps, inv2a, adjust, prep.thin, prep.rng, prep.trace, accepted,
+            prep.x, prep.n_steps, inv2a, adjust, variant, prep.thin, prep.rng, prep.trace, accepted,
         )
     else:
+        if variant != VARIANT_EXACT:  # pragma: no cover - test-only guard
+            raise ValueError("kernel variants exist on the Numba path only")
         _generic_run(model, prep.x, prep.n_steps, inv2a, adjust, prep.thin, prep.rng, prep.trace, accepted)
     rate = _binary.acceptance(accepted, prep.n_steps) if adjust else None
     return finish(prep, _binary.final_energies(model, prep.x), rate)
