@@ -116,9 +116,9 @@ STAT = {"student": _student, "mixture": _mixture, "grbm": _grbm}
 @pytest.mark.parametrize("name", sorted(STAT))
 def test_invariant_from_exact_start(name):
     model = STAT[name]()
-    check_sampler(_fn(model, 0.4, 5), model, n_steps=10, seed=31, alpha=ALPHA).assert_ok()
+    check_sampler(_fn(model, 0.4, 5), model, n_steps=10, seed=31, alpha=ALPHA, start="exact").assert_ok()
     invm = np.linspace(0.6, 1.4, model.n_features)
-    check_sampler(_fn(model, 0.4, 5, invm=invm), model, n_steps=10, seed=32, alpha=ALPHA).assert_ok()
+    check_sampler(_fn(model, 0.4, 5, invm=invm), model, n_steps=10, seed=32, alpha=ALPHA, start="exact").assert_ok()
 
 
 @pytest.mark.slow
@@ -136,7 +136,7 @@ def test_converges_from_fixed_start(name):
 @pytest.mark.parametrize("name", sorted(STAT))
 def test_planted_bugs_fail(name, variant):
     model = STAT[name]()
-    res = check_sampler(_fn(model, 0.6, 4, variant), model, n_steps=10, seed=34, alpha=ALPHA)
+    res = check_sampler(_fn(model, 0.6, 4, variant), model, n_steps=10, seed=34, alpha=ALPHA, start="exact")
     assert not res.passed, res
 
 
@@ -304,11 +304,13 @@ def test_generic_path_latent_energy_invariant():
     def exact(rng, n):
         return centres[rng.integers(0, len(centres), size=n)] + rng.normal(0.0, np.sqrt(0.5), size=(n, 2))
 
-    check_sampler(_fn(model, 0.3, 5), model, n_steps=20, seed=35, alpha=ALPHA, exact_sampler=exact).assert_ok()
+    check_sampler(
+        _fn(model, 0.3, 5), model, n_steps=20, seed=35, alpha=ALPHA, exact_sampler=exact, start="exact"
+    ).assert_ok()
     # negative control: the chains of the beta = 3 model drift away from the
     # beta = 1 law within the same 20 transitions (measured p-value 1e-14)
     hot = LatentEnergy(w, beta=3.0)
-    bad = check_sampler(_fn(hot, 0.3, 5), model, n_steps=20, seed=35, alpha=ALPHA, exact_sampler=exact)
+    bad = check_sampler(_fn(hot, 0.3, 5), model, n_steps=20, seed=35, alpha=ALPHA, exact_sampler=exact, start="exact")
     assert not bad.passed, bad
 
 

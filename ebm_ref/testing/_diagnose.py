@@ -92,15 +92,20 @@ def check_alpha(value, name="alpha"):
     return v
 
 
-def check_input_array(value, name):
-    """A user-supplied input (``x``, a point of evaluation): real, finite, non-empty, float64 copy."""
+def check_input_array(value, name, allow_empty=False):
+    """A user-supplied input (``x``, a point of evaluation): real, finite, non-empty, float64 copy.
+
+    ``allow_empty=True`` accepts an array with no entries: one entry of a
+    dict of parameters may be empty (a rank-0 factor of shape ``(m, 0)``)
+    as long as the dict as a whole is not.
+    """
     if isinstance(value, (str, bytes)) or value is None:
         raise TypeError(f"`{name}` must be a real numeric array; got {type(value).__name__}.")
     arr = np.asarray(value)
     if arr.dtype.kind not in "biuf":
         raise TypeError(f"`{name}` must be a real numeric array (bool, int or float); got dtype {arr.dtype}.")
     arr = np.array(arr, dtype=np.float64)
-    if arr.size == 0:
+    if arr.size == 0 and not allow_empty:
         raise ValueError(f"`{name}` must contain at least one entry; got shape {arr.shape}.")
     if not np.all(np.isfinite(arr)):
         where = tuple(int(i) for i in np.argwhere(~np.isfinite(arr))[0])

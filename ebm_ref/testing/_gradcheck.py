@@ -127,7 +127,9 @@ def _flatten(x, name="x"):
         keys = list(x)
         if not keys:
             raise ValueError(f"`{name}` must contain at least one array; got an empty dict.")
-        arrs = [_dg.check_input_array(x[k], f"{name}[{k!r}]") for k in keys]
+        arrs = [_dg.check_input_array(x[k], f"{name}[{k!r}]", allow_empty=True) for k in keys]
+        if sum(a.size for a in arrs) == 0:
+            raise ValueError(f"`{name}` must contain at least one entry; every array of the dict is empty.")
         return keys, arrs
     return [None], [_dg.check_input_array(x, name)]
 
