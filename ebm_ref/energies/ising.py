@@ -80,9 +80,21 @@ def _check_shape(L):
     if isinstance(L, (tuple, list)):
         if len(L) != 2:
             raise ValueError(f"`L` must be an int or a pair (L1, L2); got a sequence of length {len(L)}.")
-        return (check_int(L[0], "L", minimum=2), check_int(L[1], "L", minimum=2))
-    side = check_int(L, "L", minimum=2)
-    return (side, side)
+        shape = (check_int(L[0], "L", minimum=2), check_int(L[1], "L", minimum=2))
+    else:
+        side = check_int(L, "L", minimum=2)
+        shape = (side, side)
+    # site indices are int64 and one float64 state of 2**40 sites is 8 TiB: a
+    # larger lattice can never be sampled, so it is refused when built
+    if shape[0] * shape[1] > _MAX_SITES:
+        raise ValueError(
+            f"`L` gives {shape[0]} x {shape[1]} sites; at most 2**40 sites are supported "
+            f"(one float64 state of 2**40 sites is 8 TiB)."
+        )
+    return shape
+
+
+_MAX_SITES = 2**40
 
 
 def _lattice_bonds(spec):
@@ -296,6 +308,11 @@ class Ising(EnergyModel):
         beta = _check_real(beta, "beta", minimum=0.0)
         coupling = _check_real(coupling, "coupling")
         field = _check_real(field, "field")
+        if not (np.isfinite(beta * coupling) and np.isfinite(beta * field)):
+            raise ValueError(
+                f"`beta` times `coupling` and `field` must be finite (they are the model's weights); "
+                f"got beta={beta!r}, coupling={coupling!r}, field={field!r}."
+            )
         domain = _check_domain_name(domain)
         if not isinstance(boundary, str) or boundary not in _BOUNDARIES:
             raise ValueError(f"`boundary` of Ising.lattice must be one of {_BOUNDARIES}; got {boundary!r}.")

@@ -188,8 +188,13 @@ def _small_k(L, K):
     return N * _LOG2 + 2.0 * N * math.log(math.cosh(K)), 2.0 * N * T, 2.0 * N * (1.0 - T * T)
 
 
+_MAX_L = 2**31 - 1
+
+
 def _check_args(L, beta, J):
     L = check_int(L, "L", minimum=2)
+    if L > _MAX_L:  # arrays of about L entries per call: past this, no memory holds them
+        raise ValueError(f"`L` must be at most 2**31 - 1; got {L}.")
     beta = check_positive(beta, "beta")
     if isinstance(J, (bool, np.bool_)) or not isinstance(J, numbers.Real):
         raise TypeError(f"`J` must be a real number; got {type(J).__name__}.")

@@ -1,0 +1,248 @@
+"""Bad input to the public callables added this morning: one row per case.
+
+Each row calls a public callable with one bad argument and asserts the
+exception type and that the message names the argument (or, for a model
+of the wrong kind, says which model the callable needs). Nothing here
+samples or computes: every call fails in validation, so the file is fast.
+Conventions for the messages: docs/conventions.md.
+"""
+
+import numpy as np
+import pytest
+
+from ebm_ref import exact, objectives, observables, samplers, sweep
+from ebm_ref.energies import RBM, Ising, MLPEnergy
+
+
+def task(settings, seed):
+    return {"a": 1.0}
+
+
+lat = Ising.lattice(4, 0.3)
+J = np.zeros((3, 3))
+J[0, 1] = J[1, 0] = 0.5
+ising = Ising(J, np.zeros(3))
+rbm = RBM(np.ones((3, 2)) * 0.1, np.zeros(3), np.zeros(2))
+x0 = np.ones((2, 16))
+mlp = MLPEnergy((2, 4, 1))
+PL = objectives.PseudoLikelihood
+SSM = objectives.SlicedScoreMatching
+CASES = []
+
+
+def c(name, f, exc, arg):
+    CASES.append(pytest.param(f, exc, arg, id=name))
+
+
+for fn in ("swendsen_wang","wolff"):
+    S = getattr(samplers, fn)
+    c(fn+" nsteps huge", lambda S=S: S(lat, x0, 2**70, 0), ValueError, "n_steps")
+    c(fn+" nsteps float", lambda S=S: S(lat, x0, 3.0, 0), TypeError, "n_steps")
+    c(fn+" nsteps bool", lambda S=S: S(lat, x0, True, 0), TypeError, "n_steps")
+    c(fn+" nsteps neg", lambda S=S: S(lat, x0, -1, 0), ValueError, "n_steps")
+    c(fn+" thin neg", lambda S=S: S(lat, x0, 2, 0, thin=-1), ValueError, "thin")
+    c(fn+" thin huge", lambda S=S: S(lat, x0, 2, 0, thin=2**70), ValueError, "thin")
+    c(fn+" thin bool", lambda S=S: S(lat, x0, 2, 0, thin=True), TypeError, "thin")
+    c(fn+" seed str", lambda S=S: S(lat, x0, 2, "a"), TypeError, "seed")
+    c(fn+" seed neg", lambda S=S: S(lat, x0, 2, -1), ValueError, "seed")
+    c(fn+" seed float", lambda S=S: S(lat, x0, 2, 1.5), TypeError, "seed")
+    c(fn+" seed None", lambda S=S: S(lat, x0, 2, None), TypeError, "seed")
+    c(fn+" x0 nan", lambda S=S: S(lat, np.full(16, np.nan), 2, 0), ValueError, "x0")
+    c(fn+" x0 0/1", lambda S=S: S(lat, np.zeros(16), 2, 0), ValueError, "x0")
+    c(fn+" x0 shape", lambda S=S: S(lat, np.ones(15), 2, 0), ValueError, "x0")
+    c(fn+" x0 empty", lambda S=S: S(lat, np.ones((0,16)), 2, 0), ValueError, "x0")
+    c(fn+" x0 str", lambda S=S: S(lat, "abc", 2, 0), TypeError, "x0")
+    c(fn+" x0 3d", lambda S=S: S(lat, np.ones((1,2,16)), 2, 0), ValueError, "x0")
+    c(fn+" model rbm", lambda S=S: S(rbm, np.ones(3), 2, 0), TypeError, "model|RBM")
+    c(fn+" model none", lambda S=S: S(None, np.ones(3), 2, 0), TypeError, "model|NoneType")
+    c(fn+" model field", lambda S=S: S(Ising.lattice(4,0.3,field=0.1), x0, 2, 0), ValueError, "model")
+    c(fn+" model anti", lambda S=S: S(Ising.lattice(4,0.3,coupling=-1.), x0, 2, 0), ValueError, "model")
+    c(fn+" model binary", lambda S=S: S(Ising.lattice(4,0.3,domain="binary"), np.zeros(16), 2, 0), ValueError, "model")
+PT = samplers.parallel_tempering
+c("pt betas scalar", lambda: PT(ising, 1.0, np.ones(3), 2, 0), ValueError, "betas")
+c("pt betas nan", lambda: PT(ising, [np.nan, 1.0], np.ones(3), 2, 0), ValueError, "betas")
+c("pt betas empty", lambda: PT(ising, [], np.ones(3), 2, 0), ValueError, "betas")
+c("pt betas dec", lambda: PT(ising, [1.0, 0.5], np.ones(3), 2, 0), ValueError, "betas")
+c("pt betas not1", lambda: PT(ising, [0.2, 0.5], np.ones(3), 2, 0), ValueError, "betas")
+c("pt betas neg", lambda: PT(ising, [-0.2, 1.0], np.ones(3), 2, 0), ValueError, "betas")
+c("pt betas 2d", lambda: PT(ising, [[0.2, 1.0]], np.ones(3), 2, 0), ValueError, "betas")
+c("pt betas str", lambda: PT(ising, "ab", np.ones(3), 2, 0), TypeError, "betas")
+c("pt betas complex", lambda: PT(ising, [0.5j, 1.0], np.ones(3), 2, 0), TypeError, "betas")
+c("pt nsteps huge", lambda: PT(ising, [0.5, 1.0], np.ones(3), 2**70, 0), ValueError, "n_steps")
+c("pt nsteps neg", lambda: PT(ising, [0.5, 1.0], np.ones(3), -2, 0), ValueError, "n_steps")
+c("pt nsteps float", lambda: PT(ising, [0.5, 1.0], np.ones(3), 2.0, 0), TypeError, "n_steps")
+c("pt nsteps bool", lambda: PT(ising, [0.5, 1.0], np.ones(3), True, 0), TypeError, "n_steps")
+c("pt swap_every 0", lambda: PT(ising, [0.5, 1.0], np.ones(3), 2, 0, swap_every=0), ValueError, "swap_every")
+c("pt swap_every huge", lambda: PT(ising, [0.5, 1.0], np.ones(3), 2, 0, swap_every=2**70), ValueError, "swap_every")
+c("pt swap_every bool", lambda: PT(ising, [0.5, 1.0], np.ones(3), 2, 0, swap_every=True), TypeError, "swap_every")
+c("pt swap_every float", lambda: PT(ising, [0.5, 1.0], np.ones(3), 2, 0, swap_every=1.0), TypeError, "swap_every")
+c("pt thin neg", lambda: PT(ising, [0.5, 1.0], np.ones(3), 2, 0, thin=-1), ValueError, "thin")
+c("pt thin huge", lambda: PT(ising, [0.5, 1.0], np.ones(3), 2, 0, thin=2**70), ValueError, "thin")
+c("pt thin bool", lambda: PT(ising, [0.5, 1.0], np.ones(3), 2, 0, thin=True), TypeError, "thin")
+c("pt sampler bad", lambda: PT(ising, [0.5, 1.0], np.ones(3), 2, 0, sampler="hmc"), ValueError, "sampler")
+c("pt sampler int", lambda: PT(ising, [0.5, 1.0], np.ones(3), 2, 0, sampler=3), TypeError, "sampler")
+c("pt x0 wrong K", lambda: PT(ising, [0.5, 1.0], np.ones((3,1,3)), 2, 0), ValueError, "x0")
+c("pt x0 nan", lambda: PT(ising, [0.5, 1.0], np.full(3, np.nan), 2, 0), ValueError, "x0")
+c("pt x0 domain", lambda: PT(ising, [0.5, 1.0], np.zeros(3)+0.5, 2, 0), ValueError, "x0")
+c("pt x0 empty 2d", lambda: PT(ising, [0.5, 1.0], np.ones((0,3)), 2, 0), ValueError, "x0")
+c("pt x0 4d", lambda: PT(ising, [0.5, 1.0], np.ones((1,1,1,3)), 2, 0), ValueError, "x0")
+c("pt model none", lambda: PT(None, [0.5, 1.0], np.ones(3), 2, 0), TypeError, "model")
+c("pt model mlp", lambda: PT(MLPEnergy((2,4,1)), [0.5, 1.0], np.ones(2), 2, 0), TypeError, "model|MLPEnergy")
+c("pt seed str", lambda: PT(ising, [0.5, 1.0], np.ones(3), 2, "s"), TypeError, "seed")
+# observables
+IAT = observables.integrated_autocorr_time
+c("iat c 0", lambda: IAT(np.arange(10.), c=0), ValueError, "`c`")
+c("iat c nan", lambda: IAT(np.arange(10.), c=np.nan), ValueError, "`c`")
+c("iat c bool", lambda: IAT(np.arange(10.), c=True), TypeError, "`c`")
+c("iat c str", lambda: IAT(np.arange(10.), c="5"), TypeError, "`c`")
+c("iat x nan", lambda: IAT(np.array([1., np.nan, 2.])), ValueError, "`x`")
+c("iat x inf", lambda: IAT(np.array([1., np.inf, 2.])), ValueError, "`x`")
+c("iat x empty", lambda: IAT(np.array([])), ValueError, "`x`")
+c("iat x 1", lambda: IAT(np.array([1.])), ValueError, "`x`")
+c("iat x 3d", lambda: IAT(np.ones((3,2,2))), ValueError, "`x`")
+c("iat x complex", lambda: IAT(np.ones(3)*1j), TypeError, "`x`")
+c("iat x str", lambda: IAT("abc"), TypeError, "`x`")
+c("iat x none", lambda: IAT(None), TypeError, "`x`")
+c("iat x 0chains", lambda: IAT(np.ones((5,0))), ValueError, "`x`")
+IO = observables.ising_observables
+E = np.random.default_rng(0).normal(size=(50,2)); M = E.copy()
+c("io beta 0", lambda: IO(E, M, 0.0, 16), ValueError, "beta")
+c("io beta nan", lambda: IO(E, M, np.nan, 16), ValueError, "beta")
+c("io beta inf", lambda: IO(E, M, np.inf, 16), ValueError, "beta")
+c("io beta str", lambda: IO(E, M, "0.3", 16), TypeError, "beta")
+c("io beta bool", lambda: IO(E, M, True, 16), TypeError, "beta")
+c("io nsites 0", lambda: IO(E, M, 0.3, 0), ValueError, "n_sites")
+c("io nsites float", lambda: IO(E, M, 0.3, 16.0), TypeError, "n_sites")
+c("io nsites bool", lambda: IO(E, M, 0.3, True), TypeError, "n_sites")
+c("io shape mismatch", lambda: IO(E, M[:10], 0.3, 16), ValueError, "magnetization")
+c("io E nan", lambda: IO(np.full((5,2), np.nan), M[:5], 0.3, 16), ValueError, "energy")
+c("io M inf", lambda: IO(E[:5], np.full((5,2), np.inf), 0.3, 16), ValueError, "magnetization")
+c("io E empty", lambda: IO(np.ones((0,2)), np.ones((0,2)), 0.3, 16), ValueError, "energy")
+c("io c neg", lambda: IO(E, M, 0.3, 16, c=-1), ValueError, "`c`")
+LS = observables.lattice_series
+tr = np.ones((3,2,16))
+c("ls model none", lambda: LS(None, tr), TypeError, "model")
+c("ls model rbm", lambda: LS(rbm, np.ones((3,2,3))), TypeError, "model")
+c("ls trace 2d", lambda: LS(lat, np.ones((2,16))), ValueError, "trace")
+c("ls trace wrong d", lambda: LS(lat, np.ones((2,2,15))), ValueError, "trace")
+c("ls trace domain", lambda: LS(lat, np.zeros((2,2,16))), ValueError, "trace")
+c("ls trace nan", lambda: LS(lat, np.full((2,2,16), np.nan)), ValueError, "trace")
+c("ls trace none", lambda: LS(lat, None), TypeError, "trace")
+c("ls trace empty", lambda: LS(lat, np.ones((0,2,16))), ValueError, "trace")
+c("ls beta mismatch", lambda: LS(lat, tr, beta=0.5), ValueError, "beta")
+c("ls beta missing", lambda: LS(ising, np.ones((2,2,3))), ValueError, "beta")
+c("ls beta neg", lambda: LS(ising, np.ones((2,2,3)), beta=-1.), ValueError, "beta")
+c("ls beta nan", lambda: LS(ising, np.ones((2,2,3)), beta=np.nan), ValueError, "beta")
+c("ls beta str", lambda: LS(ising, np.ones((2,2,3)), beta="1"), TypeError, "beta")
+c("ls binary", lambda: LS(Ising.lattice(4,0.3,domain="binary"), np.zeros((2,2,16))), ValueError, "model")
+# kaufman
+for fn in ("ising_log_partition_2d","ising_energy_2d","ising_specific_heat_2d"):
+    F = getattr(exact, fn)
+    c(fn+" L 0", lambda F=F: F(0, 0.3), ValueError, "`L`")
+    c(fn+" L 1", lambda F=F: F(1, 0.3), ValueError, "`L`")
+    c(fn+" L neg", lambda F=F: F(-4, 0.3), ValueError, "`L`")
+    c(fn+" L float", lambda F=F: F(4.0, 0.3), TypeError, "`L`")
+    c(fn+" L bool", lambda F=F: F(True, 0.3), TypeError, "`L`")
+    c(fn+" L huge", lambda F=F: F(2**70, 0.3), ValueError, "`L`")
+    c(fn+" L str", lambda F=F: F("4", 0.3), TypeError, "`L`")
+    c(fn+" beta nan", lambda F=F: F(4, np.nan), ValueError, "beta")
+    c(fn+" beta inf", lambda F=F: F(4, np.inf), ValueError, "beta")
+    c(fn+" beta neg", lambda F=F: F(4, -0.3), ValueError, "beta")
+    c(fn+" beta str", lambda F=F: F(4, "0.3"), TypeError, "beta")
+    c(fn+" beta bool", lambda F=F: F(4, True), TypeError, "beta")
+    c(fn+" J nan", lambda F=F: F(4, 0.3, J=np.nan), ValueError, "`J`")
+    c(fn+" J inf", lambda F=F: F(4, 0.3, J=np.inf), ValueError, "`J`")
+    c(fn+" J str", lambda F=F: F(4, 0.3, J="1"), TypeError, "`J`")
+    c(fn+" J array", lambda F=F: F(4, 0.3, J=np.ones(2)), TypeError, "`J`")
+# lattice
+c("lat L 0", lambda: Ising.lattice(0, 0.3), ValueError, "`L`")
+c("lat L float", lambda: Ising.lattice(4.0, 0.3), TypeError, "`L`")
+c("lat L bool", lambda: Ising.lattice(True, 0.3), TypeError, "`L`")
+c("lat L huge", lambda: Ising.lattice(2**70, 0.3), ValueError, "`L`")
+c("lat L tuple3", lambda: Ising.lattice((2,3,4), 0.3), ValueError, "`L`")
+c("lat L tuple neg", lambda: Ising.lattice((2,-3), 0.3), ValueError, "`L`")
+c("lat L str", lambda: Ising.lattice("4", 0.3), TypeError, "`L`")
+c("lat beta nan", lambda: Ising.lattice(4, np.nan), ValueError, "beta")
+c("lat beta inf", lambda: Ising.lattice(4, np.inf), ValueError, "beta")
+c("lat beta str", lambda: Ising.lattice(4, "x"), TypeError, "beta")
+c("lat coupling nan", lambda: Ising.lattice(4, 0.3, coupling=np.nan), ValueError, "coupling")
+c("lat coupling str", lambda: Ising.lattice(4, 0.3, coupling="1"), TypeError, "coupling")
+c("lat field inf", lambda: Ising.lattice(4, 0.3, field=np.inf), ValueError, "field")
+c("lat domain bad", lambda: Ising.lattice(4, 0.3, domain="real"), ValueError, "domain")
+c("lat domain int", lambda: Ising.lattice(4, 0.3, domain=1), ValueError, "domain")
+c("lat boundary bad", lambda: Ising.lattice(4, 0.3, boundary="helical"), ValueError, "boundary")
+c("lat boundary none", lambda: Ising.lattice(4, 0.3, boundary=None), ValueError, "boundary")
+c("lat beta*coupling overflow", lambda: Ising.lattice(4, 1e300, coupling=1e300), ValueError, "beta|coupling")
+c("tempered nan", lambda: lat.tempered(np.nan), ValueError, "beta")
+c("tempered neg", lambda: lat.tempered(-1.), ValueError, "beta")
+c("tempered str", lambda: lat.tempered("1"), TypeError, "beta")
+c("tempered ising nan", lambda: ising.tempered(np.nan), ValueError, "beta")
+c("tempered rbm inf", lambda: rbm.tempered(np.inf), ValueError, "beta")
+# hooks
+c("fed ising x shape", lambda: ising.flip_energy_delta(np.ones(4)), ValueError, "`x`")
+c("fed lat x nan", lambda: lat.flip_energy_delta(np.full(16, np.nan)), ValueError, "`x`")
+c("fed rbm x empty", lambda: rbm.flip_energy_delta(np.ones((0,3))), ValueError, "`x`")
+c("gpfed rbm c shape", lambda: rbm.grad_params_of_flip_energy_delta(np.ones((2,3)), np.ones(5)), ValueError, "`c`")
+c("gpfed rbm c nan", lambda: rbm.grad_params_of_flip_energy_delta(np.ones((2,3)), np.full((2,3), np.nan)), ValueError, "`c`")
+c("gpfed ising c shape", lambda: ising.grad_params_of_flip_energy_delta(np.ones((2,3)), np.ones((2,4))), ValueError, "`c`")
+c("hvp v shape", lambda: mlp.hvp(np.ones((3,2)), np.ones((3,3))), ValueError, "`v`")
+c("hvp v nan", lambda: mlp.hvp(np.ones((3,2)), np.full((3,2), np.nan)), ValueError, "`v`")
+c("hvp x nan", lambda: mlp.hvp(np.full((3,2), np.nan), np.ones((3,2))), ValueError, "`x`")
+c("hvp v str", lambda: mlp.hvp(np.ones((3,2)), "a"), TypeError, "`v`")
+c("gphvp u shape", lambda: mlp.grad_params_of_hvp(np.ones((3,2)), np.ones((3,2)), np.ones((3,3))), ValueError, "`u`")
+c("gphvp u nan", lambda: mlp.grad_params_of_hvp(np.ones((3,2)), np.ones((3,2)), np.full((3,2), np.inf)), ValueError, "`u`")
+# objectives
+c("pl value x nan", lambda: PL().value(ising, np.full((2,3), np.nan)), ValueError, "`x`")
+c("pl value x domain", lambda: PL().value(ising, np.zeros((2,3))), ValueError, "`x`")
+c("pl value model mlp", lambda: PL().value(mlp, np.zeros((2,2))), ValueError, "PseudoLikelihood needs a model")
+c("pl value model none", lambda: PL().value(None, np.zeros((2,3))), TypeError, "model")
+c("pl per_sample units bad", lambda: PL().per_sample(ising, np.ones((2,3)), units=np.array([5,0])), ValueError, "units")
+c("pl per_sample units float", lambda: PL().per_sample(ising, np.ones((2,3)), units=np.array([0.5,0])), ValueError, "units")
+c("pl per_sample units neg", lambda: PL().per_sample(ising, np.ones((2,3)), units=np.array([-1,0])), ValueError, "units")
+c("pl per_sample units shape", lambda: PL().per_sample(ising, np.ones((2,3)), units=np.array([0,0,1])), ValueError, "units")
+c("pl per_sample units bool", lambda: PL().per_sample(ising, np.ones((2,3)), units=np.array([True,False])), ValueError, "units")
+c("pl units n neg", lambda: PL().units(-1, 3, 0), ValueError, "`n`")
+c("pl units d 0", lambda: PL().units(2, 0, 0), ValueError, "`d`")
+c("pl units n bool", lambda: PL().units(True, 3, 0), TypeError, "`n`")
+c("pl units seed str", lambda: PL().units(2, 3, "x"), TypeError, "seed")
+c("ssm n_projections 0", lambda: SSM(n_projections=0), ValueError, "n_projections")
+c("ssm n_projections bool", lambda: SSM(n_projections=True), TypeError, "n_projections")
+c("ssm n_projections huge", lambda: SSM(n_projections=2**70), ValueError, "n_projections")
+c("ssm n_projections float", lambda: SSM(n_projections=2.0), TypeError, "n_projections")
+c("ssm dist bad", lambda: SSM(distribution="x"), ValueError, "distribution")
+c("ssm value x nan", lambda: SSM().value(mlp, np.full((2,2), np.nan), seed=0), ValueError, "`x`")
+c("ssm value model rbm", lambda: SSM().value(rbm, np.ones((2,3)), seed=0), ValueError, "SlicedScoreMatching needs a model")
+c("ssm value seed none", lambda: SSM().value(mlp, np.ones((2,2))), TypeError, "seed")
+c("ssm directions d neg", lambda: SSM().directions(2, -2, 0), ValueError, "`d`")
+c("ssm vgw dirs shape", lambda: SSM().value_and_grad_with(mlp, np.ones((3,2)), np.ones((3,2))), ValueError, "directions")
+c("ssm vgw dirs nan", lambda: SSM().value_and_grad_with(mlp, np.ones((3,2)), np.full((1,3,2), np.nan)), ValueError, "directions")
+# sweep
+c("sweep fn none", lambda: sweep.run(None, {"a":[1]}, 0), TypeError, "fn")
+c("sweep grid none", lambda: sweep.run(task, None, 0), TypeError, "grid")
+c("sweep grid empty list", lambda: sweep.run(task, {"a": []}, 0), ValueError, "grid")
+c("sweep seed str", lambda: sweep.run(task, {"a":[1]}, "x"), TypeError, "seed")
+c("sweep workers 0", lambda: sweep.run(task, {"a":[1]}, 0, workers=0), ValueError, "workers")
+c("sweep workers bool", lambda: sweep.run(task, {"a":[1]}, 0, workers=True), TypeError, "workers")
+c("sweep retries neg", lambda: sweep.run(task, {"a":[1]}, 0, retries=-1), ValueError, "retries")
+c("sweep retries bool", lambda: sweep.run(task, {"a":[1]}, 0, retries=True), TypeError, "retries")
+c("sweep resume int", lambda: sweep.run(task, {"a":[1]}, 0, resume=1), TypeError, "resume")
+c("sweep progress str", lambda: sweep.run(task, {"a":[1]}, 0, progress="y"), TypeError, "progress")
+c("sweep out int", lambda: sweep.run(task, {"a":[1]}, 0, out=3), TypeError, "out")
+c("sweep executor str", lambda: sweep.run(task, {"a":[1]}, 0, executor=3), TypeError, "executor")
+c("table none", lambda: sweep.table(None), TypeError, "records")
+c("table str", lambda: sweep.table("abc"), TypeError, "records")
+c("table list of int", lambda: sweep.table([1,2]), TypeError, "records")
+c("load missing", lambda: sweep.load("/nonexistent/x"), ValueError, "`out`")
+c("load int", lambda: sweep.load(3), TypeError, "out")
+c("task_seed settings none", lambda: sweep.task_seed(0, None), TypeError, "settings")
+c("task_seed seed str", lambda: sweep.task_seed("a", {}), TypeError, "seed")
+c("task_seed settings nan", lambda: sweep.task_seed(0, {"a": float("nan")}), ValueError, "settings")
+
+def test_case_count():
+    assert len(CASES) >= 80
+
+
+@pytest.mark.parametrize("call, exc, arg", CASES)
+def test_bad_input_names_the_argument(call, exc, arg):
+    with pytest.raises(exc, match=arg):
+        call()
