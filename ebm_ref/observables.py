@@ -381,6 +381,11 @@ def lattice_series(model, trace, beta=None):
     in chunks of the trace (bounded memory) and divided by ``beta``.
     A ``"binary"`` model is refused: its states are not spins and its
     :math:`E/\beta` is not the Ising energy of the spins.
+
+    References
+    ----------
+    Newman, M. E. J. & Barkema, G. T. (1999). Monte Carlo Methods in
+    Statistical Physics. Oxford University Press, ch. 3.
     """
     from .energies.ising import Ising
 

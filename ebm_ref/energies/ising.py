@@ -303,6 +303,11 @@ class Ising(EnergyModel):
         ValueError
             For a side < 2, ``beta < 0``, a non-finite number, or an
             unknown ``domain`` or ``boundary``.
+
+        References
+        ----------
+        Onsager, L. (1944). Crystal statistics. I. A two-dimensional model with an
+        order-disorder transition. Physical Review 65(3-4), 117-149.
         """
         shape = _check_shape(L)
         beta = _check_real(beta, "beta", minimum=0.0)
@@ -414,6 +419,14 @@ class Ising(EnergyModel):
             If ``beta`` is not a real number.
         ValueError
             If ``beta`` is negative or not finite.
+
+        References
+        ----------
+        Hukushima, K. & Nemoto, K. (1996). Exchange Monte Carlo method and
+        application to spin glass simulations. J. Phys. Soc. Jpn. 65(6),
+        1604-1608.
+        Neal, R. M. (2001). Annealed importance sampling. Statistics and
+        Computing 11(2), 125-139.
         """
         b = _check_real(beta, "beta", minimum=0.0)
         if self.lattice is not None:
@@ -676,6 +689,11 @@ class Ising(EnergyModel):
         -----
         Built on ``grad_x`` and ``hessian_diag``: O(n d) for a lattice
         model (neighbour sums), O(n d^2) for a dense ``J``.
+
+        References
+        ----------
+        Besag, J. (1975). Statistical analysis of non-lattice data. Journal of the
+        Royal Statistical Society D (The Statistician) 24(3), 179-195.
         """
         x2, was_1d = self._check_x(x)
         delta = self._flip_step(x2)
@@ -701,6 +719,11 @@ class Ising(EnergyModel):
             (zero diagonal: a structural zero), ``h``: :math:`-\sum_i c_{ik}\delta_{ik}`.
             A ``(d, d)`` array, size-limited for lattices like every ``J``
             derivative.
+
+        References
+        ----------
+        Besag, J. (1975). Statistical analysis of non-lattice data. Journal of the
+        Royal Statistical Society D (The Statistician) 24(3), 179-195.
         """
         x2, was_1d = self._check_x(x)
         c2 = check_like(c, x2, was_1d, "c")
