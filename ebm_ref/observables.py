@@ -247,7 +247,8 @@ def ising_observables(energy, magnetization, beta, n_sites, c=5.0):
         For non-numeric input.
     ValueError
         For mismatched shapes, fewer than 4 saved states, NaN/inf, ``beta``
-        not finite and > 0, ``n_sites < 1``, or ``c <= 0``.
+        not finite and > 0, ``n_sites < 1``, ``c <= 0``, or a
+        magnetisation with :math:`|M| > N` (not a sum of ``n_sites`` spins).
 
     Notes
     -----
@@ -292,6 +293,12 @@ def ising_observables(energy, magnetization, beta, n_sites, c=5.0):
     N = _check_sites(n_sites)
     c = _check_c(c)
     absM = np.abs(M)
+    if np.any(absM > N):  # |M| = |sum_i s_i| <= N for spins: a larger value is a mixed-up argument
+        k = tuple(int(i) for i in np.argwhere(absM > N)[0])
+        raise ValueError(
+            f"`magnetization` must satisfy |M| <= n_sites = {N} (M is a sum of N spins); "
+            f"got {float(M[k])!r} at index {k}."
+        )
     out = {
         "energy": _mean_estimate(H / N, c),
         "abs_magnetization": _mean_estimate(absM / N, c),
