@@ -78,12 +78,27 @@ def _pooled_autocov(x):
     Centred at the pooled mean of all chains and normalised by ``n`` (not
     ``n - t``), averaged over chains; by FFT (O(n log n) per chain).
     """
+    acov, scale = _scaled_autocov(x)
+    return acov * (scale * scale)
+
+
+def _scaled_autocov(x):
+    """``(acov / s**2, s)`` with ``s`` a power of 2 near ``max |x - mean|``.
+
+    The scaling is exact (a power of 2), so the result is the plain
+    autocovariance bit for bit; it only keeps the products of the FFT from
+    overflowing for series of size ~1e154 and more, where the autocorrelation
+    (a ratio) is still well defined.
+    """
     n, k = x.shape
     y = x - x.mean()
+    top = float(np.max(np.abs(y))) if y.size else 0.0
+    scale = 2.0 ** math.frexp(top)[1] if top > 0.0 and math.isfinite(top) else 1.0
+    y = y / scale
     size = 1 << (2 * n - 1).bit_length()
     f = np.fft.rfft(y, n=size, axis=0)
     acov = np.fft.irfft(f * np.conj(f), n=size, axis=0)[:n]
-    return acov.mean(axis=1) / n
+    return acov.mean(axis=1) / n, scale
 
 
 def _sokal_tau(acov, c):
@@ -160,15 +175,15 @@ def integrated_autocorr_time(x, c=5.0):
     """
     arr = _as_series(x, "x")
     c = _check_c(c)
-    return _sokal_tau(_pooled_autocov(arr), c)[0]
+    return _sokal_tau(_scaled_autocov(arr)[0], c)[0]
 
 
 def _mean_estimate(x, c):
     """Mean of ``x`` (n, k) with the stderr ``sqrt(tau C(0) / (n k))``."""
-    acov = _pooled_autocov(x)
+    acov, scale = _scaled_autocov(x)
     tau, _ = _sokal_tau(acov, c)
     n, k = x.shape
-    return Estimate(float(x.mean()), math.sqrt(max(tau, 0.0) * acov[0] / (n * k)), tau)
+    return Estimate(float(x.mean()), scale * math.sqrt(max(tau, 0.0) * acov[0] / (n * k)), tau)
 
 
 def _blocks(n, block):

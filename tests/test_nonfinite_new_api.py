@@ -98,3 +98,20 @@ def test_table_marks_failed_tasks():
     assert list(t["ok"]) == [True, False]
     # the failed task's missing result is a NaN that the ok column explains
     assert t["energy"][0] == -1.5 and math.isnan(t["energy"][1])
+
+
+def test_tau_and_stderr_of_huge_series():
+    # tau is a ratio of autocovariances, invariant under x -> a x: at 1e200 it is
+    # the tau of the unit series (the FFT works on an exactly rescaled copy)
+    x = np.random.default_rng(5).normal(size=(200, 2))
+    tau = observables.integrated_autocorr_time(x)
+    for a in (1e200, 1e-200):
+        assert observables.integrated_autocorr_time(x * a) == pytest.approx(tau, rel=1e-12)
+
+
+@pytest.mark.parametrize("J", [1e300, -1e300])
+def test_thermodynamics_refuse_an_infinite_coupling(J):
+    # beta J = +-inf: the old code returned NaN for -inf; now a clear error
+    for f in (exact.ising_log_partition_2d, exact.ising_energy_2d, exact.ising_specific_heat_2d):
+        with pytest.raises(ValueError, match="`beta` times `J`"):
+            f(4, 1e300, J)

@@ -201,6 +201,8 @@ def _check_args(L, beta, J):
     J = float(J)
     if not math.isfinite(J):
         raise ValueError(f"`J` must be finite; got {J!r}.")
+    if not math.isfinite(beta * J):  # K = beta J is the only coupling the formulas see
+        raise ValueError(f"`beta` times `J` must be finite (the coupling K = beta J); got beta={beta!r}, J={J!r}.")
     if J < 0.0 and L % 2 == 1:
         raise ValueError(
             f"`J` must be >= 0 for odd `L` (an odd periodic antiferromagnet is frustrated); got J={J!r} with L={L}."
