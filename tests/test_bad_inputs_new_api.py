@@ -177,6 +177,9 @@ c("lat beta*coupling overflow", lambda: Ising.lattice(4, 1e300, coupling=1e300),
 c("tempered nan", lambda: lat.tempered(np.nan), ValueError, "beta")
 c("tempered neg", lambda: lat.tempered(-1.), ValueError, "beta")
 c("tempered str", lambda: lat.tempered("1"), TypeError, "beta")
+c("tempered lattice overflow", lambda: Ising.lattice(4, 2.0).tempered(1e308), ValueError, "beta")
+c("tempered dense overflow", lambda: Ising(J * 10, np.zeros(3)).tempered(1e308), ValueError, "beta")
+c("tempered rbm overflow", lambda: RBM(np.ones((3, 2)) * 10, np.zeros(3), np.zeros(2)).tempered(1e308), ValueError, "beta")
 c("tempered ising nan", lambda: ising.tempered(np.nan), ValueError, "beta")
 c("tempered rbm inf", lambda: rbm.tempered(np.inf), ValueError, "beta")
 # hooks

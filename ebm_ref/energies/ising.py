@@ -418,7 +418,7 @@ class Ising(EnergyModel):
         TypeError
             If ``beta`` is not a real number.
         ValueError
-            If ``beta`` is negative or not finite.
+            If ``beta`` is negative or not finite, or the tempered weights overflow.
 
         References
         ----------
@@ -430,7 +430,18 @@ class Ising(EnergyModel):
         """
         b = _check_real(beta, "beta", minimum=0.0)
         if self.lattice is not None:
-            return type(self)._from_spec(self.lattice._replace(beta=self.lattice.beta * b), self.domain)
+            spec = self.lattice
+            new_beta = spec.beta * b
+            if not (np.isfinite(new_beta * spec.coupling) and np.isfinite(new_beta * spec.field)):
+                raise ValueError(
+                    f"`beta` = {b!r} makes the tempered weights non-finite (lattice beta {spec.beta!r}, "
+                    f"coupling {spec.coupling!r}, field {spec.field!r})."
+                )
+            return type(self)._from_spec(spec._replace(beta=new_beta), self.domain)
+        with np.errstate(over="ignore"):
+            finite = np.all(np.isfinite(b * self._params["J"])) and np.all(np.isfinite(b * self._params["h"]))
+        if not finite:
+            raise ValueError(f"`beta` = {b!r} makes the tempered weights b * J, b * h non-finite.")
         return self._replace_params({"J": b * self._params["J"], "h": b * self._params["h"]}, check_constraints=True)
 
     def _dense(self, what):

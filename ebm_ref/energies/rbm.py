@@ -159,7 +159,7 @@ class RBM(EnergyModel):
         TypeError
             If ``beta`` is not a real number.
         ValueError
-            If ``beta`` is negative, NaN or infinite.
+            If ``beta`` is negative, NaN or infinite, or the tempered weights overflow.
 
         References
         ----------
@@ -170,7 +170,11 @@ class RBM(EnergyModel):
         Computing 11(2), 125-139.
         """
         b = self._check_beta(beta)
-        return self.with_params({k: b * v for k, v in self._params.items()})
+        with np.errstate(over="ignore"):
+            scaled = {k: b * v for k, v in self._params.items()}
+        if not all(np.all(np.isfinite(v)) for v in scaled.values()):
+            raise ValueError(f"`beta` = {b!r} makes the tempered weights b * W, b * b_v, b * b_h non-finite.")
+        return self.with_params(scaled)
 
     # ----------------------------------------------------------------- hooks
     def _pre_hidden(self, v):
