@@ -324,6 +324,13 @@ def ising_observables(energy, magnetization, beta, n_sites, c=5.0):
     h = H / N
     a = absM / N
     h_bar, a_bar = float(h.mean()), float(a.mean())
+    h_dev = float(np.max(np.abs(h - h_bar)))
+    # sums of h.size squares (the variance and its jackknife) must stay finite
+    if h_dev > math.sqrt(np.finfo(np.float64).max / (4.0 * h.size)):  # the specific heat needs (h - <h>)^2: refuse rather than return NaN
+        raise ValueError(
+            f"`energy` per site must have squared deviations below the float64 range; got "
+            f"max |H/N - <H/N>| = {h_dev!r}."
+        )
     hc, ac = h - h_bar, a - a_bar
     m2 = a * a
     moments = np.stack([hc, hc * hc, ac, ac * ac, m2 * m2], axis=-1)  # (n, k, 5)
