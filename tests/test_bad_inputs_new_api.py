@@ -67,6 +67,7 @@ c("pt betas not1", lambda: PT(ising, [0.2, 0.5], np.ones(3), 2, 0), ValueError, 
 c("pt betas neg", lambda: PT(ising, [-0.2, 1.0], np.ones(3), 2, 0), ValueError, "betas")
 c("pt betas 2d", lambda: PT(ising, [[0.2, 1.0]], np.ones(3), 2, 0), ValueError, "betas")
 c("pt betas str", lambda: PT(ising, "ab", np.ones(3), 2, 0), TypeError, "betas")
+c("pt betas bool", lambda: PT(ising, [False, True], np.ones(3), 2, 0), TypeError, "betas")
 c("pt betas complex", lambda: PT(ising, [0.5j, 1.0], np.ones(3), 2, 0), TypeError, "betas")
 c("pt nsteps huge", lambda: PT(ising, [0.5, 1.0], np.ones(3), 2**70, 0), ValueError, "n_steps")
 c("pt nsteps neg", lambda: PT(ising, [0.5, 1.0], np.ones(3), -2, 0), ValueError, "n_steps")

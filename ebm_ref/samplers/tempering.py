@@ -319,6 +319,8 @@ def _check_betas(betas):
     """Strictly increasing inverse temperatures in [0, 1] ending at exactly 1.0."""
     if isinstance(betas, numbers.Number):
         raise ValueError(f"`betas` must be a 1-D array of inverse temperatures ending at 1.0; got the scalar {betas!r}.")
+    if np.asarray(betas).dtype == np.bool_:  # [False, True] would read as the ladder [0, 1]
+        raise TypeError("`betas` must be real inverse temperatures; got a bool array.")
     b = as_float_array(betas, "betas")
     if b.ndim != 1 or b.shape[0] == 0:
         raise ValueError(f"`betas` must be a non-empty 1-D array; got shape {b.shape}.")
