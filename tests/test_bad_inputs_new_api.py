@@ -42,6 +42,7 @@ for fn in ("swendsen_wang","wolff"):
     c(fn+" nsteps neg", lambda S=S: S(lat, x0, -1, 0), ValueError, "n_steps")
     c(fn+" thin neg", lambda S=S: S(lat, x0, 2, 0, thin=-1), ValueError, "thin")
     c(fn+" thin huge", lambda S=S: S(lat, x0, 2, 0, thin=2**70), ValueError, "thin")
+    c(fn+" trace too big", lambda S=S: S(lat, x0, 2**62, 0, thin=1), ValueError, "`n_steps` // `thin`")
     c(fn+" thin bool", lambda S=S: S(lat, x0, 2, 0, thin=True), TypeError, "thin")
     c(fn+" seed str", lambda S=S: S(lat, x0, 2, "a"), TypeError, "seed")
     c(fn+" seed neg", lambda S=S: S(lat, x0, 2, -1), ValueError, "seed")

@@ -46,7 +46,14 @@ def prepare(model, x0, n_steps, seed, thin=0, stream=STREAM_SAMPLE):
     ss = as_seed_sequence(seed)
     rng = chain_states(ss, x.shape[0], stream)
     n_saved = n_steps // thin if thin > 0 else 0
-    trace = np.empty((n_saved, x.shape[0], x.shape[1]), dtype=np.float64)
+    try:
+        trace = np.empty((n_saved, x.shape[0], x.shape[1]), dtype=np.float64)
+    except (MemoryError, ValueError):  # numpy's message names neither argument
+        raise ValueError(
+            f"`n_steps` // `thin` = {n_saved} saved states of {x.shape[0]} chains x {x.shape[1]} units "
+            f"({n_saved * x.shape[0] * x.shape[1] * 8:.3g} bytes) do not fit in memory; raise `thin` "
+            f"or lower `n_steps`."
+        ) from None
     return Prepared(x, was_1d, n_steps, thin, rng, trace)
 
 
