@@ -78,12 +78,27 @@ def _pooled_autocov(x):
     Centred at the pooled mean of all chains and normalised by ``n`` (not
     ``n - t``), averaged over chains; by FFT (O(n log n) per chain).
     """
+    acov, scale = _scaled_autocov(x)
+    return acov * (scale * scale)
+
+
+def _scaled_autocov(x):
+    """``(acov / s**2, s)`` with ``s`` a power of 2 near ``max |x - mean|``.
+
+    The scaling is exact (a power of 2), so the result is the plain
+    autocovariance bit for bit; it only keeps the products of the FFT from
+    overflowing for series of size ~1e154 and more, where the autocorrelation
+    (a ratio) is still well defined.
+    """
     n, k = x.shape
     y = x - x.mean()
+    top = float(np.max(np.abs(y))) if y.size else 0.0
+    scale = 2.0 ** math.frexp(top)[1] if top > 0.0 and math.isfinite(top) else 1.0
+    y = y / scale
     size = 1 << (2 * n - 1).bit_length()
     f = np.fft.rfft(y, n=size, axis=0)
     acov = np.fft.irfft(f * np.conj(f), n=size, axis=0)[:n]
-    return acov.mean(axis=1) / n
+    return acov.mean(axis=1) / n, scale
 
 
 def _sokal_tau(acov, c):
@@ -160,15 +175,15 @@ def integrated_autocorr_time(x, c=5.0):
     """
     arr = _as_series(x, "x")
     c = _check_c(c)
-    return _sokal_tau(_pooled_autocov(arr), c)[0]
+    return _sokal_tau(_scaled_autocov(arr)[0], c)[0]
 
 
 def _mean_estimate(x, c):
     """Mean of ``x`` (n, k) with the stderr ``sqrt(tau C(0) / (n k))``."""
-    acov = _pooled_autocov(x)
+    acov, scale = _scaled_autocov(x)
     tau, _ = _sokal_tau(acov, c)
     n, k = x.shape
-    return Estimate(float(x.mean()), math.sqrt(max(tau, 0.0) * acov[0] / (n * k)), tau)
+    return Estimate(float(x.mean()), scale * math.sqrt(max(tau, 0.0) * acov[0] / (n * k)), tau)
 
 
 def _blocks(n, block):
@@ -247,7 +262,8 @@ def ising_observables(energy, magnetization, beta, n_sites, c=5.0):
         For non-numeric input.
     ValueError
         For mismatched shapes, fewer than 4 saved states, NaN/inf, ``beta``
-        not finite and > 0, ``n_sites < 1``, or ``c <= 0``.
+        not finite and > 0, ``n_sites < 1``, ``c <= 0``, or a
+        magnetisation with :math:`|M| > N` (not a sum of ``n_sites`` spins).
 
     Notes
     -----
@@ -292,6 +308,12 @@ def ising_observables(energy, magnetization, beta, n_sites, c=5.0):
     N = _check_sites(n_sites)
     c = _check_c(c)
     absM = np.abs(M)
+    if np.any(absM > N):  # |M| = |sum_i s_i| <= N for spins: a larger value is a mixed-up argument
+        k = tuple(int(i) for i in np.argwhere(absM > N)[0])
+        raise ValueError(
+            f"`magnetization` must satisfy |M| <= n_sites = {N} (M is a sum of N spins); "
+            f"got {float(M[k])!r} at index {k}."
+        )
     out = {
         "energy": _mean_estimate(H / N, c),
         "abs_magnetization": _mean_estimate(absM / N, c),
@@ -302,6 +324,13 @@ def ising_observables(energy, magnetization, beta, n_sites, c=5.0):
     h = H / N
     a = absM / N
     h_bar, a_bar = float(h.mean()), float(a.mean())
+    h_dev = float(np.max(np.abs(h - h_bar)))
+    # sums of h.size squares (the variance and its jackknife) must stay finite
+    if h_dev > math.sqrt(np.finfo(np.float64).max / (4.0 * h.size)):  # the specific heat needs (h - <h>)^2: refuse rather than return NaN
+        raise ValueError(
+            f"`energy` per site must have squared deviations below the float64 range; got "
+            f"max |H/N - <H/N>| = {h_dev!r}."
+        )
     hc, ac = h - h_bar, a - a_bar
     m2 = a * a
     moments = np.stack([hc, hc * hc, ac, ac * ac, m2 * m2], axis=-1)  # (n, k, 5)
@@ -381,6 +410,11 @@ def lattice_series(model, trace, beta=None):
     in chunks of the trace (bounded memory) and divided by ``beta``.
     A ``"binary"`` model is refused: its states are not spins and its
     :math:`E/\beta` is not the Ising energy of the spins.
+
+    References
+    ----------
+    Newman, M. E. J. & Barkema, G. T. (1999). Monte Carlo Methods in
+    Statistical Physics. Oxford University Press, ch. 3.
     """
     from .energies.ising import Ising
 

@@ -456,6 +456,13 @@ class GRBM(EnergyModel):
         Returns
         -------
         ndarray of shape (n, V) (``(V,)`` for a single state)
+
+        References
+        ----------
+        Pearlmutter, B. A. (1994). Fast exact multiplication by the Hessian.
+        Neural Computation 6(1), 147-160.
+        Song, Y., Garg, S., Shi, J. & Ermon, S. (2019). Sliced score matching: a
+        scalable approach to density and score estimation. UAI.
         """
         x2, was_1d = self._check_x(x)
         v2 = check_like(v, x2, was_1d, "v")
@@ -468,6 +475,20 @@ class GRBM(EnergyModel):
 
     def grad_params_of_hvp(self, x, v, u):
         r"""``sum_i d/dtheta [u_i . H(x_i) v_i]`` (dict); ``v`` and ``u`` held constant.
+
+        Parameters
+        ----------
+        x : array_like of shape (n, d) or (d,)
+            Finite states.
+        v, u : array_like, same shape as ``x``
+            Finite directions, held constant.
+
+        Returns
+        -------
+        dict of str to ndarray
+            Same keys and shapes as ``params``:
+            :math:`\sum_i \partial_\theta\,[u_i^\top \nabla_x^2 E(x_i)\, v_i]`
+            (structural zeros exactly zero).
 
         Notes
         -----
@@ -483,6 +504,13 @@ class GRBM(EnergyModel):
         q''\odot P`; ``log_var``: :math:`\sum_i[-s\odot u\odot v + (s\odot x)
         \odot W(q''\odot P) + t_u\odot W(q'\odot m_v) + t_v\odot W(q'\odot
         m_u)]`.
+
+        References
+        ----------
+        Pearlmutter, B. A. (1994). Fast exact multiplication by the Hessian.
+        Neural Computation 6(1), 147-160.
+        Song, Y., Garg, S., Shi, J. & Ermon, S. (2019). Sliced score matching: a
+        scalable approach to density and score estimation. UAI.
         """
         x2, was_1d = self._check_x(x)
         v2 = check_like(v, x2, was_1d, "v")

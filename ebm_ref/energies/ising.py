@@ -80,9 +80,21 @@ def _check_shape(L):
     if isinstance(L, (tuple, list)):
         if len(L) != 2:
             raise ValueError(f"`L` must be an int or a pair (L1, L2); got a sequence of length {len(L)}.")
-        return (check_int(L[0], "L", minimum=2), check_int(L[1], "L", minimum=2))
-    side = check_int(L, "L", minimum=2)
-    return (side, side)
+        shape = (check_int(L[0], "L", minimum=2), check_int(L[1], "L", minimum=2))
+    else:
+        side = check_int(L, "L", minimum=2)
+        shape = (side, side)
+    # site indices are int64 and one float64 state of 2**40 sites is 8 TiB: a
+    # larger lattice can never be sampled, so it is refused when built
+    if shape[0] * shape[1] > _MAX_SITES:
+        raise ValueError(
+            f"`L` gives {shape[0]} x {shape[1]} sites; at most 2**40 sites are supported "
+            f"(one float64 state of 2**40 sites is 8 TiB)."
+        )
+    return shape
+
+
+_MAX_SITES = 2**40
 
 
 def _lattice_bonds(spec):
@@ -291,11 +303,21 @@ class Ising(EnergyModel):
         ValueError
             For a side < 2, ``beta < 0``, a non-finite number, or an
             unknown ``domain`` or ``boundary``.
+
+        References
+        ----------
+        Onsager, L. (1944). Crystal statistics. I. A two-dimensional model with an
+        order-disorder transition. Physical Review 65(3-4), 117-149.
         """
         shape = _check_shape(L)
         beta = _check_real(beta, "beta", minimum=0.0)
         coupling = _check_real(coupling, "coupling")
         field = _check_real(field, "field")
+        if not (np.isfinite(beta * coupling) and np.isfinite(beta * field)):
+            raise ValueError(
+                f"`beta` times `coupling` and `field` must be finite (they are the model's weights); "
+                f"got beta={beta!r}, coupling={coupling!r}, field={field!r}."
+            )
         domain = _check_domain_name(domain)
         if not isinstance(boundary, str) or boundary not in _BOUNDARIES:
             raise ValueError(f"`boundary` of Ising.lattice must be one of {_BOUNDARIES}; got {boundary!r}.")
@@ -396,11 +418,30 @@ class Ising(EnergyModel):
         TypeError
             If ``beta`` is not a real number.
         ValueError
-            If ``beta`` is negative or not finite.
+            If ``beta`` is negative or not finite, or the tempered weights overflow.
+
+        References
+        ----------
+        Hukushima, K. & Nemoto, K. (1996). Exchange Monte Carlo method and
+        application to spin glass simulations. J. Phys. Soc. Jpn. 65(6),
+        1604-1608.
+        Neal, R. M. (2001). Annealed importance sampling. Statistics and
+        Computing 11(2), 125-139.
         """
         b = _check_real(beta, "beta", minimum=0.0)
         if self.lattice is not None:
-            return type(self)._from_spec(self.lattice._replace(beta=self.lattice.beta * b), self.domain)
+            spec = self.lattice
+            new_beta = spec.beta * b
+            if not (np.isfinite(new_beta * spec.coupling) and np.isfinite(new_beta * spec.field)):
+                raise ValueError(
+                    f"`beta` = {b!r} makes the tempered weights non-finite (lattice beta {spec.beta!r}, "
+                    f"coupling {spec.coupling!r}, field {spec.field!r})."
+                )
+            return type(self)._from_spec(spec._replace(beta=new_beta), self.domain)
+        with np.errstate(over="ignore"):
+            finite = np.all(np.isfinite(b * self._params["J"])) and np.all(np.isfinite(b * self._params["h"]))
+        if not finite:
+            raise ValueError(f"`beta` = {b!r} makes the tempered weights b * J, b * h non-finite.")
         return self._replace_params({"J": b * self._params["J"], "h": b * self._params["h"]}, check_constraints=True)
 
     def _dense(self, what):
@@ -659,6 +700,11 @@ class Ising(EnergyModel):
         -----
         Built on ``grad_x`` and ``hessian_diag``: O(n d) for a lattice
         model (neighbour sums), O(n d^2) for a dense ``J``.
+
+        References
+        ----------
+        Besag, J. (1975). Statistical analysis of non-lattice data. Journal of the
+        Royal Statistical Society D (The Statistician) 24(3), 179-195.
         """
         x2, was_1d = self._check_x(x)
         delta = self._flip_step(x2)
@@ -684,6 +730,11 @@ class Ising(EnergyModel):
             (zero diagonal: a structural zero), ``h``: :math:`-\sum_i c_{ik}\delta_{ik}`.
             A ``(d, d)`` array, size-limited for lattices like every ``J``
             derivative.
+
+        References
+        ----------
+        Besag, J. (1975). Statistical analysis of non-lattice data. Journal of the
+        Royal Statistical Society D (The Statistician) 24(3), 179-195.
         """
         x2, was_1d = self._check_x(x)
         c2 = check_like(c, x2, was_1d, "c")

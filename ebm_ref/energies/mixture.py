@@ -284,6 +284,13 @@ class GaussianMixture(EnergyModel):
         Returns
         -------
         ndarray of shape (n, d) (``(d,)`` for a single state)
+
+        References
+        ----------
+        Pearlmutter, B. A. (1994). Fast exact multiplication by the Hessian.
+        Neural Computation 6(1), 147-160.
+        Song, Y., Garg, S., Shi, J. & Ermon, S. (2019). Sliced score matching: a
+        scalable approach to density and score estimation. UAI.
         """
         x2, was_1d = self._check_x(x)
         v2 = check_like(v, x2, was_1d, "v")
@@ -296,6 +303,20 @@ class GaussianMixture(EnergyModel):
     def grad_params_of_hvp(self, x, v, u):
         r"""``sum_i d/dtheta [u_i . H(x_i) v_i]`` (dict, ``logits`` only); ``v``, ``u`` constant.
 
+        Parameters
+        ----------
+        x : array_like of shape (n, d) or (d,)
+            Finite states.
+        v, u : array_like, same shape as ``x``
+            Finite directions, held constant.
+
+        Returns
+        -------
+        dict of str to ndarray
+            Same keys and shapes as ``params``:
+            :math:`\sum_i \partial_\theta\,[u_i^\top \nabla_x^2 E(x_i)\, v_i]`
+            (structural zeros exactly zero).
+
         Notes
         -----
         :math:`u^\top H v = \sum_k r_k \alpha_k + (g\cdot u)(g\cdot v)` with
@@ -304,6 +325,13 @@ class GaussianMixture(EnergyModel):
         :math:`\partial g/\partial\lambda_j = r_j (e_j - g)`, entry ``j`` is
         :math:`\sum_i r_j[\alpha_j - \bar\alpha + ((e_j - g)\cdot u)(g\cdot v)
         + (g\cdot u)((e_j - g)\cdot v)]`, :math:`\bar\alpha = \sum_k r_k\alpha_k`.
+
+        References
+        ----------
+        Pearlmutter, B. A. (1994). Fast exact multiplication by the Hessian.
+        Neural Computation 6(1), 147-160.
+        Song, Y., Garg, S., Shi, J. & Ermon, S. (2019). Sliced score matching: a
+        scalable approach to density and score estimation. UAI.
         """
         x2, was_1d = self._check_x(x)
         v2 = check_like(v, x2, was_1d, "v")

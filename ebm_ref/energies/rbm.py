@@ -159,10 +159,22 @@ class RBM(EnergyModel):
         TypeError
             If ``beta`` is not a real number.
         ValueError
-            If ``beta`` is negative, NaN or infinite.
+            If ``beta`` is negative, NaN or infinite, or the tempered weights overflow.
+
+        References
+        ----------
+        Hukushima, K. & Nemoto, K. (1996). Exchange Monte Carlo method and
+        application to spin glass simulations. J. Phys. Soc. Jpn. 65(6),
+        1604-1608.
+        Neal, R. M. (2001). Annealed importance sampling. Statistics and
+        Computing 11(2), 125-139.
         """
         b = self._check_beta(beta)
-        return self.with_params({k: b * v for k, v in self._params.items()})
+        with np.errstate(over="ignore"):
+            scaled = {k: b * v for k, v in self._params.items()}
+        if not all(np.all(np.isfinite(v)) for v in scaled.values()):
+            raise ValueError(f"`beta` = {b!r} makes the tempered weights b * W, b * b_v, b * b_h non-finite.")
+        return self.with_params(scaled)
 
     # ----------------------------------------------------------------- hooks
     def _pre_hidden(self, v):
@@ -228,6 +240,11 @@ class RBM(EnergyModel):
         O(n V H) time and an ``(n, V, H)`` work array. Each term is a
         difference of two stable softplus values, so nothing overflows for
         |W| ~ 50.
+
+        References
+        ----------
+        Besag, J. (1975). Statistical analysis of non-lattice data. Journal of the
+        Royal Statistical Society D (The Statistician) 24(3), 179-195.
         """
         x2, was_1d = self._check_x(x)
         out = self._flip_delta(x2)[0]
@@ -252,6 +269,11 @@ class RBM(EnergyModel):
             c_{ik}\delta_{ik} s^{(k)}_{ij}` (entry ``(k, j)``), from
             :math:`\partial(a_j + \delta_k W_{kj})/\partial W_{mj} = x_m +
             \delta_k [m = k]`.
+
+        References
+        ----------
+        Besag, J. (1975). Statistical analysis of non-lattice data. Journal of the
+        Royal Statistical Society D (The Statistician) 24(3), 179-195.
         """
         x2, was_1d = self._check_x(x)
         c2 = check_like(c, x2, was_1d, "c")

@@ -312,6 +312,13 @@ class StudentT(EnergyModel):
         Returns
         -------
         ndarray of shape (n, d) (``(d,)`` for a single state)
+
+        References
+        ----------
+        Pearlmutter, B. A. (1994). Fast exact multiplication by the Hessian.
+        Neural Computation 6(1), 147-160.
+        Song, Y., Garg, S., Shi, J. & Ermon, S. (2019). Sliced score matching: a
+        scalable approach to density and score estimation. UAI.
         """
         x2, was_1d = self._check_x(x)
         v2 = check_like(v, x2, was_1d, "v")
@@ -323,6 +330,27 @@ class StudentT(EnergyModel):
 
         For the diagonal Hessian this is
         ``grad_params_of_hessian_diag(x, u * v)``.
+
+        Parameters
+        ----------
+        x : array_like of shape (n, d) or (d,)
+            Finite states.
+        v, u : array_like, same shape as ``x``
+            Finite directions, held constant.
+
+        Returns
+        -------
+        dict of str to ndarray
+            Same keys and shapes as ``params``:
+            :math:`\sum_i \partial_\theta\,[u_i^\top \nabla_x^2 E(x_i)\, v_i]`
+            (structural zeros exactly zero).
+
+        References
+        ----------
+        Pearlmutter, B. A. (1994). Fast exact multiplication by the Hessian.
+        Neural Computation 6(1), 147-160.
+        Song, Y., Garg, S., Shi, J. & Ermon, S. (2019). Sliced score matching: a
+        scalable approach to density and score estimation. UAI.
         """
         x2, was_1d = self._check_x(x)
         v2 = check_like(v, x2, was_1d, "v")

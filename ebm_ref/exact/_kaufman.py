@@ -188,14 +188,21 @@ def _small_k(L, K):
     return N * _LOG2 + 2.0 * N * math.log(math.cosh(K)), 2.0 * N * T, 2.0 * N * (1.0 - T * T)
 
 
+_MAX_L = 2**31 - 1
+
+
 def _check_args(L, beta, J):
     L = check_int(L, "L", minimum=2)
+    if L > _MAX_L:  # arrays of about L entries per call: past this, no memory holds them
+        raise ValueError(f"`L` must be at most 2**31 - 1; got {L}.")
     beta = check_positive(beta, "beta")
     if isinstance(J, (bool, np.bool_)) or not isinstance(J, numbers.Real):
         raise TypeError(f"`J` must be a real number; got {type(J).__name__}.")
     J = float(J)
     if not math.isfinite(J):
         raise ValueError(f"`J` must be finite; got {J!r}.")
+    if not math.isfinite(beta * J):  # K = beta J is the only coupling the formulas see
+        raise ValueError(f"`beta` times `J` must be finite (the coupling K = beta J); got beta={beta!r}, J={J!r}.")
     if J < 0.0 and L % 2 == 1:
         raise ValueError(
             f"`J` must be >= 0 for odd `L` (an odd periodic antiferromagnet is frustrated); got J={J!r} with L={L}."

@@ -23,6 +23,7 @@ import numpy as np
 
 from .._numerics import sigmoid, softplus
 from ._base import Objective, _flip_sign, _objective_rng
+from .._validation import check_int
 
 __all__ = ["PseudoLikelihood"]
 
@@ -157,10 +158,8 @@ class PseudoLikelihood(Objective):
             The first ``n`` uniform integers of the objective's stream of
             ``seed``: entry ``i`` depends on ``seed`` and ``i`` only.
         """
-        n = int(n)
-        d = int(d)
-        if n < 0 or d < 1:
-            raise ValueError(f"`n` must be >= 0 and `d` >= 1; got n={n}, d={d}.")
+        n = check_int(n, "n", minimum=0)
+        d = check_int(d, "d", minimum=1)
         return _objective_rng(seed).integers(0, d, size=n, dtype=np.int64)
 
     def per_sample(self, model, x, units=None):

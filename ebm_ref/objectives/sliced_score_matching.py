@@ -105,6 +105,8 @@ class SlicedScoreMatching(Objective):
             raise TypeError(f"`n_projections` must be an int; got {type(n_projections).__name__}.")
         if int(n_projections) < 1:
             raise ValueError(f"`n_projections` must be >= 1; got {int(n_projections)}.")
+        if int(n_projections) > 2**31 - 1:  # one direction array per projection: never allocatable
+            raise ValueError(f"`n_projections` must be at most 2**31 - 1; got {int(n_projections)}.")
         if not isinstance(distribution, str) or distribution not in _DISTRIBUTIONS:
             raise ValueError(f"`distribution` must be one of {_DISTRIBUTIONS}; got {distribution!r}.")
         if not isinstance(variance_reduced, (bool, np.bool_)):

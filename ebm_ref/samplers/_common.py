@@ -39,13 +39,32 @@ def prepare(model, x0, n_steps, seed, thin=0, stream=STREAM_SAMPLE):
     """
     n_steps = check_nonneg_int(n_steps, "n_steps")
     thin = check_nonneg_int(thin, "thin")
+    check_int64(n_steps, "n_steps")
+    check_int64(thin, "thin")
     x2d, was_1d = model.check_states(x0, "x0")
     x = np.array(x2d, dtype=np.float64, order="C", copy=True)
     ss = as_seed_sequence(seed)
     rng = chain_states(ss, x.shape[0], stream)
     n_saved = n_steps // thin if thin > 0 else 0
-    trace = np.empty((n_saved, x.shape[0], x.shape[1]), dtype=np.float64)
+    try:
+        trace = np.empty((n_saved, x.shape[0], x.shape[1]), dtype=np.float64)
+    except (MemoryError, ValueError):  # numpy's message names neither argument
+        raise ValueError(
+            f"`n_steps` // `thin` = {n_saved} saved states of {x.shape[0]} chains x {x.shape[1]} units "
+            f"({n_saved * x.shape[0] * x.shape[1] * 8:.3g} bytes) do not fit in memory; raise `thin` "
+            f"or lower `n_steps`."
+        ) from None
     return Prepared(x, was_1d, n_steps, thin, rng, trace)
+
+
+def check_int64(value, name):
+    """Refuse a count the int64 kernels cannot hold (it would overflow, not run)."""
+    if value > _INT64_MAX:
+        raise ValueError(f"`{name}` must be at most 2**63 - 1 = {_INT64_MAX} (an int64 count); got {value}.")
+    return value
+
+
+_INT64_MAX = 2**63 - 1
 
 
 def finish(prep, energies, acceptance_rate=None):

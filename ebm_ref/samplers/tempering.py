@@ -24,6 +24,7 @@ from .._rng import as_seed_sequence, chain_states, nb_uniform
 from .._validation import as_float_array, check_int, check_nonneg_int, check_finite
 from . import _binary
 from ._result import SampleResult
+from ._common import check_int64
 
 __all__ = ["parallel_tempering", "TemperingResult"]
 
@@ -188,12 +189,14 @@ def parallel_tempering(model, betas, x0, n_steps, seed, sampler="gibbs", swap_ev
             "`parallel_tempering` supports binary models (RBM, Ising: domain 'binary' or 'spin'); "
             f"got {type(model).__name__}."
         )
-    if not isinstance(sampler, str) or sampler not in _SAMPLERS:
+    if not isinstance(sampler, str):
+        raise TypeError(f"`sampler` must be a str, one of {list(_SAMPLERS)}; got {type(sampler).__name__}.")
+    if sampler not in _SAMPLERS:
         raise ValueError(f"`sampler` must be one of {list(_SAMPLERS)}; got {sampler!r}.")
     betas = _check_betas(betas)
-    n_steps = check_nonneg_int(n_steps, "n_steps")
-    thin = check_nonneg_int(thin, "thin")
-    swap_every = check_int(swap_every, "swap_every", minimum=1)
+    n_steps = check_int64(check_nonneg_int(n_steps, "n_steps"), "n_steps")
+    thin = check_int64(check_nonneg_int(thin, "thin"), "thin")
+    swap_every = check_int64(check_int(swap_every, "swap_every", minimum=1), "swap_every")
     K = betas.shape[0]
     X, was_1d = _check_x0(model, x0, K)
     n, d = X.shape[1], X.shape[2]
@@ -316,6 +319,8 @@ def _check_betas(betas):
     """Strictly increasing inverse temperatures in [0, 1] ending at exactly 1.0."""
     if isinstance(betas, numbers.Number):
         raise ValueError(f"`betas` must be a 1-D array of inverse temperatures ending at 1.0; got the scalar {betas!r}.")
+    if np.asarray(betas).dtype == np.bool_:  # [False, True] would read as the ladder [0, 1]
+        raise TypeError("`betas` must be real inverse temperatures; got a bool array.")
     b = as_float_array(betas, "betas")
     if b.ndim != 1 or b.shape[0] == 0:
         raise ValueError(f"`betas` must be a non-empty 1-D array; got shape {b.shape}.")

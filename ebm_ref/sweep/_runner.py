@@ -515,6 +515,8 @@ def load(out):
     import json
     import pathlib
 
+    if not isinstance(out, (str, os.PathLike)):
+        raise TypeError(f"`out` must be a str or path-like folder; got {type(out).__name__}.")
     root = pathlib.Path(out)
     try:
         manifest = json.loads((root / "manifest.json").read_text(encoding="utf-8"))
