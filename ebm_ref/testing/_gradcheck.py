@@ -1,19 +1,26 @@
 r"""Finite-difference checks of derivatives (JAX ``check_grads`` / autograd style).
 
-Central differences in float64 with a per-entry step
-``h_i = eps * max(1, |x_i|)`` (``eps = 6e-6`` ~ eps_mach^(1/3), the step with
-the smallest total error for a smooth function, TESTING.md G1). The step
-actually used is the representable one, ``(x_i + h_i) - x_i``.
+Central differences with a per-entry step ``h_i = eps * max(1, |x_i|)``:
+``eps = 6e-6`` ~ eps_mach^(1/3) for float64 results, the step with the
+smallest total error for a smooth function (docs/checking.md); for results
+in a coarser floating type ``t`` the default step is ``eps_t^(1/3)`` and the
+tolerance is raised to ``max(rtol, 64 eps_t^(2/3))`` (truncation and
+rounding of the difference quotient both scale as ``eps_t^(2/3)`` at that
+step). The step actually used is the representable one, ``(x_i + h_i) - x_i``.
 
 Relative error of one entry
     ``|analytic - numeric| / max(|analytic|, |numeric|, floor)`` with
     ``floor = max(1e-3 * max(1, max_j |analytic_j|), noise / rtol)``: with
-    ``rtol = 1e-6`` the first term is TESTING.md's
-    ``atol = 1e-9 * max(1, ||g||_inf)`` for entries far below the gradient's
-    own scale (e.g. structural or accidental zeros). The second is the
-    resolution of the difference itself, ``noise = 10 eps_mach |f(x)| / h``
+    ``rtol = 1e-6`` the first term is an absolute tolerance of
+    ``1e-9 * max(1, ||g||_inf)`` for entries far below the gradient's own
+    scale (e.g. structural or accidental zeros). The second is the
+    resolution of the difference itself, ``noise = 10 eps_t |f(x)| / h``
     (rounding of ``f`` at a large value): a difference quotient cannot
     resolve an entry more finely than that, whatever the code under test.
+
+A non-finite or complex value of ``f`` (at ``x`` or at any perturbed point)
+or of ``grad_f``, or a gradient of the wrong structure, fails the check and
+names where it occurred.
 """
 
 from __future__ import annotations
@@ -23,7 +30,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import _diagnose as _dg
+
 __all__ = ["GradCheckResult", "check_grad"]
+
+#: tolerance constant of the coarse-dtype finite-difference model (module docstring)
+FD_C = 64.0
 
 
 @dataclass
@@ -33,18 +45,28 @@ class GradCheckResult:
     Attributes
     ----------
     max_rel_error : float
-        Worst relative error over the checked entries/directions.
+        Worst relative error over the checked entries/directions (``inf``
+        for a non-finite, complex or mis-shaped result).
     where : tuple
         ``(key, index)`` of the worst entry (``key`` is ``None`` for a plain
-        array), or ``("direction", k)`` for a random direction.
+        array), or ``("direction", k)`` for a random direction; Python ints.
     analytic, numeric : float
         The two values at ``where``.
     n_checked : int
         Entries plus directions checked.
     rtol : float
-        Tolerance that ``passed`` uses.
+        Tolerance that ``passed`` uses (raised for coarse dtypes, see
+        ``dtype``).
     name : str
         What was checked (used in messages).
+    dtype : str
+        Floating dtype of the values of ``f`` (the lower precision of ``f``
+        and ``grad_f``).
+    suspects : tuple of str
+        Codes of the explanations that fit (docs/checking.md).
+    diagnosis : str or None
+    note : str
+        Why the check could not be made (non-finite, complex, shape).
     """
 
     max_rel_error: float
@@ -55,18 +77,28 @@ class GradCheckResult:
     rtol: float
     name: str = "grad"
     details: dict = field(default_factory=dict, repr=False)
+    dtype: str = "float64"
+    suspects: tuple = ()
+    diagnosis: str | None = None
+    note: str = ""
 
     @property
     def passed(self):
-        return bool(self.max_rel_error <= self.rtol)
+        return bool(self.n_checked > 0 and self.max_rel_error <= self.rtol and not self.note)
 
     def __str__(self):
         status = "ok" if self.passed else "FAILED"
-        return (
-            f"{self.name}: max relative error {self.max_rel_error:.3e} at {self.where} "
-            f"(analytic {self.analytic:.17g}, numeric {self.numeric:.17g}; "
-            f"{self.n_checked} checks, rtol {self.rtol:g}) {status}"
-        )
+        if self.note:
+            text = f"{self.name} [{self.dtype}]: {status}: {self.note} (at {self.where})"
+        else:
+            text = (
+                f"{self.name} [{self.dtype}]: max relative error {self.max_rel_error:.3e} at {self.where} "
+                f"(analytic {self.analytic:.17g}, numeric {self.numeric:.17g}; "
+                f"{self.n_checked} checks, rtol {self.rtol:g}) {status}"
+            )
+        if self.diagnosis:
+            text += f"\n    diagnosis: {self.diagnosis}"
+        return text
 
     def assert_ok(self):
         """Raise ``AssertionError`` with the report if the check failed."""
@@ -75,12 +107,14 @@ class GradCheckResult:
         return self
 
 
-def _flatten(x):
+def _flatten(x, name="x"):
     if isinstance(x, Mapping):
         keys = list(x)
-        arrs = [np.array(x[k], dtype=np.float64) for k in keys]
+        if not keys:
+            raise ValueError(f"`{name}` must contain at least one array; got an empty dict.")
+        arrs = [_dg.check_input_array(x[k], f"{name}[{k!r}]") for k in keys]
         return keys, arrs
-    return [None], [np.array(x, dtype=np.float64)]
+    return [None], [_dg.check_input_array(x, name)]
 
 
 def _rebuild(keys, arrs):
@@ -90,7 +124,61 @@ def _rebuild(keys, arrs):
 
 
 def _rel(a, n, floor):
+    if not (np.isfinite(a) and np.isfinite(n)):
+        return np.inf
     return abs(a - n) / max(abs(a), abs(n), floor)
+
+
+def _failure(name, code, message, where, rtol, dtype, n_checked=0):
+    diag = {
+        "nonfinite": "a non-finite value",
+        "complex": "a complex value: compare real results only",
+        "shape": "a result of the wrong structure",
+    }[code]
+    return GradCheckResult(
+        np.inf, _dg.plain(where), float("nan"), float("nan"), n_checked, rtol, name,
+        dtype=dtype, suspects=(code,), diagnosis=_dg.join([f"{message}: {diag}"]), note=message,
+    )
+
+
+def _grad_suspects(rows, rtol, floor, n_samples):
+    """Suspects from (label, index, analytic, numeric) rows of the checked entries."""
+    by_key = {}
+    for lab, idx, a, n in rows:
+        by_key.setdefault(lab, []).append((idx, a, n))
+    pairs = [(lab, np.array([t[1] for t in v]), np.array([t[2] for t in v]), floor, 0.0) for lab, v in by_key.items()]
+    f_of = lambda p: p[3]  # noqa: E731
+    a_of = lambda p: p[4]  # noqa: E731
+    codes, said = _dg.factor_suspects(pairs, rtol, f_of, a_of)
+    if n_samples and "factor" in codes:
+        g = np.concatenate([p[1] for p in pairs])
+        r = np.concatenate([p[2] for p in pairs])
+        c = _dg.fit_factor(g, r)
+        if c is not None and any(abs(c - t) <= 1e-6 * abs(t) for t in (n_samples, 1.0 / n_samples)):
+            codes.append("weights")
+            said.append(f"the factor is the number of samples n = {n_samples} or 1/n (a missing or extra 1/n)")
+    if not codes:
+        c, s = _dg.offset_suspects(pairs, rtol, f_of, a_of)
+        codes += c
+        said += s
+    if not codes:
+        # a square block checked entry by entry: analytic equal to numeric transposed
+        for lab, v in by_key.items():
+            idxs = [t[0] for t in v]
+            if not idxs or len(idxs[0]) != 2:
+                continue
+            size = max(max(i) for i in idxs) + 1
+            if len(idxs) != size * size:
+                continue
+            A = np.zeros((size, size))
+            N = np.zeros((size, size))
+            for (i, j), a, n in v:
+                A[i, j], N[i, j] = a, n
+            if not np.allclose(N, N.T, rtol=1e-6, atol=0.0) and _dg.fits(A, N.T, rtol, floor, 0.0):
+                codes.append("transpose")
+                said.append(f"the analytic gradient of {lab} is the transpose of the numerical one")
+                break
+    return codes, said
 
 
 def check_grad(
@@ -98,13 +186,14 @@ def check_grad(
     grad_f,
     x,
     *,
-    eps=6e-6,
+    eps=None,
     rtol=1e-6,
     n_directions=5,
     max_entries=200,
     seed=0,
     zero_mask=None,
     name="grad",
+    _n_samples=None,
 ):
     r"""Compare ``grad_f(x)`` with central differences of the scalar ``f``.
 
@@ -112,21 +201,24 @@ def check_grad(
     ----------
     f : callable
         ``f(x) -> float`` (a scalar; reduce vector outputs yourself, e.g. a
-        weighted sum).
+        weighted sum). NumPy, torch or JAX scalars are accepted; their dtype
+        sets the step and the tolerance.
     grad_f : callable
         ``grad_f(x)`` with the structure of ``x``.
     x : ndarray or dict of ndarrays
-        Point of evaluation; a dict is treated like a pytree (every array
-        entry an independent variable).
-    eps : float, default 6e-6
-        Relative step: ``h_i = eps * max(1, |x_i|)``.
+        Point of evaluation (real, finite, non-empty); a dict is treated
+        like a pytree (every array entry an independent variable).
+    eps : float, optional
+        Relative step: ``h_i = eps * max(1, |x_i|)``. Default ``6e-6``
+        for float64 values of ``f``, ``eps_t^(1/3)`` for a coarser type.
     rtol : float, default 1e-6
-        Tolerance on the relative error (module docstring).
+        Tolerance on the relative error (module docstring); raised to
+        ``64 eps_t^(2/3)`` for values of a coarser type ``t``.
     n_directions : int, default 5
-        Random unit directions checked in addition to single entries.
+        Random unit directions checked in addition to single entries (>= 0).
     max_entries : int, default 200
         If ``x`` has at most this many entries every entry is checked, else
-        that many entries drawn at random (plus the directions).
+        that many entries drawn at random (plus the directions); >= 1.
     seed : int, default 0
         Seeds the choice of entries and directions (deterministic).
     zero_mask : dict or ndarray of bool, optional
@@ -138,16 +230,51 @@ def check_grad(
     Returns
     -------
     GradCheckResult
-        Worst relative error, where it occurred, and the two values there.
+        Worst relative error, where it occurred, the two values there,
+        the dtype of ``f``, ``suspects`` and ``diagnosis``.
+
+    Raises
+    ------
+    ValueError, TypeError
+        For an invalid ``x`` (NaN/inf, empty, non-numeric) or option.
     """
+    if not callable(f):
+        raise TypeError(f"`f` must be callable; got {type(f).__name__}.")
+    if not callable(grad_f):
+        raise TypeError(f"`grad_f` must be callable; got {type(grad_f).__name__}.")
+    rtol_user = _dg.check_tol(rtol, "rtol")
+    if eps is not None:
+        eps = _dg.check_tol(eps, "eps")
+    n_directions = _dg.check_count(n_directions, "n_directions", 0)
+    max_entries = _dg.check_count(max_entries, "max_entries", 1)
     rng = np.random.default_rng(seed)
     keys, arrs = _flatten(x)
-    g_keys, g_arrs = _flatten(grad_f(_rebuild(keys, [a.copy() for a in arrs])))
-    if g_keys != keys:
-        raise ValueError(f"`grad_f` returned keys {g_keys}, expected {keys}.")
-    for k, a, g in zip(keys, arrs, g_arrs):
-        if a.shape != g.shape:
-            raise ValueError(f"`grad_f` returned shape {g.shape} for {k!r}, expected {a.shape}.")
+
+    # f at x first: its dtype sets the step and the tolerance
+    with np.errstate(all="ignore"):
+        raw0 = f(_rebuild(keys, [a.copy() for a in arrs]))
+    dtype = _dg.dtype_name(raw0)
+    try:
+        f0 = abs(_dg.read_scalar(raw0, "f(x)"))
+    except _dg.BadResult as bad:
+        return _failure(name, bad.code, bad.message, ("f", "x"), rtol_user, dtype)
+    with np.errstate(all="ignore"):
+        raw_g = grad_f(_rebuild(keys, [a.copy() for a in arrs]))
+    dtype = _lower(dtype, _dg.dtype_name(raw_g))
+    try:
+        if keys == [None]:
+            g_arrs = [_dg.read_array(raw_g, "grad_f(x)", shape=arrs[0].shape)]
+        else:
+            gd = _dg.read_dict(raw_g, "grad_f(x)", dict(zip(keys, arrs)))
+            g_arrs = [gd[k] for k in keys]
+    except _dg.BadResult as bad:
+        return _failure(name, bad.code, bad.message, ("grad_f", "x"), rtol_user, dtype)
+    low = _dg.is_low_precision(dtype)
+    eps_t = _dg.unit(dtype)
+    if eps is None:
+        eps = eps_t ** (1.0 / 3.0) if low else 6e-6
+    rtol = max(rtol_user, FD_C * eps_t ** (2.0 / 3.0)) if low else rtol_user
+
     if zero_mask is None:
         masks = [np.zeros(a.shape, dtype=bool) for a in arrs]
     elif isinstance(zero_mask, Mapping):
@@ -161,10 +288,10 @@ def check_grad(
     def f_at(block, index, delta):
         perturbed = [a.copy() for a in arrs]
         perturbed[block][index] += delta
-        return float(f(_rebuild(keys, perturbed)))
-
-    f0 = abs(float(f(_rebuild(keys, [a.copy() for a in arrs]))))
-    eps_mach = np.finfo(np.float64).eps
+        with np.errstate(all="ignore"):
+            raw = f(_rebuild(keys, perturbed))
+        side = "+" if delta > 0 else "-"
+        return _dg.read_scalar(raw, f"f at x {side} h e_{_dg.plain((keys[block], tuple(index)))}")
 
     worst = (0.0, None, 0.0, 0.0)
     n_checked = 0
@@ -173,22 +300,33 @@ def check_grad(
         for idx in map(tuple, np.argwhere(m)):
             n_checked += 1
             if g[idx] != 0.0:
-                return GradCheckResult(np.inf, (k, idx), float(g[idx]), 0.0, n_checked, rtol, name)
+                where = _dg.plain((k, tuple(idx)))
+                return GradCheckResult(
+                    np.inf, where, float(g[idx]), 0.0, n_checked, rtol, name, dtype=dtype,
+                    diagnosis=_dg.join([f"the derivative at the structural zero {where} must be exactly 0"]),
+                )
 
-    entries = [(b, tuple(idx)) for b, m in enumerate(masks) for idx in np.argwhere(~m)]
+    entries = [(b, tuple(int(t) for t in idx)) for b, m in enumerate(masks) for idx in np.argwhere(~m)]
+    if not entries:
+        raise ValueError("`x` has no free entry to check (every entry is a structural zero).")
     if len(entries) > max_entries:
         pick = rng.choice(len(entries), size=max_entries, replace=False)
         entries = [entries[i] for i in np.sort(pick)]
+    rows = []
     for b, idx in entries:
         x0 = arrs[b][idx]
         h = eps * max(1.0, abs(x0))
         hp = (x0 + h) - x0
         hm = x0 - (x0 - h)
-        num = (f_at(b, idx, hp) - f_at(b, idx, -hm)) / (hp + hm)
+        try:
+            num = (f_at(b, idx, hp) - f_at(b, idx, -hm)) / (hp + hm)
+        except _dg.BadResult as bad:
+            return _failure(name, bad.code, bad.message, (keys[b], idx), rtol, dtype, n_checked)
         ana = float(g_arrs[b][idx])
-        noise = 10.0 * eps_mach * f0 / (0.5 * (hp + hm))
+        noise = 10.0 * eps_t * f0 / (0.5 * (hp + hm))
         err = _rel(ana, num, max(floor, noise / rtol))
         n_checked += 1
+        rows.append((f"{name}" if keys[b] is None else f"{name}[{keys[b]!r}]", idx, ana, num))
         if err > worst[0] or worst[1] is None:
             worst = (err, (keys[b], idx), ana, num)
 
@@ -202,17 +340,46 @@ def check_grad(
         # unit direction: each entry moves by eps * |d_i| << eps * max(1, |x_i|)
         h = eps
 
-        def f_dir(t):
-            return float(f(_rebuild(keys, [a + t * d for a, d in zip(arrs, dirs)])))
+        def f_dir(t, k_dir=k_dir):
+            with np.errstate(all="ignore"):
+                raw = f(_rebuild(keys, [a + t * d for a, d in zip(arrs, dirs)]))
+            return _dg.read_scalar(raw, f"f along direction {k_dir}")
 
-        num = (f_dir(h) - f_dir(-h)) / (2 * h)
+        try:
+            num = (f_dir(h) - f_dir(-h)) / (2 * h)
+        except _dg.BadResult as bad:
+            return _failure(name, bad.code, bad.message, ("direction", k_dir), rtol, dtype, n_checked)
         ana = float(sum(np.sum(g * d) for g, d in zip(g_arrs, dirs)))
         gnorm = np.sqrt(sum(float(np.sum(g * g)) for g in g_arrs))
-        noise = 10.0 * eps_mach * f0 / h
+        noise = 10.0 * eps_t * f0 / h
         err = _rel(ana, num, max(1e-3 * max(1.0, gnorm), noise / rtol))
         n_checked += 1
         if err > worst[0] or worst[1] is None:
             worst = (err, ("direction", k_dir), ana, num)
     if worst[1] is None:
         worst = (0.0, (), 0.0, 0.0)
-    return GradCheckResult(float(worst[0]), worst[1], worst[2], worst[3], n_checked, rtol, name)
+    res = GradCheckResult(float(worst[0]), _dg.plain(worst[1]), worst[2], worst[3], n_checked, rtol, name, dtype=dtype)
+    codes, said = [], []
+    if res.max_rel_error > rtol:
+        codes, said = _grad_suspects(rows, rtol, floor, _n_samples)
+        if not codes:
+            said.append("none of the usual suspects (sign, constant factor, additive constant, transpose) fits")
+    if low and res.max_rel_error > rtol_user:
+        codes.append("float32")
+        said.append(
+            f"{dtype} values of f: step eps = {eps:.3g}, tolerance raised to max(rtol, {FD_C:g} eps^(2/3)) = {rtol:.3g}"
+            + (" (accepted)" if res.max_rel_error <= rtol else "")
+        )
+    res.suspects = tuple(dict.fromkeys(codes))
+    res.diagnosis = _dg.join(said)
+    return res
+
+
+def _lower(current, new):
+    if new == current:
+        return current
+    if new not in _dg.EPS:
+        return new if current in _dg.EPS else current
+    if current not in _dg.EPS:
+        return current
+    return new if _dg.EPS[new] > _dg.EPS[current] else current

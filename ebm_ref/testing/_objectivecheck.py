@@ -1,8 +1,8 @@
-r"""Checks of third-party training objectives (SPEC §5).
+r"""Checks of third-party training objectives (docs/objectives.md).
 
 * :func:`check_objective_grad`: the returned gradient is the exact gradient
   of the returned loss with the random numbers held fixed (finite
-  differences with the same seed on both sides, TESTING.md G5).
+  differences with the same seed on both sides, docs/checking.md).
 * :func:`compare_objective`: the loss (and gradient) agree with ebm_ref's
   objective of the same name -- exactly for deterministic objectives, in
   expectation over seeds for stochastic ones (two implementations cannot
@@ -11,49 +11,76 @@ r"""Checks of third-party training objectives (SPEC §5).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import special
 
+from . import _diagnose as _dg
 from ._gradcheck import GradCheckResult, check_grad
 
 __all__ = ["check_objective_grad", "compare_objective", "ObjectiveComparison"]
 
 
-def _loss_and_grads(out):
+def _split(out, what):
+    """``(raw loss, raw grads or None)`` of a third-party return value."""
     if isinstance(out, tuple) and len(out) == 2:
-        return float(out[0]), {k: np.asarray(v, dtype=np.float64) for k, v in out[1].items()}
-    return float(out), None
+        return out[0], out[1]
+    if isinstance(out, tuple):
+        raise _dg.BadResult("shape", f"{what} returned a tuple of {len(out)} items, expected (loss, grads)")
+    return out, None
 
 
-def check_objective_grad(value_and_grad_fn, model, x, *, seed=0, rtol=1e-6, eps=6e-6, n_directions=5):
+def _loss_and_grads(out, what="the loss function", expected=None):
+    raw_loss, raw_grads = _split(out, what)
+    loss = _dg.read_scalar(raw_loss, f"loss of {what}")
+    if raw_grads is None:
+        return loss, None
+    if expected is None:
+        if not isinstance(raw_grads, Mapping):
+            raise _dg.BadResult("shape", f"grads of {what} is a {type(raw_grads).__name__}, expected a dict")
+        expected = {k: np.shape(v) for k, v in raw_grads.items()}
+        expected = {k: np.zeros(v) for k, v in expected.items()}
+    return loss, _dg.read_dict(raw_grads, f"grads of {what}", expected)
+
+
+def check_objective_grad(value_and_grad_fn, model, x, *, seed=0, rtol=1e-6, eps=None, n_directions=5):
     r"""Finite-difference check of a third-party loss gradient, seed held fixed.
 
     Parameters
     ----------
     value_and_grad_fn : callable
         ``value_and_grad_fn(params, x, seed) -> (loss, grads)`` with
-        ``params`` and ``grads`` dicts of the SPEC §2 layout of ``model``.
+        ``params`` and ``grads`` dicts of the parameter layout of ``model``
+        (docs/models.md). The loss may be a NumPy, torch or JAX scalar of any
+        floating type; its dtype sets the step and the tolerance.
     model : EnergyModel
         Supplies the parameters at which to check and the structural zeros
         (entries that are not parameters, e.g. the Ising ``J`` diagonal,
         whose gradient must be exactly 0).
     x : array_like of shape (n, d)
-        Data.
+        Data (real, finite, non-empty).
     seed : int, default 0
         Passed unchanged to every call, so that a stochastic loss is a
         deterministic function of the parameters.
     rtol : float, default 1e-6
-    eps : float, default 6e-6
-        Relative step (see :func:`check_grad`).
+        Tolerance for a float64 loss; raised to ``64 eps_t^(2/3)`` for a loss
+        of a coarser type ``t`` (float32: 1.6e-3).
+    eps : float, optional
+        Relative step (see :func:`check_grad`): ``6e-6`` for a float64 loss,
+        ``eps_t^(1/3)`` for a coarser type (float32: 4.9e-3).
     n_directions : int, default 5
 
     Returns
     -------
     GradCheckResult
         ``result.passed``; ``result.assert_ok()`` raises. A loss that is not
-        reproducible with the same seed fails with ``where=("seed", ...)``.
+        reproducible with the same seed fails with ``where=("seed", ...)``;
+        a non-finite, complex or mis-shaped loss or gradient fails naming
+        where it occurred. ``suspects`` names a constant factor (and
+        ``"weights"`` when it is ``n`` or ``1/n``), a sign flip, an additive
+        constant or a transposed block.
 
     Notes
     -----
@@ -71,29 +98,51 @@ def check_objective_grad(value_and_grad_fn, model, x, *, seed=0, rtol=1e-6, eps=
         raise TypeError(f"`value_and_grad_fn` must be callable; got {type(value_and_grad_fn).__name__}.")
     if isinstance(seed, np.random.Generator):
         raise TypeError("`seed` must be an int or SeedSequence (a Generator would advance between calls).")
-    x = np.array(x, dtype=np.float64)
+    x = _dg.check_input_array(x, "x")
+    rtol = _dg.check_tol(rtol, "rtol")
+    if eps is not None:
+        eps = _dg.check_tol(eps, "eps")
+    n_directions = _dg.check_count(n_directions, "n_directions", 0)
     params = {k: v.copy() for k, v in model.params.items()}
-    loss0, grads0 = _loss_and_grads(value_and_grad_fn({k: v.copy() for k, v in params.items()}, x.copy(), seed))
-    if grads0 is None:
-        raise TypeError("`value_and_grad_fn` must return a pair (loss, grads dict).")
-    loss1, _ = _loss_and_grads(value_and_grad_fn({k: v.copy() for k, v in params.items()}, x.copy(), seed))
+    name = "objective gradient"
+
+    def call():
+        with np.errstate(all="ignore"):
+            return value_and_grad_fn({k: v.copy() for k, v in params.items()}, x.copy(), seed)
+
+    out0 = call()
+    try:
+        raw_loss0, raw_grads0 = _split(out0, "value_and_grad_fn")
+        if raw_grads0 is None:
+            raise TypeError("`value_and_grad_fn` must return a pair (loss, grads dict).")
+        loss0, grads0 = _loss_and_grads(out0, "value_and_grad_fn", params)
+        loss1, _ = _loss_and_grads(call(), "value_and_grad_fn", params)
+    except _dg.BadResult as bad:
+        from ._gradcheck import _failure
+
+        return _failure(name, bad.code, bad.message, ("params", "theta"), rtol, _dg.dtype_name(out0[0] if isinstance(out0, tuple) else out0))
     if loss1 != loss0:
         return GradCheckResult(np.inf, ("seed", seed), loss0, loss1, 1, rtol, "objective loss reproducible with the same seed")
 
     def f(theta):
-        return _loss_and_grads(value_and_grad_fn(theta, x.copy(), seed))[0]
+        out = value_and_grad_fn(theta, x.copy(), seed)
+        return _split(out, "value_and_grad_fn")[0]
+
+    def g(theta):
+        return raw_grads0
 
     with np.errstate(all="ignore"):
         return check_grad(
             f,
-            lambda theta: grads0,
+            g,
             params,
             eps=eps,
             rtol=rtol,
             n_directions=n_directions,
             seed=0,
             zero_mask=model.structural_zeros(),
-            name="objective gradient",
+            name=name,
+            _n_samples=x.shape[0],
         )
 
 
@@ -119,6 +168,12 @@ class ObjectiveComparison:
     alpha : float or None
         False-failure rate of the expectation mode.
     note : str
+        Why the comparison could not be made (non-finite, complex, shape).
+    dtype : str
+        Floating dtype of the third-party loss.
+    suspects : tuple of str
+        Codes of the explanations that fit (docs/checking.md).
+    diagnosis : str or None
     """
 
     name: str
@@ -128,15 +183,20 @@ class ObjectiveComparison:
     threshold: float = 0.0
     alpha: float | None = None
     note: str = ""
+    dtype: str = "float64"
+    suspects: tuple = ()
+    diagnosis: str | None = None
 
     @property
     def passed(self):
-        errs = [self.value.get("error", 0.0)] + ([self.grads["error"]] if self.grads else [])
-        return all(e <= self.threshold for e in errs) and not self.note
+        if self.note or "error" not in self.value:
+            return False
+        errs = [self.value["error"]] + ([self.grads["error"]] if self.grads else [])
+        return all(e <= self.threshold for e in errs)
 
     def __str__(self):
         kind = "relative error" if self.mode == "exact" else "|z|"
-        lines = [f"compare_objective {self.name} ({self.mode}; {kind} threshold {self.threshold:.4g}):"]
+        lines = [f"compare_objective {self.name} ({self.mode}; {kind} threshold {self.threshold:.4g}; dtype {self.dtype}):"]
         v = self.value
         lines.append(f"  loss: got {v.get('got')!r}, expected {v.get('expected')!r}, {kind} {v.get('error', 0.0):.3e}")
         if self.grads:
@@ -146,7 +206,9 @@ class ObjectiveComparison:
                 f"{kind} {g['error']:.3e}"
             )
         if self.note:
-            lines.append("  note: " + self.note)
+            lines = [lines[0], "  note: " + self.note]  # a structural error first and alone
+        if self.diagnosis:
+            lines.append("  diagnosis: " + self.diagnosis)
         lines.append("  -> " + ("ok" if self.passed else "MISMATCH"))
         return "\n".join(lines)
 
@@ -259,32 +321,40 @@ def compare_objective(
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise TypeError(f"`seed` must be a non-negative int (seeds seed, seed + 1, ... are used); got {seed!r}.")
     seed = int(seed)
+    rtol = _dg.check_tol(rtol, "rtol")
+    alpha = _dg.check_alpha(alpha)
+    n_seeds = _dg.check_count(n_seeds, "n_seeds", 2)
     obj, label = _resolve(name, objective_kwargs)
-    x = np.array(x, dtype=np.float64)
+    x = _dg.check_input_array(x, "x")
     params = model.params
-
-    def theirs(s):
-        with np.errstate(all="ignore"):
-            return _loss_and_grads(value_fn({k: v.copy() for k, v in params.items()}, x.copy(), s))
 
     def ours(s):
         loss, grads = obj.value_and_grad(model, x, seed=s)
         return float(loss), {k: np.asarray(v, dtype=np.float64) for k, v in grads.items()}
 
     e0 = ours(seed)
+    dtype = ["float64"]
+
+    def theirs(s):
+        with np.errstate(all="ignore"):
+            out = value_fn({k: v.copy() for k, v in params.items()}, x.copy(), s)
+        raw_loss = out[0] if isinstance(out, tuple) and out else out
+        dtype[0] = _dg.dtype_name(raw_loss)
+        return _loss_and_grads(out, "value_fn", e0[1] if isinstance(out, tuple) and len(out) == 2 else None)
+
     e1 = ours(seed + 1)
     deterministic = e0[0] == e1[0] and all(np.array_equal(e0[1][k], e1[1][k]) for k in e0[1])
-    g0 = theirs(seed)
-    if g0[1] is not None and set(g0[1]) != set(e0[1]):
+    mode = "exact" if deterministic else "expectation"
+    try:
+        g0 = theirs(seed)
+    except _dg.BadResult as bad:
         return ObjectiveComparison(
-            label, "exact", threshold=rtol, note=f"gradient keys {sorted(g0[1])}, expected {sorted(e0[1])}"
+            label, mode, threshold=rtol, note=bad.message, dtype=dtype[0], suspects=(bad.code,),
+            diagnosis=_dg.join([f"{bad.message}: the comparison needs a real, finite loss (and gradient) of the right structure"]),
         )
-    if g0[1] is not None:
-        for k in e0[1]:
-            if g0[1][k].shape != e0[1][k].shape:
-                return ObjectiveComparison(
-                    label, "exact", threshold=rtol, note=f"gradient {k!r} has shape {g0[1][k].shape}, expected {e0[1][k].shape}"
-                )
+    low = _dg.is_low_precision(dtype[0])
+    if low and deterministic:
+        rtol = max(rtol, _dg.ROUNDING_C * _dg.unit(dtype[0]))
 
     if deterministic:
         denom = max(abs(e0[0]), 1e-12)
@@ -294,12 +364,17 @@ def compare_objective(
             scale = max(float(np.max(np.abs(v))) if v.size else 0.0 for v in e0[1].values())
             w = _worst_rel(g0[1], e0[1], scale)
             rep.grads = {"key": w[1], "index": w[2], "got": w[3], "expected": w[4], "error": w[0]}
+        rep.dtype = dtype[0]
+        _diagnose_exact(rep, g0, e0, rtol, x.shape[0], low)
         return rep
 
-    n_seeds = int(n_seeds)
-    if n_seeds < 2:
-        raise ValueError(f"`n_seeds` must be >= 2 for a stochastic objective; got {n_seeds}.")
-    g_runs = [g0] + [theirs(seed + i) for i in range(1, n_seeds)]
+    try:
+        g_runs = [g0] + [theirs(seed + i) for i in range(1, n_seeds)]
+    except _dg.BadResult as bad:
+        return ObjectiveComparison(
+            label, mode, threshold=rtol, note=bad.message, dtype=dtype[0], suspects=(bad.code,),
+            diagnosis=_dg.join([f"{bad.message}: the comparison needs a real, finite loss (and gradient) of the right structure"]),
+        )
     e_runs = [ours(seed + n_seeds + i) for i in range(n_seeds)]
 
     def stacked(runs, k):
@@ -343,5 +418,68 @@ def compare_objective(
             worst = {"key": k, "index": tuple(int(t) for t in i), "got": float(gm[i]), "expected": float(em[i]), "error": float(z[i])}
     if worst is not None:
         rep.grads = worst
+    rep.dtype = dtype[0]
+    if not rep.passed:
+        ratio = float(gl.mean() / el.mean()) if el.mean() != 0 else None
+        said, codes = [], []
+        if ratio is not None:
+            n = x.shape[0]
+            if any(abs(ratio - t) <= 0.05 * abs(t) for t in (n, 1.0 / n)):
+                codes += ["factor", "weights"]
+                said.append(f"the mean loss is {ratio:.4g} times the reference, about n = {n} or 1/n (a missing or extra 1/n)")
+            else:
+                said.append(f"the mean loss differs from the reference by {float(gl.mean() - el.mean()):.6g} (ratio {ratio:.6g})")
+        rep.suspects = tuple(codes)
+        rep.diagnosis = _dg.join(said)
     return rep
+
+
+def _diagnose_exact(rep, g0, e0, rtol, n, low):
+    """Suspects of a deterministic objective from the loss and (if given) the gradient."""
+    codes, said = [], []
+    if rep.passed:
+        if low and rep.value.get("error", 0.0) > 0:
+            rep.suspects = ("float32",)
+            rep.diagnosis = _dg.join([f"{rep.dtype} loss: judged at rtol {rtol:.3g} = 256 eps (accepted)"])
+        return
+    gl, el = g0[0], e0[0]
+    ratio = gl / el if el != 0 else None
+    grads_ok = rep.grads and rep.grads["error"] <= rep.threshold
+    if g0[1] is not None and grads_ok and rep.value["error"] > rep.threshold:
+        codes.append("offset")
+        said.append(f"the gradient matches but the loss is off by a constant {gl - el:.9g} (an additive constant)")
+    elif ratio is not None:
+        grads_factor = True
+        if g0[1] is not None:
+            pairs = [(k, g0[1][k], ratio * e0[1][k], 1e-12, 0.0) for k in e0[1]]
+            grads_factor = all(_dg.fits(p[1], p[2], rtol, max(1e-12, 1e-3 * float(np.max(np.abs(p[2])) if p[2].size else 0.0)), 0.0) for p in pairs)
+        if grads_factor and g0[1] is not None:
+            if abs(ratio + 1.0) <= 1e-6:
+                codes.append("sign")
+                said.append("loss and gradient have the sign flipped")
+            else:
+                codes.append("factor")
+                said.append(f"loss and gradient are the reference times {ratio:.9g}")
+                if any(abs(ratio - t) <= 1e-6 * abs(t) for t in (n, 1.0 / n)):
+                    codes.append("weights")
+                    said.append(f"the factor is n = {n} or 1/n (a missing or extra 1/n)")
+        elif g0[1] is None:
+            if abs(ratio + 1.0) <= 1e-9:
+                codes.append("sign")
+                said.append("the loss has the sign flipped")
+            elif any(abs(ratio - t) <= 1e-9 * abs(t) for t in (n, 1.0 / n)):
+                codes += ["factor", "weights"]
+                said.append(f"the loss is the reference times {ratio:.9g} = n or 1/n (a missing or extra 1/n)")
+            else:
+                said.append(
+                    f"the loss is the reference times {ratio:.9g}, or plus {gl - el:.9g} "
+                    "(return the gradient too to tell a factor from an additive constant)"
+                )
+    if low:
+        codes.append("float32")
+        said.append(f"{rep.dtype} loss: judged at rtol {rtol:.3g} = 256 eps")
+    if not said:
+        said.append("none of the usual suspects (sign, constant factor, additive constant, 1/n) fits")
+    rep.suspects = tuple(dict.fromkeys(codes))
+    rep.diagnosis = _dg.join(said)
 
