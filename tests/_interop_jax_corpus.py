@@ -70,13 +70,13 @@ def rbm_gibbs(params, v, n_steps, key, mean_field=False):
 RBM_MAP = {"W": "W", "b_v": "b", "b_h": "c"}
 
 
-def rbm_model(V=7, H=3, seed=1):
+def rbm_model(V=7, H=3, scale=1.5, seed=2):
     rng = np.random.default_rng(seed)
-    return RBM(rng.normal(size=(V, H)), rng.normal(size=V), rng.normal(size=H))
+    return RBM(scale * rng.normal(size=(V, H)), rng.normal(size=V), rng.normal(size=H))
 
 
 def run_rbm_energy(fn=rbm_free_energy):
-    ref = rbm_model(6, 3, seed=0)
+    ref = rbm_model(6, 3, scale=1.0, seed=0)
     return compare_energy(ref, **from_jax(fn, RBM_MAP, reference=ref))
 
 
@@ -85,3 +85,23 @@ def run_rbm_sampler(mean_field=False):
     ad = from_jax(rbm_free_energy, RBM_MAP, reference=ref)
     fn = ad.sampler(lambda p, v, n, key: rbm_gibbs(p, v, n, key, mean_field=mean_field))
     return check_sampler(fn, ref, n_steps=5, seed=0)
+
+
+# ----------------------------------------------------------- score matching
+def score_matching_loss(params, x):
+    """Hyvarinen score matching with the Hessian trace from jax.jacfwd of the per-sample gradient."""
+
+    def e1(xi):
+        return mlp_energy(params, xi[None, :])[0]
+
+    g = jax.vmap(jax.grad(e1))(x)
+    tr = jax.vmap(lambda xi: jnp.trace(jax.jacfwd(jax.grad(e1))(xi)))(x)
+    return jnp.mean(0.5 * jnp.sum(g**2, axis=1) - tr)
+
+
+def sm_setup():
+    ref = MLPEnergy((2, 4), activation="softplus", seed=0)
+    template = init_mlp(jax.random.PRNGKey(0), (2, 4, 1))
+    ad = from_jax(mlp_energy, MLP_MAP, params=template, reference=ref)
+    x = np.random.default_rng(4).normal(size=(30, 2))
+    return ref, ad.objective(score_matching_loss), x

@@ -217,7 +217,7 @@ def run_rbm_energy(dtype=None, softplus=None, bug=None, V=6, H=3, scale=1.0):
 
 
 def run_rbm_sampler(bug=None, global_rng=False, start="exact"):
-    ref = rbm_model(7, 3, seed=1)
+    ref = rbm_model(7, 3, scale=1.5, seed=2)
     ad = _rbm_adapter(ref, V=7, H=3)
     if global_rng:
         fn = ad.sampler(gibbs_global_rng)
