@@ -799,6 +799,8 @@ class JaxAdapter(_Adapter):
         """
         _check_callable(fn, "fn")
         jax = self._jax
+        if self.jit:
+            fn = jax.jit(fn) if step else jax.jit(fn, static_argnums=2)
 
         def sample_fn(params, x0, n_steps, rng):
             with self._x64():
@@ -819,21 +821,26 @@ class JaxAdapter(_Adapter):
 
         ``fn(params, x, key) -> scalar`` (or ``fn(params, x)`` for a
         deterministic loss); the gradient is ``jax.value_and_grad`` with
-        respect to the mapped parameters, in ebm_ref's layout. The same
-        ``seed`` gives the same key.
+        respect to the mapped parameters, in ebm_ref's layout (compiled
+        with ``jax.jit`` unless ``jit=False``). The same ``seed`` gives the
+        same key.
         """
         _check_callable(fn, "fn")
         n_args = _n_positional(fn, (3, 2))
         if n_args is None:
             raise TypeError("`fn` must take (params, x[, key]) positionally.")
         jax = self._jax
+        if n_args == 3:
+            vg = jax.value_and_grad(lambda p, x, key: fn(p, x, key))
+        else:
+            vg = jax.value_and_grad(lambda p, x, key: fn(p, x))
+        if self.jit:
+            vg = jax.jit(vg)
 
         def value_and_grad(params, x, seed):
             with self._x64():
                 key = jax.random.PRNGKey(_seed_int(seed, 32))
-                xa = self._arr(x)
-                f = (lambda p: fn(p, xa, key)) if n_args == 3 else (lambda p: fn(p, xa))
-                loss, g = jax.value_and_grad(f)(self._tree(params))
+                loss, g = vg(self._tree(params), self._arr(x), key)
                 return np.array(loss, copy=True)[()], self.mapping.to_ref(self._flat(g))
 
         return value_and_grad
