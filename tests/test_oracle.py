@@ -266,9 +266,12 @@ def test_check_sampler_exact_sampler_argument():
 def test_check_sampler_fixed_start_and_stuck_sampler():
     model = MODELS["ising-spin"]
     res = check_sampler(lambda p, x, n, r: x, model, start=np.ones(6))
-    assert not res.passed and res.details["start"] == "fixed"
-    res = check_sampler(lambda p, x, n, r: x, model)  # identity is invariant: passes from exact starts
-    assert res.passed
+    assert not res.passed and res.details["start"] == "exact+fixed"
+    assert res.caught_by == ("fixed",) and res.suspects == ("no_mixing",)
+    # identity is invariant: it passes from exact starts alone, and the default (both starts) catches it
+    assert check_sampler(lambda p, x, n, r: x, model, start="exact").passed
+    res = check_sampler(lambda p, x, n, r: x, model)
+    assert not res.passed and "no_mixing" in res.suspects and "fixed start" in res.diagnosis
 
 
 def test_check_sampler_invalid_outputs_fail_with_message():
@@ -278,7 +281,7 @@ def test_check_sampler_invalid_outputs_fail_with_message():
     bad_shape = check_sampler(lambda p, x, n, r: x[:10], model)
     assert not bad_shape.passed and "shape" in bad_shape.message
     nan = check_sampler(lambda p, x, n, r: np.full(x.shape, np.nan), MODELS["student-t"])
-    assert not nan.passed and "NaN" in nan.message
+    assert not nan.passed and "NaN" in nan.message and nan.suspects == ("nonfinite",)
     with pytest.raises(AssertionError, match="FAILED"):
         assert_sampler_exact(lambda p, x, n, r: x[:10], model)
 
@@ -406,7 +409,7 @@ def test_check_sampler_chisquare_is_calibrated():
         return v
 
     model = MODELS["rbm"]
-    p = np.array([check_sampler(gibbs, model, n_chains=3000, n_steps=2, seed=s).p_value for s in range(200)])
+    p = np.array([check_sampler(gibbs, model, n_chains=3000, n_steps=2, seed=s, start="exact").p_value for s in range(200)])
     # KS of 200 p-values against U(0, 1): a calibrated test fails with probability 1e-4
     assert stats.kstest(p, "uniform").pvalue > 1e-4
     assert np.mean(p < 0.05) < 0.05 + 3.89 * np.sqrt(0.05 * 0.95 / 200)

@@ -1,4 +1,4 @@
-"""Checks that other implementations import into their own tests (SPEC §6).
+"""Checks that other implementations import into their own tests (docs/checking.md).
 
 * :func:`check_grad`, :func:`check_energy_derivatives`: finite-difference
   checks of ebm_ref-style models.

@@ -1,8 +1,8 @@
 r"""Compare a third-party energy implementation with ebm_ref, primitive by primitive.
 
-A user's code is reached through plain callables that take the SPEC §2
-parameter dict first (docs/models.md), so a PyTorch or JAX implementation is wrapped in two
-lines (convert the dict to tensors, call, convert back).
+A user's code is reached through plain callables that take the parameter
+dict first (docs/models.md), so a PyTorch or JAX implementation is wrapped
+in two lines (convert the dict to tensors, call, convert back).
 
 The comparison runs at several parameter scales (the reference model's
 parameters, slightly perturbed, times each scale), so that both the linear
@@ -231,7 +231,7 @@ def _draw_batch(model, rng, n, extension):
         return 2.0 * rng.standard_normal((n, d))
     if not extension:
         return states
-    # the continuous extension (SPEC §1): GWG and finite differences use it
+    # the continuous extension (docs/conventions.md): GWG and finite differences use it
     cont = rng.uniform(-1.0, 2.0, size=(n, d)) if model.domain == "binary" else rng.uniform(-2.0, 2.0, size=(n, d))
     return np.concatenate([states, cont], axis=0)
 
@@ -357,13 +357,18 @@ def _compare_batch(res, k, raw, exp, m, x, aux, scale, b, rtol, atol, strict, st
             state["nonfinite_scales"].add(scale)
         if res.score < np.inf or not res.note:
             res.score = res.max_rel_error = res.max_abs_error = np.inf
-            res.note = bad.message + ("" if bad.code != "nonfinite" else " (non-finite output)")
+            res.note = bad.message + (" (non-finite output)" if bad.code == "nonfinite" else "")
             res.where = {"scale": scale, "batch": b}
-            if k in _PER_SAMPLE and bad.code == "nonfinite":
-                i = [int(t) for t in bad.message.split("at index (")[-1].rstrip(")").split(",") if t.strip()]
-                if i:
-                    res.where["index"] = tuple(i)
-                    res.x = x[i[0]].copy()
+            res.got, res.expected, res.worst_entries, res.x = float("nan"), float("nan"), [], None
+            if bad.index is not None:
+                res.where["index"] = bad.index
+                res.got = bad.value
+                key = bad.key
+                if key in exp:
+                    res.where["key"] = key
+                    res.expected = float(exp[key][bad.index])
+                if k in _PER_SAMPLE and bad.index:
+                    res.x = x[bad.index[0]].copy()
         return
     low = _dg.is_low_precision(dt)
     u = _dg.unit(dt) if low else 0.0

@@ -44,6 +44,7 @@ SUSPECTS = (
     "complex",
     "shape",
     "no_mixing",
+    "domain",
 )
 
 #: machine epsilon of the floating types a framework may return
@@ -154,10 +155,13 @@ def _to_numpy(value):
 class BadResult(Exception):
     """A third-party result that cannot be compared: ``code`` (a suspect) and ``message``."""
 
-    def __init__(self, code, message):
+    def __init__(self, code, message, index=None, value=None):
         super().__init__(message)
         self.code = code
         self.message = message
+        self.index = index
+        self.value = value
+        self.key = None
 
 
 def read_array(value, what, shape=None):
@@ -171,7 +175,9 @@ def read_array(value, what, shape=None):
     if arr.dtype.kind == "c":
         raise BadResult("complex", f"{what} has complex dtype {arr.dtype}")
     if arr.dtype.kind not in "biuf":
-        try:  # ml_dtypes (JAX bfloat16) report kind 'V'
+        try:  # ml_dtypes (JAX bfloat16) report kind 'V'; strings and objects never pass
+            if arr.dtype.kind != "V":
+                raise TypeError
             arr = arr.astype(np.float64)
         except (TypeError, ValueError):
             raise BadResult("shape", f"{what} is not a real numeric array (dtype {arr.dtype})") from None
@@ -180,7 +186,7 @@ def read_array(value, what, shape=None):
         raise BadResult("shape", f"{what} has shape {arr.shape}, expected {tuple(shape)}")
     if not np.all(np.isfinite(arr)):
         i = tuple(int(t) for t in np.argwhere(~np.isfinite(arr))[0])
-        raise BadResult("nonfinite", f"{what} is {arr[i]!r} at index {i}")
+        raise BadResult("nonfinite", f"{what} is {float(arr[i])!r} at index {i}", index=i, value=float(arr[i]))
     return arr
 
 
@@ -209,7 +215,14 @@ def read_dict(value, what, expected):
         if tuple(arr.shape) != tuple(np.shape(expected[k])):
             raise BadResult("shape", f"{what}[{k!r}] has shape {tuple(arr.shape)}, expected {tuple(np.shape(expected[k]))}")
         arrs[k] = value[k]
-    return {k: read_array(arrs[k], f"{what}[{k!r}]") for k in expected}
+    out = {}
+    for k in expected:
+        try:
+            out[k] = read_array(arrs[k], f"{what}[{k!r}]")
+        except BadResult as bad:
+            bad.key = k
+            raise
+    return out
 
 
 def plain(obj):
@@ -384,4 +397,4 @@ def join(sentences):
     if not sentences:
         return None
     text = "; ".join(sentences)
-    return text[0].upper() + text[1:] + "."
+    return text if text.endswith(".") else text + "."

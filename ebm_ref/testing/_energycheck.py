@@ -1,4 +1,4 @@
-r"""Every finite-difference check of SPEC §2 for one model, one level at a time.
+r"""Every finite-difference check of docs/models.md for one model, one level at a time.
 
 =================================  ===========================================
 checked                            against central differences of
@@ -9,12 +9,12 @@ checked                            against central differences of
 ``grad_params(x, w)``              ``sum_i w_i energy(x; theta)_i``
 ``grad_params_of_grad_x(x, v)``    ``sum v * grad_x(x; theta)``
 ``grad_params_of_hessian_diag``    ``sum c * hessian_diag(x; theta)``
-single state                       the batch result's row 0, shapes of SPEC §1
+single state                       the batch result's row 0, shapes of docs/conventions.md
 =================================  ===========================================
 
 Parameter differences go through ``model._with_params_unchecked`` so that
 each entry of a constrained array (the symmetric Ising ``J``) moves alone:
-every entry is an independent variable (SPEC §1); structural zeros must have
+every entry is an independent variable (docs/conventions.md); structural zeros must have
 an exactly zero derivative.
 """
 
@@ -104,7 +104,7 @@ def _params_check(model, scalar_of_model, grad_dict, name, rtol, seed):
 
 
 def check_energy_derivatives(model, x, *, v=None, c=None, weights=None, rtol=1e-6, seed=0):
-    r"""Run every finite-difference check of SPEC §2 on ``model`` at ``x``.
+    r"""Run every finite-difference check of docs/models.md on ``model`` at ``x``.
 
     Parameters
     ----------
@@ -166,7 +166,7 @@ def check_energy_derivatives(model, x, *, v=None, c=None, weights=None, rtol=1e-
         seed,
     )
 
-    # single state: same numbers as row 0 of the batch, SPEC §1 shapes
+    # single state: same numbers as row 0 of the batch, shapes of docs/conventions.md
     errs = []
     x0 = x[0]
     for meth, shape in (("energy", ()), ("grad_x", (d,)), ("hessian_diag", (d,))):
