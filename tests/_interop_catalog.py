@@ -16,6 +16,8 @@ import _interop_sklearn_corpus as sc  # noqa: E402
 import _interop_torch_corpus as tc  # noqa: E402
 import torch  # noqa: E402
 
+from ebm_ref.testing import compare_objective  # noqa: E402
+
 # name -> (what the code is, the check it runs)
 CORRECT = {
     "torch RBM, F.softplus, float64": ("free energy, 6 primitives", lambda: tc.run_rbm_energy()),
@@ -35,6 +37,7 @@ CORRECT = {
     "JAX MLP energy (jax.jit fn)": ("6 primitives", lambda: jc.run_mlp_energy(jit=True)),
     "JAX RBM free energy": ("6 primitives", lambda: jc.run_rbm_energy()),
     "JAX RBM Gibbs": ("check_sampler", lambda: jc.run_rbm_sampler()),
+    "JAX score matching (jacfwd trace)": ("compare_objective", lambda: _sm_jax()),
     "sklearn BernoulliRBM._free_energy": ("energy", lambda: sc.run_energy()),
     "sklearn BernoulliRBM.gibbs": ("check_sampler", lambda: sc.run_sampler()),
 }
@@ -64,6 +67,20 @@ BUGS = {
     "JAX hidden bias sign": ("JAX RBM: softplus(v W - c)", lambda: jc.run_rbm_energy(jc.rbm_free_energy_bias_sign), ()),
     "JAX mean-field hidden": ("JAX Gibbs: h = p(h|v)", lambda: jc.run_rbm_sampler(mean_field=True), ()),
     "sklearn components_ not transposed": ("mapping W <- components_ without 'T' on a square RBM", lambda: sc.run_energy(transpose=False), ("transpose",)),
+}
+
+
+def _sm_jax():
+    ref, fn, x = jc.sm_setup()
+    return compare_objective("ScoreMatching", fn, ref, x)
+
+
+# entries that take seconds (20,000 chains from two starts; 200 seeds per side): @pytest.mark.slow, still run in CI
+SLOW = {
+    "torch RBM Gibbs (generator)", "torch RBM Gibbs (global RNG)", "torch CD-1 loss vs CD(1)",
+    "torch score matching, gradient", "torch Ising Metropolis sweep", "JAX RBM Gibbs",
+    "stale hidden sample in Gibbs", "mean-field hidden instead of a sample", "off-by-one CD step",
+    "missing 1/n in CD loss", "wrong MH ratio", "JAX mean-field hidden",
 }
 
 

@@ -216,14 +216,14 @@ def run_rbm_energy(dtype=None, softplus=None, bug=None, V=6, H=3, scale=1.0):
     return compare_energy(ref, **_rbm_adapter(ref, dtype, softplus, bug, V, H))
 
 
-def run_rbm_sampler(bug=None, global_rng=False, start="exact"):
+def run_rbm_sampler(bug=None, global_rng=False, **kwargs):
     ref = rbm_model(7, 3, scale=1.5, seed=2)
     ad = _rbm_adapter(ref, V=7, H=3)
     if global_rng:
         fn = ad.sampler(gibbs_global_rng)
     else:
         fn = ad.sampler(lambda m, v, k, g: gibbs_k(m, v, k, g, bug=bug))
-    return check_sampler(fn, ref, n_steps=5, start=start, seed=0)
+    return check_sampler(fn, ref, n_steps=5, seed=0, **kwargs)
 
 
 def run_cd_grad(bug=None):
@@ -273,9 +273,9 @@ def run_ising_energy(bug=None):
     return compare_energy(ref, **from_torch(TorchIsing(5, bug=bug), reference=ref))
 
 
-def run_ising_sampler(kind="metropolis", bug=None, start="exact"):
+def run_ising_sampler(kind="metropolis", bug=None, **kwargs):
     ref = ising_model()
     ad = from_torch(TorchIsing(5), reference=ref)
     step = ising_metropolis_sweep if kind == "metropolis" else ising_heat_bath_sweep
     fn = ad.sampler(lambda m, s, g: step(m, s, g, bug=bug), step=True)
-    return check_sampler(fn, ref, n_steps=5, start=start, seed=0)
+    return check_sampler(fn, ref, n_steps=5, seed=0, **kwargs)

@@ -799,8 +799,8 @@ class JaxAdapter(_Adapter):
         """
         _check_callable(fn, "fn")
         jax = self._jax
-        if self.jit:
-            fn = jax.jit(fn) if step else jax.jit(fn, static_argnums=2)
+        if self.jit and step:
+            fn = jax.jit(fn)
 
         def sample_fn(params, x0, n_steps, rng):
             with self._x64():
