@@ -75,12 +75,14 @@ def _sm_jax():
     return compare_objective("ScoreMatching", fn, ref, x)
 
 
-# entries that take seconds (20,000 chains from two starts; 200 seeds per side): @pytest.mark.slow, still run in CI
+# entries that take seconds (20,000 chains from two starts; 200 seeds per side; finite differences through a sampler;
+# a second JAX compilation): @pytest.mark.slow, still run in CI
 SLOW = {
     "torch RBM Gibbs (generator)", "torch RBM Gibbs (global RNG)", "torch CD-1 loss vs CD(1)",
     "torch score matching, gradient", "torch Ising Metropolis sweep", "JAX RBM Gibbs",
     "stale hidden sample in Gibbs", "mean-field hidden instead of a sample", "off-by-one CD step",
     "missing 1/n in CD loss", "wrong MH ratio", "JAX mean-field hidden",
+    "torch CD-1 loss, gradient", "JAX MLP energy (jax.jit fn)",
 }
 
 

@@ -43,6 +43,7 @@ def test_planted_bug_is_caught(name):
     assert not missing, f"{name}: the report should name {missing}; it names {suspects}\n{report}"
 
 
+@pytest.mark.slow  # cheap after the rows above; alone it reruns every bug
 def test_catch_table():
     rows = [ROWS[n] if n in ROWS else cat.catch_table([n])[0] for n in cat.BUGS]
     table = cat.markdown(rows)
