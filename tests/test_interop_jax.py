@@ -92,3 +92,11 @@ def test_errors_name_the_argument():
         from_jax(jc.mlp_energy, jc.MLP_MAP, params=template, dtype=np.int32)
     with pytest.raises(TypeError, match="fn"):
         from_jax("energy")
+
+
+def test_no_mapping_is_the_identity():
+    def free_energy(p, v):  # written with ebm_ref's own names and layouts
+        return -v @ p["b_v"] - jax.nn.softplus(v @ p["W"] + p["b_h"]).sum(axis=1)
+
+    ref = jc.rbm_model(5, 2, scale=1.0, seed=3)
+    compare_energy(ref, strict=True, scales=(1.0,), **from_jax(free_energy)).assert_ok()

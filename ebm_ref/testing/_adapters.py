@@ -98,7 +98,8 @@ class ParamMap:
         applied in order. The layout turns the user's tensor into ebm_ref's
         array; the adapter applies its inverse on the way in. ``None``, or
         any user parameter that no entry names, maps by identity (same
-        name, same layout).
+        name, same layout); with neither a mapping nor shapes nor a
+        reference, the identity on the names of the first ``params`` given.
     user_shapes : dict, optional
         ``user name -> shape`` of every user parameter (from a module or an
         example of the parameters). Needed for reshapes and for the identity
@@ -208,6 +209,9 @@ class ParamMap:
         return [u for u, _ in self.entries.values()]
 
     def _check_keys(self, params, what):
+        if not self.entries and self.user_shapes is None:
+            # nothing declared and nothing known: the identity on the names that arrive
+            self.entries = {k: (k, []) for k in params}
         keys = set(params)
         want = set(self.entries)
         if keys != want:
