@@ -25,6 +25,7 @@ CORRECT = {
     "torch RBM Gibbs (generator)": ("check_sampler", lambda: tc.run_rbm_sampler()),
     "torch RBM Gibbs (global RNG)": ("check_sampler", lambda: tc.run_rbm_sampler(global_rng=True)),
     "torch CD-1 loss, gradient": ("check_objective_grad", lambda: tc.run_cd_grad()),
+    "torch CD-1 loss, float32, gradient": ("check_objective_grad", lambda: tc.run_cd_grad(dtype=torch.float32)),
     "torch CD-1 loss vs CD(1)": ("compare_objective", lambda: tc.run_cd_compare()),
     "torch GRBM, learnable variance": ("free energy, 6 primitives", lambda: tc.run_grbm_energy()),
     "torch MLP energy, nn.Softplus": ("6 primitives", lambda: tc.run_mlp_energy()),
@@ -82,7 +83,7 @@ SLOW = {
     "torch score matching, gradient", "torch Ising Metropolis sweep", "JAX RBM Gibbs",
     "stale hidden sample in Gibbs", "mean-field hidden instead of a sample", "off-by-one CD step",
     "missing 1/n in CD loss", "wrong MH ratio", "JAX mean-field hidden",
-    "torch CD-1 loss, gradient", "JAX MLP energy (jax.jit fn)",
+    "torch CD-1 loss, gradient", "torch CD-1 loss, float32, gradient", "JAX MLP energy (jax.jit fn)",
 }
 
 

@@ -226,9 +226,9 @@ def run_rbm_sampler(bug=None, global_rng=False, **kwargs):
     return check_sampler(fn, ref, n_steps=5, seed=0, **kwargs)
 
 
-def run_cd_grad(bug=None):
+def run_cd_grad(bug=None, dtype=None):
     ref = rbm_model(6, 3)
-    ad = _rbm_adapter(ref)
+    ad = _rbm_adapter(ref, dtype)
     x = np.random.default_rng(3).integers(0, 2, size=(20, 6)).astype(float)
     return check_objective_grad(ad.objective(lambda m, v, g: cd_loss(m, v, g, bug=bug)), ref, x)
 
