@@ -392,7 +392,8 @@ class TorchAdapter(_Adapter):
         self.mapping = ParamMap(mapping, user_shapes=shapes, reference=reference)
 
     # -- binding
-    def _bind(self, params):
+    def _bind(self, params, requires_grad=True):
+        # a sampler gets parameters without requires_grad: no graph is built through them
         torch = self._torch
         user = self.mapping.to_user(params)
         if self._module is not None:
@@ -402,9 +403,10 @@ class TorchAdapter(_Adapter):
                     p = self._named[name]
                     p.copy_(torch.from_numpy(user[name]))
                     p.grad = None
+                    p.requires_grad_(requires_grad)
                     plist.append(p)
             return self._module, plist
-        tensors = {n: torch.tensor(a, dtype=self.dtype, requires_grad=True) for n, a in user.items()}
+        tensors = {n: torch.tensor(a, dtype=self.dtype, requires_grad=requires_grad) for n, a in user.items()}
         return tensors, [tensors[n] for n in self.mapping.user_names]
 
     def _tensor(self, a, requires_grad=False):
@@ -527,7 +529,7 @@ class TorchAdapter(_Adapter):
             raise TypeError(f"`fn` must take ({'model, x' if step else 'model, x, n_steps'}[, generator]) positionally.")
 
         def sample_fn(params, x0, n_steps, rng):
-            model, _ = self._bind(params)
+            model, _ = self._bind(params, requires_grad=False)
             x = self._tensor(x0)
             seed = _seed_int(rng)
             if not step:
