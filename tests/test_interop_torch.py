@@ -153,6 +153,7 @@ def test_plain_function_with_example_params():
     compare_energy(ref, **ad).assert_ok()
 
 
+@pytest.mark.slow  # 20,000 chains from two starts
 def test_sampler_reproducible_and_global_rng_restored():
     ref = tc.rbm_model(7, 3, scale=1.5, seed=2)
     ad = from_torch(tc.TorchRBM(7, 3), tc.RBM_MAP, energy="free_energy", reference=ref)
