@@ -11,9 +11,14 @@
   gradient against ebm_ref's objective of the same name.
 * Reference files: :mod:`ebm_ref.reference` (``save``, ``load``,
   ``compare``).
+
+Every report records the dtype it received and carries ``suspects`` (short
+codes, :data:`SUSPECTS`) and a ``diagnosis`` sentence; float32 results are
+judged under a stated rounding allowance (docs/checking.md).
 """
 
 from ._compare import EnergyComparison, QuantityComparison, assert_energy_matches, compare_energy
+from ._diagnose import SUSPECTS
 from ._energycheck import DerivativeReport, check_energy_derivatives
 from ._gradcheck import GradCheckResult, check_grad
 from ._objectivecheck import ObjectiveComparison, check_objective_grad, compare_objective
@@ -36,4 +41,5 @@ __all__ = [
     "check_objective_grad",
     "compare_objective",
     "ObjectiveComparison",
+    "SUSPECTS",
 ]

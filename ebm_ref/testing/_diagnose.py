@@ -278,12 +278,12 @@ def factor_suspects(pairs, rtol, floor_of, allowance_of):
         ok = all(fits(p[1], c * p[2], rtol, floor_of(p) * abs(c), allowance_of(p) * abs(c)) for p in group)
         if not ok:
             return False
-        if abs(c + 1.0) <= 1e-6:
+        if abs(c + 1.0) <= max(1e-6, rtol):
             codes.append("sign")
             said.append(f"{label} has the sign flipped (it equals -1 times the reference)")
         else:
             codes.append("factor")
-            said.append(f"{label} is the reference times a constant factor {c:.9g}")
+            said.append(f"{label} is the reference times a constant factor {c:.6g}")
         return True
 
     if pairs and test(pairs, "the result"):

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import _diagnose as _dg
 from ._gradcheck import GradCheckResult, _rel, check_grad
 
 __all__ = ["DerivativeReport", "check_energy_derivatives"]
@@ -118,7 +119,13 @@ def check_energy_derivatives(model, x, *, v=None, c=None, weights=None, rtol=1e-
         Per-sample weights of ``grad_params``; drawn from U(0.5, 1.5) when
         omitted (so a missing ``1/n`` is caught).
     rtol : float, default 1e-6
+        Finite and > 0.
     seed : int, default 0
+
+    Raises
+    ------
+    ValueError, TypeError
+        For an ``x`` with NaN/inf, empty or non-numeric, or an invalid ``rtol``.
 
     Returns
     -------
@@ -126,8 +133,9 @@ def check_energy_derivatives(model, x, *, v=None, c=None, weights=None, rtol=1e-
         ``str(report)`` is a readable table; ``report.worst`` the worst
         relative error; ``report.assert_ok()`` raises if any check fails.
     """
+    rtol = _dg.check_tol(rtol, "rtol")
     rng = np.random.default_rng(seed)
-    x = np.array(x, dtype=np.float64)
+    x = _dg.check_input_array(x, "x")
     if x.ndim == 1:
         x = x[None, :]
     n, d = x.shape

@@ -157,19 +157,23 @@ def _failure(name, code, message, where, rtol, dtype, n_checked=0):
 
 
 def _grad_suspects(rows, rtol, floor, n_samples):
-    """Suspects from (label, index, analytic, numeric) rows of the checked entries."""
+    """Suspects from (label, index, analytic, numeric, floor) rows of the checked entries."""
     by_key = {}
-    for lab, idx, a, n in rows:
-        by_key.setdefault(lab, []).append((idx, a, n))
-    pairs = [(lab, np.array([t[1] for t in v]), np.array([t[2] for t in v]), floor, 0.0) for lab, v in by_key.items()]
+    for lab, idx, a, n, fl in rows:
+        by_key.setdefault(lab, []).append((idx, a, n, fl))
+    pairs = [
+        (lab, np.array([t[1] for t in v]), np.array([t[2] for t in v]), np.array([t[3] for t in v]), 0.0)
+        for lab, v in by_key.items()
+    ]
     f_of = lambda p: p[3]  # noqa: E731
     a_of = lambda p: p[4]  # noqa: E731
     codes, said = _dg.factor_suspects(pairs, rtol, f_of, a_of)
     if n_samples and "factor" in codes:
         g = np.concatenate([p[1] for p in pairs])
         r = np.concatenate([p[2] for p in pairs])
-        c = _dg.fit_factor(g, r)
-        if c is not None and any(abs(c - t) <= 1e-6 * abs(t) for t in (n_samples, 1.0 / n_samples)):
+        factors = [_dg.fit_factor(g, r)] + [_dg.fit_factor(p[1], p[2]) for p in pairs]
+        tol = max(1e-6, rtol)
+        if any(c is not None and abs(c - t) <= tol * abs(t) for c in factors for t in (n_samples, 1.0 / n_samples)):
             codes.append("weights")
             said.append(f"the factor is the number of samples n = {n_samples} or 1/n (a missing or extra 1/n)")
     if not codes:
@@ -187,9 +191,9 @@ def _grad_suspects(rows, rtol, floor, n_samples):
                 continue
             A = np.zeros((size, size))
             N = np.zeros((size, size))
-            for (i, j), a, n in v:
+            for (i, j), a, n, _ in v:
                 A[i, j], N[i, j] = a, n
-            if not np.allclose(N, N.T, rtol=1e-6, atol=0.0) and _dg.fits(A, N.T, rtol, floor, 0.0):
+            if not np.allclose(N, N.T, rtol=max(1e-6, rtol), atol=0.0) and _dg.fits(A, N.T, rtol, floor, 0.0):
                 codes.append("transpose")
                 said.append(f"the analytic gradient of {lab} is the transpose of the numerical one")
                 break
@@ -360,18 +364,19 @@ def check_grad(
                 return _failure(name, bad.code, bad.message, (keys[b], idx), rtol, dtype, n_checked)
             ana = float(g_arrs[b][idx])
             noise = 10.0 * eps_t * f0 / (0.5 * (hp + hm))
-            err = _rel(ana, num, max(floor, noise / rtol))
+            entry_floor = max(floor, noise / rtol)
+            err = _rel(ana, num, entry_floor)
             jumps.append(num - ana)
             if best is None or err < best[0]:
-                best = (err, num)
+                best = (err, num, entry_floor)
             if err <= rtol:
                 break
-        err, num = best
+        err, num, entry_floor = best
         if err > rtol and _is_jump(jumps):
             skipped.append(_dg.plain((keys[b], idx)))
             continue
         n_checked += 1
-        rows.append((f"{name}" if keys[b] is None else f"{name}[{keys[b]!r}]", idx, ana, num))
+        rows.append((f"{name}" if keys[b] is None else f"{name}[{keys[b]!r}]", idx, ana, num, entry_floor))
         if err > worst[0] or worst[1] is None:
             worst = (err, (keys[b], idx), ana, num)
 
@@ -405,7 +410,7 @@ def check_grad(
                 best = (err, num)
             if err <= rtol:
                 break
-        err, num = best
+        err, num = best[:2]
         if err > rtol and _is_jump(jumps):
             skipped.append(("direction", k_dir))
             continue
