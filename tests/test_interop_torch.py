@@ -116,6 +116,18 @@ def test_module_not_modified_and_read_only_inputs_accepted():
         assert torch.equal(v, before[k]) and v.dtype == torch.float32
 
 
+def test_module_copy_in_eval_mode():
+    net = nn.Sequential(nn.Linear(3, 4), nn.Dropout(0.5), nn.Softplus(), nn.Linear(4, 1))
+    net.train()
+    ad = from_torch(net, energy=lambda m, x: m(x).squeeze(-1))
+    p = {k: v.detach().double().numpy() for k, v in net.named_parameters()}
+    x = np.random.default_rng(0).normal(size=(50, 3))
+    assert np.array_equal(ad.energy(p, x), ad.energy(p, x)) and net.training
+    with torch.no_grad():
+        want = net.eval().double()(torch.tensor(x)).squeeze(-1).numpy()
+    np.testing.assert_allclose(ad.energy(p, x), want, rtol=1e-15)
+
+
 def test_dtype_default_float64_and_declared_float32_kept():
     ref = tc.rbm_model()
     x = np.random.default_rng(1).integers(0, 2, size=(3, 6)).astype(float)

@@ -360,7 +360,7 @@ class TorchAdapter(_Adapter):
         if isinstance(model, torch.nn.Module):
             if params is not None:
                 raise ValueError("`params` is only for a plain function; a module carries its own parameters.")
-            module = copy.deepcopy(model).to(dtype)
+            module = copy.deepcopy(model).to(dtype).eval()  # the checks need a deterministic per-sample energy
             named = {n: p for n, p in module.named_parameters() if p.requires_grad}
             if not named:
                 raise ValueError("`model` has no trainable parameters (requires_grad=True) to map.")
@@ -593,8 +593,10 @@ def from_torch(model, mapping=None, *, energy=None, params=None, dtype=None, ref
         A module whose ``forward(x)`` (or method ``energy``) returns the
         energies ``(n,)`` of a batch ``(n, d)``; or a plain function
         ``fn(params, x)`` of a dict of tensors keyed by the user's names.
-        A module is deep-copied (and cast to ``dtype``): the caller's module
-        is never modified.
+        A module is deep-copied, cast to ``dtype`` and put in ``eval()``
+        mode (dropout off, batch norm on its running statistics, so each
+        sample's energy is a deterministic function of that sample): the
+        caller's module is never modified.
     mapping : dict, optional
         ebm_ref name -> user name, or ``(user name, layout)``; layout ``"T"``
         (transpose), a reshape target such as ``(-1,)`` or ``()``, or a list
