@@ -233,3 +233,17 @@ def test_import_does_not_import_frameworks():
     code = "import sys, ebm_ref.testing; assert 'torch' not in sys.modules and 'jax' not in sys.modules"
     env = dict(os.environ, PYTHONPATH=REPO)
     subprocess.run([sys.executable, "-c", code], check=True, env=env, cwd=REPO)
+
+
+def test_docs_page_examples_run(capsys):
+    # docs/torch-jax.md: every python block runs; the first prints a passing report and the repr it documents
+    import re
+
+    text = open(os.path.join(REPO, "docs", "torch-jax.md"), encoding="utf-8").read()
+    blocks = re.findall(r"^```python\n(.*?)^```", text, flags=re.M | re.S)
+    assert len(blocks) >= 2
+    for i, code in enumerate(blocks):
+        exec(compile(code, f"<docs/torch-jax.md example {i + 1}>", "exec"), {"__name__": "__example__"})
+    out = capsys.readouterr().out
+    assert "-> all match" in out
+    assert "TorchAdapter(LinearRBM module, dtype=float64, mapping={W<-fc.weight ['T'], b_h<-fc.bias, b_v<-b_v})" in out
