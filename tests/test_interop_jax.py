@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ebm_ref.energies import RBM, MLPEnergy
+from ebm_ref.energies import MLPEnergy
 from ebm_ref.testing import check_objective_grad, check_sampler, compare_energy, compare_objective, from_jax
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
