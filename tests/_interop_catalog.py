@@ -91,21 +91,39 @@ def suspects_of(report):
     return tuple(getattr(report, "suspects", ()) or ())
 
 
+def failed_part(report):
+    """What the report says failed: primitives (compare_energy), starts (check_sampler), loss/gradient (objectives)."""
+    if hasattr(report, "failed") and not callable(report.failed):
+        return ", ".join(report.failed)
+    if getattr(report, "caught_by", None):
+        return " and ".join(report.caught_by) + " start"
+    value = getattr(report, "value", None)
+    if isinstance(value, dict):
+        parts = []
+        if value.get("error", 0.0) > report.threshold:
+            parts.append("loss")
+        if report.grads and report.grads.get("error", 0.0) > report.threshold:
+            parts.append(f"gradient {report.grads.get('key')}")
+        return ", ".join(parts)
+    where = getattr(report, "where", None)
+    return f"gradient {where[0]}" if isinstance(where, tuple) and where else ""
+
+
 def catch_table(names=None):
-    """Rows ``(bug, what, caught, suspects, expected suspects)`` for the bugs in ``names`` (default all)."""
+    """Rows ``(bug, what, caught, suspects, expected suspects, failed part)`` for the bugs in ``names`` (default all)."""
     rows = []
     for name, (what, run, expected) in BUGS.items():
         if names is not None and name not in names:
             continue
         report = run()
-        rows.append((name, what, not report.passed, suspects_of(report), expected))
+        rows.append((name, what, not report.passed, suspects_of(report), expected, failed_part(report)))
     return rows
 
 
 def markdown(rows):
-    lines = ["| planted bug | code | caught | suspects named |", "|---|---|---|---|"]
-    for name, what, caught, suspects, _ in rows:
-        lines.append(f"| {name} | {what} | {'yes' if caught else 'NO'} | {', '.join(suspects) or '-'} |")
+    lines = ["| planted bug | code | caught | what failed | suspects named |", "|---|---|---|---|---|"]
+    for name, what, caught, suspects, _, part in rows:
+        lines.append(f"| {name} | {what} | {'yes' if caught else 'NO'} | {part or '-'} | {', '.join(suspects) or '-'} |")
     return "\n".join(lines)
 
 

@@ -37,7 +37,7 @@ def test_planted_bug_is_caught(name):
     what, run, expected = cat.BUGS[name]
     report = run()
     suspects = cat.suspects_of(report)
-    ROWS[name] = (name, what, not report.passed, suspects, expected)
+    ROWS[name] = (name, what, not report.passed, suspects, expected, cat.failed_part(report))
     assert not report.passed, f"planted bug not caught: {name} ({what})\n{report}"
     missing = [c for c in expected if c not in suspects]
     assert not missing, f"{name}: the report should name {missing}; it names {suspects}\n{report}"
