@@ -89,8 +89,9 @@ def test_errors_name_the_argument():
         from_jax(jc.mlp_energy, dict(jc.MLP_MAP, W1="0.W"), params=template, reference=ref)
     with pytest.raises(ValueError, match=r"mapping\['w_out'\]. uses a reshape"):
         from_jax(jc.mlp_energy, jc.MLP_MAP)
-    with pytest.raises(TypeError, match="dtype"):
-        from_jax(jc.mlp_energy, jc.MLP_MAP, params=template, dtype=np.int32)
+    for bad in (np.int32, "banana"):
+        with pytest.raises(TypeError, match="`dtype` must be a floating dtype"):
+            from_jax(jc.mlp_energy, jc.MLP_MAP, params=template, dtype=bad)
     with pytest.raises(TypeError, match="fn"):
         from_jax("energy")
 

@@ -690,7 +690,10 @@ class JaxAdapter(_Adapter):
         if fn is not None:
             _check_callable(fn, "fn")
         self._fn = fn
-        dtype = np.dtype("float64" if dtype is None else getattr(dtype, "dtype", dtype))
+        try:
+            dtype = np.dtype("float64" if dtype is None else dtype)
+        except TypeError:
+            raise TypeError(f"`dtype` must be a floating dtype such as jnp.float32; got {dtype!r}.") from None
         if dtype.kind != "f":
             raise TypeError(f"`dtype` must be a floating dtype such as jnp.float32; got {dtype!r}.")
         self.dtype = dtype
