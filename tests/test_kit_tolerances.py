@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch  # a test dependency (setup.cfg [test])
 
-torch = pytest.importorskip("torch")  # a test dependency: CI fails on any skip
-
-from ebm_ref.energies import RBM, MLPEnergy  # noqa: E402
-from ebm_ref.testing import check_objective_grad, compare_energy  # noqa: E402
+from ebm_ref.energies import RBM, MLPEnergy
+from ebm_ref.testing import check_objective_grad, compare_energy
 
 F = torch.nn.functional
 torch.set_num_threads(1)  # tiny tensors: extra threads only fight the other tests for the cores
@@ -208,3 +207,34 @@ def test_float32_cd_loss_bugs_fail_and_are_named(bug, codes):
     res = check_objective_grad(cd1_torch(torch.float32, bug=bug), RBM6, X50, seed=0)
     assert not res.passed, str(res)
     assert codes <= set(res.suspects), str(res)
+
+
+# ------------------------------------------------- other dtypes and frameworks
+def _energy_in(framework, dtype):
+    if framework == "jax":
+        import jax
+        import jax.numpy as jnp
+
+        def e(p, x):
+            q = {k: jnp.asarray(v, dtype=dtype) for k, v in p.items()}
+            v = jnp.asarray(x, dtype=dtype)
+            return -(v @ q["b_v"]) - jax.nn.softplus(v @ q["W"] + q["b_h"]).sum(1)
+
+        return e
+
+    def e(p, x):  # a torch tensor returned as is, no conversion
+        return _free_energy({k: torch.tensor(v, dtype=dtype) for k, v in p.items()}, torch.tensor(x, dtype=dtype))
+
+    return e
+
+
+@pytest.mark.parametrize(
+    "framework,dtype,name",
+    [("jax", "float32", "float32"), ("jax", "bfloat16", "bfloat16"), ("torch", torch.float16, "float16"), ("torch", torch.bfloat16, "bfloat16")],
+)
+def test_dtype_recorded_correct_code_passes_and_a_sign_flip_fails(framework, dtype, name):
+    e = _energy_in(framework, dtype)
+    rep = compare_energy(RBM6, energy=e)
+    assert rep.passed and rep.dtype == name and rep.results["energy"].dtype == name, str(rep)
+    bad = compare_energy(RBM6, energy=lambda p, x: -e(p, x))
+    assert not bad.passed and "sign" in bad.suspects, str(bad)

@@ -1,4 +1,4 @@
-"""Mutation test of the oracle kit (issue 8).
+"""Mutation test of the oracle kit.
 
 Each entry of ``MUTANTS`` is a plain-NumPy "third-party" implementation,
 written here the way a user would write it, in a correct and a deliberately
@@ -428,6 +428,25 @@ def test_catch_rate(capsys):
             print(f"  {'caught' if c else 'MISSED'}: {m.name}")
     assert len(MUTANTS) >= 12
     assert all(caught), rate
+
+
+NAMED = {
+    "sign flip in grad b_h": {"sign"},
+    "transposed W": {"transpose"},
+    "unstable softplus": {"nonfinite", "saturation"},
+    "off-by-one Gibbs sweep": {"no_mixing"},
+    "ratio-matching gradient missing a factor 2": {"factor"},
+}
+
+
+@pytest.mark.parametrize("name", list(NAMED))
+def test_mutant_is_named(name):
+    # the check names the bug (docs/checking.md): the suspects that fit the numbers
+    index = IDS.index(name)
+    report = _report(index, "wrong")
+    assert NAMED[name] <= set(report.suspects), f"{name}: {report.suspects}\n{report}"
+    assert report.diagnosis
+    assert _report(index, "correct").suspects in ((), ("softplus_threshold",))
 
 
 def test_ratio_matching_reference_agrees_with_ebm_ref():

@@ -1,4 +1,4 @@
-"""Unit tests of the oracle kit (ebm_ref.testing, issue 8): compare_energy,
+"""Unit tests of the oracle kit (ebm_ref.testing): compare_energy,
 check_sampler, check_objective_grad and compare_objective on correct inputs,
 on malformed third-party outputs, and with ebm_ref's own implementations
 wrapped as if they were third-party code (a cross-check of both sides)."""
@@ -241,7 +241,7 @@ def test_ebm_ref_continuous_samplers_pass_check_sampler():
 def test_check_sampler_catches_ula_bias():
     from ebm_ref.samplers.langevin import langevin
 
-    # ULA at step 0.5 has a visibly wrong stationary law (TESTING.md T7 negative control)
+    # ULA at step 0.5 has a visibly wrong stationary law (a negative control, docs/checking.md)
     res = check_sampler(_ebm_sampler(langevin, StudentT, step_size=0.5, adjust=False), MODELS["student-t"], seed=6)
     assert not res.passed, str(res)
     assert res.p_value < 1e-8
@@ -413,3 +413,22 @@ def test_check_sampler_chisquare_is_calibrated():
     # KS of 200 p-values against U(0, 1): a calibrated test fails with probability 1e-4
     assert stats.kstest(p, "uniform").pvalue > 1e-4
     assert np.mean(p < 0.05) < 0.05 + 3.89 * np.sqrt(0.05 * 0.95 / 200)
+
+
+@pytest.mark.slow
+def test_check_sampler_two_starts_keep_the_false_failure_rate():
+    # an exact sampler from any start (it ignores x0 and draws exactly): each start is tested at
+    # alpha / 2 and the combined p-value min(1, 2 min_s p_s) is conservative, P(p <= t) <= t
+    states, probs = enumerate_distribution(MODELS["rbm"])
+
+    def exact_draws(p, x, n, rng):
+        return states[rng.choice(probs.size, size=x.shape[0], p=probs)]
+
+    n = 400
+    res = [check_sampler(exact_draws, MODELS["rbm"], n_chains=2000, seed=s) for s in range(n)]
+    assert all(set(r.starts) == {"exact", "fixed"} for r in res)
+    p = np.array([r.p_value for r in res])
+    # P(p <= 0.1) <= 0.1; binomial bound with false-failure rate 1e-4 (z = 3.72, one-sided)
+    assert np.mean(p <= 0.1) <= 0.1 + 3.72 * np.sqrt(0.1 * 0.9 / n)
+    # each check fails with probability <= 1e-4: two or more failures in 400 has probability < 1e-3
+    assert sum(not r.passed for r in res) <= 1

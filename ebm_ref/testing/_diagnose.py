@@ -275,10 +275,12 @@ def factor_suspects(pairs, rtol, floor_of, allowance_of):
         c = fit_factor(g, r)
         if c is None or c == 1.0:
             return False
+        if all(fits(p[1], -p[2], rtol, floor_of(p), allowance_of(p)) for p in group):
+            c = -1.0  # the sign, within the tolerance of the comparison
         ok = all(fits(p[1], c * p[2], rtol, floor_of(p) * abs(c), allowance_of(p) * abs(c)) for p in group)
         if not ok:
             return False
-        if abs(c + 1.0) <= max(1e-6, rtol):
+        if c == -1.0 or abs(c + 1.0) <= max(1e-6, rtol):
             codes.append("sign")
             said.append(f"{label} has the sign flipped (it equals -1 times the reference)")
         else:

@@ -46,7 +46,20 @@ class DerivativeReport:
 
     @property
     def passed(self):
-        return all(r.max_rel_error <= self.rtol for r in self.results.values())
+        return bool(self.results) and all(r.max_rel_error <= self.rtol for r in self.results.values())
+
+    @property
+    def suspects(self):
+        """Codes of the explanations found by the failing checks (docs/checking.md)."""
+        out = []
+        for r in self.results.values():
+            out.extend(c for c in getattr(r, "suspects", ()) if c not in out)
+        return tuple(out)
+
+    @property
+    def diagnosis(self):
+        parts = [f"{k}: {r.diagnosis}" for k, r in self.results.items() if getattr(r, "diagnosis", None)]
+        return " ".join(parts) if parts else None
 
     def __str__(self):
         lines = [f"derivative checks for {self.model} (rtol {self.rtol:g}):"]

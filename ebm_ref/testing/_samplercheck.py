@@ -70,6 +70,7 @@ class SamplerCheckResult:
     message: str = ""
     starts: dict = field(default_factory=dict, repr=False)
     caught_by: tuple = ()
+    dtype: str = "float64"
     suspects: tuple = ()
     diagnosis: str | None = None
 
@@ -400,7 +401,8 @@ def check_sampler(
         Statistic, threshold and p-value of the start that did worst, the
         false-failure rate, one sub-result per start (``starts``), the
         starts that failed (``caught_by``), per-unit marginals with
-        z-scores, ``suspects`` and ``diagnosis``.
+        z-scores, the dtype of the returned states, ``suspects`` and
+        ``diagnosis``.
 
     Raises
     ------
@@ -520,6 +522,7 @@ def _one_start(raw, model, discrete, states, probs, exact, n_chains, n_steps, ki
         r.suspects = (code,)
         return r
 
+    details["dtype"] = _dg.dtype_name(raw)
     try:
         out = _dg.read_array(raw, "sample_fn output", shape=(n_chains, d))
     except _dg.BadResult as bad:
@@ -577,6 +580,7 @@ def _combine(subs, alpha, kinds, start):
     )
     res.starts = subs
     res.caught_by = caught
+    res.dtype = subs[kinds[0]].details.get("dtype", "float64")
     codes, said = [], []
     for k in kinds:
         codes += [c for c in subs[k].suspects if c not in codes]
@@ -588,6 +592,12 @@ def _combine(subs, alpha, kinds, start):
             f"the chains keep exact samples exact but do not reach the distribution from the fixed start in "
             f"{subs['fixed'].details['n_steps']} steps: the kernel does not converge (a stale variable, a unit never updated, "
             "a reducible kernel) or needs more steps"
+        )
+    elif caught and "p_values" in details:
+        worst_p = sorted(details["p_values"].items(), key=lambda kv: kv[1])[:3]
+        said.append(
+            "the output is not the exact distribution; the smallest p-values are "
+            + ", ".join(f"{name} ({p:.2g})" for name, p in worst_p)
         )
     elif caught:
         marg = details.get("marginals") or []
