@@ -47,6 +47,13 @@ def test_section_has_three_examples():
     assert len(BLOCKS) >= 3, f"{SOURCE}: found {len(BLOCKS)} python blocks"
 
 
+def test_section_shows_the_adapters_and_plain_numpy():
+    # a PyTorch model and a JAX function through the adapters, and the plain-callable interface without one
+    assert any("from_torch(" in b and "nn.Module" in b for b in BLOCKS)
+    assert any("from_jax(" in b and "import jax" in b for b in BLOCKS)
+    assert any("import torch" not in b and "import jax" not in b and "compare_energy(" in b for b in BLOCKS)
+
+
 @pytest.mark.parametrize("index", range(len(BLOCKS)), ids=[f"{SOURCE}-example{i + 1}" for i in range(len(BLOCKS))])
 def test_example_runs(index):
     code = BLOCKS[index]

@@ -23,6 +23,7 @@ from ._energycheck import DerivativeReport, check_energy_derivatives
 from ._gradcheck import GradCheckResult, check_grad
 from ._objectivecheck import ObjectiveComparison, check_objective_grad, compare_objective
 from ._samplercheck import SamplerCheckResult, assert_sampler_exact, check_sampler, enumerate_distribution
+from ._adapters import ParamMap, from_jax, from_torch
 
 __all__ = [
     "check_grad",
