@@ -9,6 +9,9 @@
 * :func:`check_objective_grad`, :func:`compare_objective`: a third-party
   loss's gradient by finite differences (seed fixed), and its value and
   gradient against ebm_ref's objective of the same name.
+* :func:`from_torch`, :func:`from_jax` (:class:`ParamMap`): turn a PyTorch
+  module or a JAX function and a parameter mapping into the callables the
+  checks take (docs/torch-jax.md).
 * Reference files: :mod:`ebm_ref.reference` (``save``, ``load``,
   ``compare``).
 
@@ -42,4 +45,7 @@ __all__ = [
     "compare_objective",
     "ObjectiveComparison",
     "SUSPECTS",
+    "from_torch",
+    "from_jax",
+    "ParamMap",
 ]
