@@ -268,6 +268,90 @@ class EnergyModel(abc.ABC):
         c2d = check_like(c, x2d, was_1d, "c")
         return self._zero_structural(self._grad_params_of_hessian_diag(x2d, c2d))
 
+    # ------------------------------------------- optional: Hessian-vector products
+    @property
+    def has_hvp(self):
+        """Whether the model implements :meth:`hvp` and :meth:`grad_params_of_hvp`.
+
+        ``StudentT``, ``GaussianMixture``, ``GRBM`` (free energy) and
+        ``MLPEnergy`` do; they are what
+        :class:`~ebm_ref.objectives.SlicedScoreMatching` needs.
+        """
+        return type(self)._hvp is not EnergyModel._hvp
+
+    def hvp(self, x, v):
+        r"""Hessian-vector product :math:`H(x_i)\,v_i` in ``x``, shape ``(n, d)``.
+
+        :math:`H(x) = \nabla_x^2 E(x)`; exact (closed forms, or a forward
+        pass of the direction through the network), no finite differences.
+        Only models with :attr:`has_hvp`; others raise ``TypeError``.
+
+        Parameters
+        ----------
+        x : array_like of shape (n, d) or (d,)
+            Finite states.
+        v : array_like of the shape of ``x``
+            Finite directions.
+
+        Returns
+        -------
+        ndarray of shape (n, d) (``(d,)`` for a single state)
+
+        References
+        ----------
+        Pearlmutter, B. A. (1994). Fast exact multiplication by the Hessian.
+        Neural Computation 6(1), 147-160.
+        Song, Y., Garg, S., Shi, J. & Ermon, S. (2019). Sliced score matching: a
+        scalable approach to density and score estimation. UAI.
+        """
+        x2d, was_1d = self._check_x(x)
+        v2d = check_like(v, x2d, was_1d, "v")
+        out = self._hvp(x2d, v2d)
+        return out[0] if was_1d else out
+
+    def grad_params_of_hvp(self, x, v, u):
+        r"""``sum_i d/dtheta [u_i . H(x_i) v_i]`` (dict); ``v`` and ``u`` held constant.
+
+        The mixed derivative that sliced score matching's gradient needs
+        (:math:`u = v` there). Only models with :attr:`has_hvp`; others
+        raise ``TypeError``.
+
+        Parameters
+        ----------
+        x : array_like of shape (n, d) or (d,)
+            Finite states.
+        v, u : array_like, same shape as ``x``
+            Finite directions, held constant.
+
+        Returns
+        -------
+        dict of str to ndarray
+            Same keys and shapes as ``params``:
+            :math:`\sum_i \partial_\theta\,[u_i^\top \nabla_x^2 E(x_i)\, v_i]`
+            (structural zeros exactly zero).
+
+        References
+        ----------
+        Song, Y., Garg, S., Shi, J. & Ermon, S. (2019). Sliced score matching: a
+        scalable approach to density and score estimation. UAI.
+        """
+        x2d, was_1d = self._check_x(x)
+        v2d = check_like(v, x2d, was_1d, "v")
+        u2d = check_like(u, x2d, was_1d, "u")
+        return self._zero_structural(self._grad_params_of_hvp(x2d, v2d, u2d))
+
+    def _hvp(self, x, v):
+        raise TypeError(
+            f"{type(self).__name__} has no Hessian-vector product hvp(x, v); the models with one "
+            f"(has_hvp) are StudentT, GaussianMixture, GRBM and MLPEnergy."
+        )
+
+    def _grad_params_of_hvp(self, x, v, u):
+        raise TypeError(
+            f"{type(self).__name__} has no grad_params_of_hvp(x, v, u); the models with one "
+            f"(has_hvp) are StudentT, GaussianMixture, GRBM and MLPEnergy."
+        )
+
     # ----------------------------------------------------------- private hooks
     @abc.abstractmethod
     def _energy(self, x):

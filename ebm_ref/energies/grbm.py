@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from .._numerics import logsumexp, sigmoid, sigmoid_prime, softplus
-from .._validation import check_batch, check_like
+from .._validation import check_batch
 from ._base import EnergyModel
 
 __all__ = ["GRBM", "MAX_HIDDEN_ENUMERATION", "MAX_HIDDEN_MIXTURE"]
@@ -438,7 +438,7 @@ class GRBM(EnergyModel):
         return weights, m + self._params["mu"], np.exp(self._params["log_var"])
 
     # ----------------------------------------- sliced score matching hooks
-    def hvp(self, x, v):
+    def _hvp(self, x, v):
         r"""Hessian-vector product :math:`H(x_i) v_i` of the free energy, shape ``(n, V)``.
 
         With :math:`s = e^{-\ell}`, :math:`q' = \sigma'(a)`:
@@ -447,48 +447,16 @@ class GRBM(EnergyModel):
         :math:`Hv = t - s \odot (W (q' \odot (W^\top t)))` with
         :math:`t = s \odot v` (O(V H) per sample). Used by
         :class:`~ebm_ref.objectives.SlicedScoreMatching`.
-
-        Parameters
-        ----------
-        x : array_like of shape (n, V) or (V,)
-        v : array_like of the shape of ``x``
-
-        Returns
-        -------
-        ndarray of shape (n, V) (``(V,)`` for a single state)
-
-        References
-        ----------
-        Pearlmutter, B. A. (1994). Fast exact multiplication by the Hessian.
-        Neural Computation 6(1), 147-160.
-        Song, Y., Garg, S., Shi, J. & Ermon, S. (2019). Sliced score matching: a
-        scalable approach to density and score estimation. UAI.
         """
-        x2, was_1d = self._check_x(x)
-        v2 = check_like(v, x2, was_1d, "v")
         p = self._params
         s = np.exp(-p["log_var"])
-        qp = sigmoid_prime(self._pre_hidden(x2, s))
-        t = v2 * s
+        qp = sigmoid_prime(self._pre_hidden(x, s))
+        t = v * s
         out = t - s * ((qp * (t @ p["W"])) @ p["W"].T)
-        return out[0] if was_1d else out
+        return out
 
-    def grad_params_of_hvp(self, x, v, u):
+    def _grad_params_of_hvp(self, x, v, u):
         r"""``sum_i d/dtheta [u_i . H(x_i) v_i]`` (dict); ``v`` and ``u`` held constant.
-
-        Parameters
-        ----------
-        x : array_like of shape (n, d) or (d,)
-            Finite states.
-        v, u : array_like, same shape as ``x``
-            Finite directions, held constant.
-
-        Returns
-        -------
-        dict of str to ndarray
-            Same keys and shapes as ``params``:
-            :math:`\sum_i \partial_\theta\,[u_i^\top \nabla_x^2 E(x_i)\, v_i]`
-            (structural zeros exactly zero).
 
         Notes
         -----
@@ -504,34 +472,23 @@ class GRBM(EnergyModel):
         q''\odot P`; ``log_var``: :math:`\sum_i[-s\odot u\odot v + (s\odot x)
         \odot W(q''\odot P) + t_u\odot W(q'\odot m_v) + t_v\odot W(q'\odot
         m_u)]`.
-
-        References
-        ----------
-        Pearlmutter, B. A. (1994). Fast exact multiplication by the Hessian.
-        Neural Computation 6(1), 147-160.
-        Song, Y., Garg, S., Shi, J. & Ermon, S. (2019). Sliced score matching: a
-        scalable approach to density and score estimation. UAI.
         """
-        x2, was_1d = self._check_x(x)
-        v2 = check_like(v, x2, was_1d, "v")
-        u2 = check_like(u, x2, was_1d, "u")
         p = self._params
         W = p["W"]
         s = np.exp(-p["log_var"])
-        sx = x2 * s
+        sx = x * s
         a = sx @ W + p["b_h"]
         qp = sigmoid_prime(a)
         qpp = qp * (sigmoid(-a) - sigmoid(a))
-        tu, tv = u2 * s, v2 * s
+        tu, tv = u * s, v * s
         mu_, mv = tu @ W, tv @ W
         A = qpp * mu_ * mv
         Bv = qp * mv
         Bu = qp * mu_
-        return self._zero_structural(
-            {
+        return ({
                 "W": -(sx.T @ A) - tu.T @ Bv - tv.T @ Bu,
                 "mu": np.zeros(self.n_visible),
                 "b_h": -A.sum(axis=0),
-                "log_var": (-s * u2 * v2 + sx * (A @ W.T) + tu * (Bv @ W.T) + tv * (Bu @ W.T)).sum(axis=0),
+                "log_var": (-s * u * v + sx * (A @ W.T) + tu * (Bv @ W.T) + tv * (Bu @ W.T)).sum(axis=0),
             }
         )

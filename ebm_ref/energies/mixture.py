@@ -8,7 +8,7 @@ import numpy as np
 
 from .._numerics import logsumexp
 from .._rng import as_seed_sequence
-from .._validation import as_float_array, check_finite, check_int, check_like
+from .._validation import as_float_array, check_finite, check_int
 from ._base import EnergyModel
 
 __all__ = ["GaussianMixture"]
@@ -265,7 +265,7 @@ class GaussianMixture(EnergyModel):
         return self._means[k] + np.exp(self._log_scales[k]) * z
 
     # ----------------------------------------- sliced score matching hooks
-    def hvp(self, x, v):
+    def _hvp(self, x, v):
         r"""Hessian-vector product :math:`H(x_i) v_i` in ``x``, shape ``(n, d)``.
 
         With responsibilities :math:`r_k`, :math:`e_k = \Lambda_k (x -
@@ -275,47 +275,15 @@ class GaussianMixture(EnergyModel):
         so :math:`Hv = \sum_k r_k [\Lambda_k v - (e_k - g)((e_k - g)\cdot v)]`
         (O(K d) per sample). Used by
         :class:`~ebm_ref.objectives.SlicedScoreMatching`.
-
-        Parameters
-        ----------
-        x : array_like of shape (n, d) or (d,)
-        v : array_like of the shape of ``x``
-
-        Returns
-        -------
-        ndarray of shape (n, d) (``(d,)`` for a single state)
-
-        References
-        ----------
-        Pearlmutter, B. A. (1994). Fast exact multiplication by the Hessian.
-        Neural Computation 6(1), 147-160.
-        Song, Y., Garg, S., Shi, J. & Ermon, S. (2019). Sliced score matching: a
-        scalable approach to density and score estimation. UAI.
         """
-        x2, was_1d = self._check_x(x)
-        v2 = check_like(v, x2, was_1d, "v")
-        r, _, dev, _ = self._rho(x2)
+        r, _, dev, _ = self._rho(x)
         inv_var = np.exp(-2.0 * self._log_scales)
-        dv = np.einsum("nkd,nd->nk", dev, v2)
-        out = np.einsum("nk,kd->nd", r, inv_var) * v2 - np.einsum("nk,nkd->nd", r * dv, dev)
-        return out[0] if was_1d else out
+        dv = np.einsum("nkd,nd->nk", dev, v)
+        out = np.einsum("nk,kd->nd", r, inv_var) * v - np.einsum("nk,nkd->nd", r * dv, dev)
+        return out
 
-    def grad_params_of_hvp(self, x, v, u):
+    def _grad_params_of_hvp(self, x, v, u):
         r"""``sum_i d/dtheta [u_i . H(x_i) v_i]`` (dict, ``logits`` only); ``v``, ``u`` constant.
-
-        Parameters
-        ----------
-        x : array_like of shape (n, d) or (d,)
-            Finite states.
-        v, u : array_like, same shape as ``x``
-            Finite directions, held constant.
-
-        Returns
-        -------
-        dict of str to ndarray
-            Same keys and shapes as ``params``:
-            :math:`\sum_i \partial_\theta\,[u_i^\top \nabla_x^2 E(x_i)\, v_i]`
-            (structural zeros exactly zero).
 
         Notes
         -----
@@ -325,25 +293,15 @@ class GaussianMixture(EnergyModel):
         :math:`\partial g/\partial\lambda_j = r_j (e_j - g)`, entry ``j`` is
         :math:`\sum_i r_j[\alpha_j - \bar\alpha + ((e_j - g)\cdot u)(g\cdot v)
         + (g\cdot u)((e_j - g)\cdot v)]`, :math:`\bar\alpha = \sum_k r_k\alpha_k`.
-
-        References
-        ----------
-        Pearlmutter, B. A. (1994). Fast exact multiplication by the Hessian.
-        Neural Computation 6(1), 147-160.
-        Song, Y., Garg, S., Shi, J. & Ermon, S. (2019). Sliced score matching: a
-        scalable approach to density and score estimation. UAI.
         """
-        x2, was_1d = self._check_x(x)
-        v2 = check_like(v, x2, was_1d, "v")
-        u2 = check_like(u, x2, was_1d, "u")
-        ell, e, inv_var = self._log_components(x2)
+        ell, e, inv_var = self._log_components(x)
         r = self._resp(ell)
         g = np.einsum("nk,nkd->nd", r, e)
-        eu = np.einsum("nkd,nd->nk", e, u2)
-        ev = np.einsum("nkd,nd->nk", e, v2)
-        alpha = (u2 * v2) @ inv_var.T - eu * ev
-        gu = (g * u2).sum(axis=1)[:, None]
-        gv = (g * v2).sum(axis=1)[:, None]
+        eu = np.einsum("nkd,nd->nk", e, u)
+        ev = np.einsum("nkd,nd->nk", e, v)
+        alpha = (u * v) @ inv_var.T - eu * ev
+        gu = (g * u).sum(axis=1)[:, None]
+        gv = (g * v).sum(axis=1)[:, None]
         abar = (r * alpha).sum(axis=1)[:, None]
         per = r * (alpha - abar + (eu - gu) * gv + gu * (ev - gv))
-        return self._zero_structural({"logits": per.sum(axis=0)})
+        return {"logits": per.sum(axis=0)}

@@ -12,7 +12,7 @@ import numbers
 import numpy as np
 
 from .._rng import as_seed_sequence
-from .._validation import as_float_array, check_finite, check_like
+from .._validation import as_float_array, check_finite
 from ._base import EnergyModel
 
 __all__ = ["MLPEnergy", "ACTIVATIONS"]
@@ -532,7 +532,7 @@ class MLPEnergy(EnergyModel):
         return res
 
     # ----------------------------------------- sliced score matching hooks
-    def hvp(self, x, v):
+    def _hvp(self, x, v):
         r"""Hessian-vector product :math:`H(x_i) v_i` in ``x``, shape ``(n, d)``.
 
         Forward-over-reverse, exact (no finite differences): the tangent of
@@ -547,44 +547,11 @@ class MLPEnergy(EnergyModel):
         Cost: about two ``grad_x`` passes, independent of ``d`` (unlike
         ``hessian_diag``, which carries ``d`` tangents). Used by
         :class:`~ebm_ref.objectives.SlicedScoreMatching`.
-
-        Parameters
-        ----------
-        x : array_like of shape (n, d) or (d,)
-        v : array_like of the shape of ``x``
-
-        Returns
-        -------
-        ndarray of shape (n, d) (``(d,)`` for a single state)
-
-        References
-        ----------
-        Pearlmutter, B. A. (1994). Fast exact multiplication by the Hessian.
-        Neural Computation 6(1), 147-160.
-        Song, Y., Garg, S., Shi, J. & Ermon, S. (2019). Sliced score matching: a
-        scalable approach to density and score estimation. UAI.
         """
-        x2, was_1d = self._check_x(x)
-        v2 = check_like(v, x2, was_1d, "v")
-        out = self._hvp_pass(x2, v2, None)
-        return out[0] if was_1d else out
+        return self._hvp_pass(x, v, None)
 
-    def grad_params_of_hvp(self, x, v, u):
+    def _grad_params_of_hvp(self, x, v, u):
         r"""``sum_i d/dtheta [u_i . H(x_i) v_i]`` (dict); ``v`` and ``u`` held constant.
-
-        Parameters
-        ----------
-        x : array_like of shape (n, d) or (d,)
-            Finite states.
-        v, u : array_like, same shape as ``x``
-            Finite directions, held constant.
-
-        Returns
-        -------
-        dict of str to ndarray
-            Same keys and shapes as ``params``:
-            :math:`\sum_i \partial_\theta\,[u_i^\top \nabla_x^2 E(x_i)\, v_i]`
-            (structural zeros exactly zero).
 
         Notes
         -----
@@ -597,18 +564,8 @@ class MLPEnergy(EnergyModel):
         derivative of the activation for the derivative of its second.
         Exact, no finite differences; about three times the cost of
         ``grad_params_of_grad_x``, independent of ``d``.
-
-        References
-        ----------
-        Pearlmutter, B. A. (1994). Fast exact multiplication by the Hessian.
-        Neural Computation 6(1), 147-160.
-        Song, Y., Garg, S., Shi, J. & Ermon, S. (2019). Sliced score matching: a
-        scalable approach to density and score estimation. UAI.
         """
-        x2, was_1d = self._check_x(x)
-        v2 = check_like(v, x2, was_1d, "v")
-        u2 = check_like(u, x2, was_1d, "u")
-        return self._zero_structural(self._hvp_pass(x2, v2, u2))
+        return self._hvp_pass(x, v, u)
 
     def _hvp_pass(self, x, v, u):
         """``H v`` (``u is None``) or the parameter derivative of ``sum u . H v``."""

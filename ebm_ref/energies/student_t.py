@@ -8,7 +8,7 @@ import numpy as np
 from scipy import special
 
 from .._rng import as_seed_sequence
-from .._validation import check_int, check_like
+from .._validation import check_int
 from ._base import EnergyModel
 
 __all__ = ["StudentT"]
@@ -297,62 +297,19 @@ class StudentT(EnergyModel):
         return self._params["loc"] + self.scale * t
 
     # ----------------------------------------- sliced score matching hooks
-    def hvp(self, x, v):
+    def _hvp(self, x, v):
         r"""Hessian-vector product :math:`H(x_i) v_i` in ``x``, shape ``(n, d)``.
 
         The coordinates are independent, so the Hessian is diagonal:
         ``hvp(x, v) = hessian_diag(x) * v``. Used by
         :class:`~ebm_ref.objectives.SlicedScoreMatching`.
-
-        Parameters
-        ----------
-        x : array_like of shape (n, d) or (d,)
-        v : array_like of the shape of ``x``
-
-        Returns
-        -------
-        ndarray of shape (n, d) (``(d,)`` for a single state)
-
-        References
-        ----------
-        Pearlmutter, B. A. (1994). Fast exact multiplication by the Hessian.
-        Neural Computation 6(1), 147-160.
-        Song, Y., Garg, S., Shi, J. & Ermon, S. (2019). Sliced score matching: a
-        scalable approach to density and score estimation. UAI.
         """
-        x2, was_1d = self._check_x(x)
-        v2 = check_like(v, x2, was_1d, "v")
-        out = self._hessian_diag(x2) * v2
-        return out[0] if was_1d else out
+        return self._hessian_diag(x) * v
 
-    def grad_params_of_hvp(self, x, v, u):
+    def _grad_params_of_hvp(self, x, v, u):
         r"""``sum_i d/dtheta [u_i . H(x_i) v_i]`` (dict); ``v`` and ``u`` held constant.
 
         For the diagonal Hessian this is
         ``grad_params_of_hessian_diag(x, u * v)``.
-
-        Parameters
-        ----------
-        x : array_like of shape (n, d) or (d,)
-            Finite states.
-        v, u : array_like, same shape as ``x``
-            Finite directions, held constant.
-
-        Returns
-        -------
-        dict of str to ndarray
-            Same keys and shapes as ``params``:
-            :math:`\sum_i \partial_\theta\,[u_i^\top \nabla_x^2 E(x_i)\, v_i]`
-            (structural zeros exactly zero).
-
-        References
-        ----------
-        Pearlmutter, B. A. (1994). Fast exact multiplication by the Hessian.
-        Neural Computation 6(1), 147-160.
-        Song, Y., Garg, S., Shi, J. & Ermon, S. (2019). Sliced score matching: a
-        scalable approach to density and score estimation. UAI.
         """
-        x2, was_1d = self._check_x(x)
-        v2 = check_like(v, x2, was_1d, "v")
-        u2 = check_like(u, x2, was_1d, "u")
-        return self._zero_structural(self._grad_params_of_hessian_diag(x2, u2 * v2))
+        return self._grad_params_of_hessian_diag(x, u * v)

@@ -175,11 +175,10 @@ class SlicedScoreMatching(Objective):
     # ------------------------------------------------------------------ helpers
     @staticmethod
     def _check_hvp(model):
-        missing = [m for m in ("hvp", "grad_params_of_hvp") if not callable(getattr(model, m, None))]
-        if missing:
+        if not getattr(model, "has_hvp", False):
             raise TypeError(
                 f"SlicedScoreMatching needs the Hessian-vector primitives hvp(x, v) and "
-                f"grad_params_of_hvp(x, v, u); {type(model).__name__} lacks {', '.join(missing)} "
+                f"grad_params_of_hvp(x, v, u); {type(model).__name__} lacks them "
                 f"(available on StudentT, GaussianMixture, GRBM, MLPEnergy; see docs/pseudo-likelihood-and-ssm.md)."
             )
 
