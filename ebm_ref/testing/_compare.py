@@ -628,8 +628,13 @@ def compare_energy(
     with the formula computed as ``torch.nn.functional.softplus`` does (the
     identity above a pre-activation of 20); matching it is accepted unless
     ``strict``. Failing batches are tested for a sign flip, a constant
-    factor, an additive constant, transposed weights, ignored weights and
-    errors only at the largest scale (docs/checking.md). Each perturbed
+    factor, an additive constant, transposed weights, ignored weights,
+    errors only at the largest scale, and ebm_ref's result with one
+    parameter array negated, zeroed, doubled or halved (parameter
+    derivatives by the chain rule; ``param_sign``, ``param_dropped``,
+    ``param_scale``: docs/checking.md). ``softplus_threshold`` is named only
+    where the linearisation explains every failing batch of the quantity, and
+    a failing report's ``suspects`` collect its failing quantities only. Each perturbed
     model is :math:`\theta' = s(\theta + j\,\mathrm{rms}(\theta)\,\xi)`,
     :math:`\xi \sim N(0, 1)` symmetrised on constrained square arrays.
 
