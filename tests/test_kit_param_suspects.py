@@ -163,3 +163,55 @@ def test_correct_and_non_mixing_samplers_are_not_named_biased():
 
     res = check_sampler(stale, RBM8, seed=33, alpha=ALPHA)
     assert res.caught_by == ("fixed",) and res.suspects == ("no_mixing",)
+
+
+# ------------------------------------------------------------- score matching with one term scaled
+MLP = None
+
+
+def _mlp():
+    global MLP
+    if MLP is None:
+        from ebm_ref.energies import MLPEnergy
+
+        MLP = MLPEnergy((3, 5, 4), activation="softplus", seed=3)
+    return MLP
+
+
+def sm_loss(c1=0.5, c2=1.0, factor=1.0):
+    # a third-party score-matching loss written from the primitives: factor * mean(c1 |g|^2 - c2 tr H), with its gradient
+    def fn(p, x, seed):
+        m = _mlp().with_params(p)
+        n = x.shape[0]
+        g, h = m.grad_x(x), m.hessian_diag(x)
+        loss = factor * float(np.mean(c1 * np.sum(g * g, axis=1) - c2 * np.sum(h, axis=1)))
+        ga = m.grad_params_of_grad_x(x, 2.0 * c1 * g / n)
+        gb = m.grad_params_of_hessian_diag(x, np.full(x.shape, c2 / n))
+        return loss, {k: factor * (ga[k] - gb[k]) for k in ga}
+
+    return fn
+
+
+X_SM = np.random.default_rng(5).standard_normal((12, 3))
+
+
+@pytest.mark.parametrize(
+    "c1, c2, text", [(1.0, 1.0, "1/2 missing"), (0.5, 0.0, "Hessian-trace term dropped"), (0.5, 2.0, "Hessian-trace term doubled")]
+)
+def test_score_matching_term_scaled_is_named(c1, c2, text):
+    from ebm_ref.testing import compare_objective
+
+    rep = compare_objective("ScoreMatching", sm_loss(c1, c2), _mlp(), X_SM)
+    assert not rep.passed and "term_scale" in rep.suspects and text in rep.diagnosis, f"{rep.suspects}: {rep.diagnosis}"
+
+
+def test_score_matching_correct_or_whole_factor_is_not_term_scale():
+    from ebm_ref.testing import compare_objective
+
+    assert compare_objective("ScoreMatching", sm_loss(), _mlp(), X_SM).suspects == ()
+    rep = compare_objective("ScoreMatching", sm_loss(factor=3.0), _mlp(), X_SM)
+    assert not rep.passed and "factor" in rep.suspects and "term_scale" not in rep.suspects, rep.suspects
+    # the 1/2 missing from the loss only, the gradient right: no single term scaling fits both
+    bad = sm_loss(1.0, 1.0)
+    rep = compare_objective("ScoreMatching", lambda p, x, s: (bad(p, x, s)[0], sm_loss()(p, x, s)[1]), _mlp(), X_SM)
+    assert not rep.passed and "term_scale" not in rep.suspects, rep.suspects

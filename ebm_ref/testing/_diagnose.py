@@ -49,6 +49,7 @@ SUSPECTS = (
     "param_sign",
     "param_dropped",
     "param_scale",
+    "term_scale",
 )
 
 #: machine epsilon of the floating types a framework may return
