@@ -305,8 +305,11 @@ _PARAM_TRANSFORMS = (
 
 def _fits_transformed(b, mt, name, key, c, chain, lin, rtol):
     """Whether batch ``b`` equals ``mt``'s ``name`` (times ``c`` on key ``key`` if ``chain``)."""
-    with np.errstate(all="ignore"), (_dg.linearised_softplus() if lin else contextlib.nullcontext()):
-        ref = _as_dict(_reference(mt, name, b.x, b.aux))
+    try:
+        with np.errstate(all="ignore"), (_dg.linearised_softplus() if lin else contextlib.nullcontext()):
+            ref = _as_dict(_reference(mt, name, b.x, b.aux))
+    except (ValueError, TypeError, NotImplementedError):
+        return False
     ref = {k: np.asarray(v, dtype=np.float64) for k, v in ref.items()}
     if chain:
         ref[key] = c * ref[key]
@@ -338,7 +341,11 @@ def _param_suspects(name, failing, rtol):
                 if p.size == 0 or not np.any(p):
                     ok = False  # the transformation changes nothing
                     break
-                mt = b.m._with_params_unchecked({k: (c * v if k == key else v) for k, v in params.items()})
+                try:  # a model that refuses the transformed parameters cannot be what the user computed
+                    mt = b.m._with_params_unchecked({k: (c * v if k == key else v) for k, v in params.items()})
+                except (ValueError, TypeError):
+                    ok = False
+                    break
                 # torch's linearised softplus is accepted here as everywhere (compare_energy's Notes)
                 ways = (False, True) if _dg.uses_softplus(mt) else (False,)
                 if not any(_fits_transformed(b, mt, name, key, c, chain, lin, rtol) for lin in ways):
