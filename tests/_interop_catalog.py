@@ -43,30 +43,30 @@ CORRECT = {
     "sklearn BernoulliRBM.gibbs": ("check_sampler", lambda: sc.run_sampler()),
 }
 
-# name -> (what is wrong, the check it runs, the suspect codes the diagnosis should name, or () if none is expected)
+# name -> (what is wrong, the check it runs, the suspect codes the diagnosis names: exactly these, none other)
 BUGS = {
-    "sign flip (visible bias)": ("torch RBM: +b_v.v", lambda: tc.run_rbm_energy(bug="sign"), ("sign",)),
+    "sign flip (visible bias)": ("torch RBM: +b_v.v", lambda: tc.run_rbm_energy(bug="sign"), ("sign", "param_sign")),
     "transpose on a square W": ("torch RBM: v @ W with W (H, V), V = H", lambda: tc.run_rbm_energy(bug="transpose", V=4, H=4), ("transpose",)),
-    "hidden bias sign": ("torch RBM: softplus(W v - c)", lambda: tc.run_rbm_energy(bug="hidden_bias_sign"), ()),
-    "visible bias term dropped": ("torch RBM: F = -sum softplus", lambda: tc.run_rbm_energy(bug="no_visible_bias"), ()),
+    "hidden bias sign": ("torch RBM: softplus(W v - c)", lambda: tc.run_rbm_energy(bug="hidden_bias_sign"), ("param_sign",)),
+    "visible bias term dropped": ("torch RBM: F = -sum softplus", lambda: tc.run_rbm_energy(bug="no_visible_bias"), ("param_dropped",)),
     "float32 overflow in naive softplus": (
         "torch RBM float32, log(1+exp(a)), weights x3",
         lambda: tc.run_rbm_energy(dtype=torch.float32, softplus=tc.naive_softplus, scale=3.0),
-        ("nonfinite",),
+        ("nonfinite", "saturation", "float32"),
     ),
-    "stale hidden sample in Gibbs": ("torch Gibbs: h drawn once", lambda: tc.run_rbm_sampler(bug="stale_hidden"), ()),
-    "mean-field hidden instead of a sample": ("torch Gibbs: h = p(h|v)", lambda: tc.run_rbm_sampler(bug="mean_field_hidden"), ()),
+    "stale hidden sample in Gibbs": ("torch Gibbs: h drawn once", lambda: tc.run_rbm_sampler(bug="stale_hidden"), ("no_mixing",)),
+    "mean-field hidden instead of a sample": ("torch Gibbs: h = p(h|v)", lambda: tc.run_rbm_sampler(bug="mean_field_hidden"), ("biased",)),
     "off-by-one CD step": ("torch CD-1 loop runs k-1 steps", lambda: tc.run_cd_compare(bug="cd_off_by_one"), ()),
-    "missing 1/n in CD loss": ("torch CD: sums instead of means", lambda: tc.run_cd_compare(bug="missing_1_over_n"), ("factor",)),
+    "missing 1/n in CD loss": ("torch CD: sums instead of means", lambda: tc.run_cd_compare(bug="missing_1_over_n"), ("factor", "weights")),
     "wrong GRBM variance factor": ("torch GRBM: v / sigma for v / sigma^2", lambda: tc.run_grbm_energy(bug="variance_factor"), ()),
-    "missing 1/2 in score matching": ("torch SM: |g|^2 for 1/2 |g|^2", lambda: tc.run_sm_compare(bug="missing_half"), ()),
+    "missing 1/2 in score matching": ("torch SM: |g|^2 for 1/2 |g|^2", lambda: tc.run_sm_compare(bug="missing_half"), ("term_scale",)),
     "Hessian trace detached in SM": ("torch SM: tr.detach()", lambda: tc.run_sm_grad(bug="trace_detached"), ()),
-    "missing 1/2 in Ising energy": ("torch Ising: -s J s - h s", lambda: tc.run_ising_energy(bug="missing_half_ising"), ()),
-    "wrong MH ratio": ("torch Ising Metropolis: exp(-dE/2)", lambda: tc.run_ising_sampler("metropolis", bug="wrong_mh_ratio"), ()),
-    "binary formula on spins": ("torch Ising heat bath: sigmoid(field)", lambda: tc.run_ising_sampler("heat_bath", bug="spin_as_binary"), ()),
+    "missing 1/2 in Ising energy": ("torch Ising: -s J s - h s", lambda: tc.run_ising_energy(bug="missing_half_ising"), ("param_scale", "factor")),
+    "wrong MH ratio": ("torch Ising Metropolis: exp(-dE/2)", lambda: tc.run_ising_sampler("metropolis", bug="wrong_mh_ratio"), ("biased",)),
+    "binary formula on spins": ("torch Ising heat bath: sigmoid(field)", lambda: tc.run_ising_sampler("heat_bath", bug="spin_as_binary"), ("biased",)),
     "transpose in a square JAX layer": ("JAX MLP: x @ W.T, d = h", lambda: jc.run_mlp_energy(jc.mlp_energy_transposed, d=3, h=3), ("transpose",)),
-    "JAX hidden bias sign": ("JAX RBM: softplus(v W - c)", lambda: jc.run_rbm_energy(jc.rbm_free_energy_bias_sign), ()),
-    "JAX mean-field hidden": ("JAX Gibbs: h = p(h|v)", lambda: jc.run_rbm_sampler(mean_field=True), ()),
+    "JAX hidden bias sign": ("JAX RBM: softplus(v W - c)", lambda: jc.run_rbm_energy(jc.rbm_free_energy_bias_sign), ("param_sign",)),
+    "JAX mean-field hidden": ("JAX Gibbs: h = p(h|v)", lambda: jc.run_rbm_sampler(mean_field=True), ("biased",)),
     "sklearn components_ not transposed": ("mapping W <- components_ without 'T' on a square RBM", lambda: sc.run_energy(transpose=False), ("transpose",)),
 }
 

@@ -44,7 +44,12 @@ SUSPECTS = (
     "complex",
     "shape",
     "no_mixing",
+    "biased",
     "domain",
+    "param_sign",
+    "param_dropped",
+    "param_scale",
+    "term_scale",
 )
 
 #: machine epsilon of the floating types a framework may return

@@ -366,6 +366,8 @@ def compare_objective(
             rep.grads = {"key": w[1], "index": w[2], "got": w[3], "expected": w[4], "error": w[0]}
         rep.dtype = dtype[0]
         _diagnose_exact(rep, g0, e0, rtol, x.shape[0], low)
+        if not rep.passed:
+            _term_suspects(rep, obj, model, x, g0, rtol)
         return rep
 
     try:
@@ -432,6 +434,67 @@ def compare_objective(
         rep.suspects = tuple(codes)
         rep.diagnosis = _dg.join(said)
     return rep
+
+
+def _score_matching_terms(model, x):
+    r"""ScoreMatching's two terms with their gradients: ``[(A, dA), (B, dB)]``, ``J = A - B``.
+
+    :math:`A = \frac1n\sum_i \frac12\|g(x_i)\|^2`, :math:`B = \frac1n\sum_i \sum_k h_k(x_i)`.
+    """
+    n = x.shape[0]
+    g = model.grad_x(x)
+    h = model.hessian_diag(x)
+    a = float(np.mean(0.5 * np.sum(g * g, axis=1)))
+    b = float(np.mean(np.sum(h, axis=1)))
+    da = {k: np.asarray(v, dtype=np.float64) for k, v in model.grad_params_of_grad_x(x, g / n).items()}
+    db = {k: np.asarray(v, dtype=np.float64) for k, v in model.grad_params_of_hessian_diag(x, np.full(x.shape, 1.0 / n)).items()}
+    return [("the squared-score term 1/2 |grad_x E|^2", a, da), ("the Hessian-trace term", b, db)]
+
+
+#: objectives whose loss is a difference of two terms, ``J = T_1 - T_2`` (by class name)
+_TERMS = {"ScoreMatching": _score_matching_terms}
+
+#: (factor on term 1, factor on term 2, words) tested by :func:`_term_suspects`
+_TERM_SCALES = (
+    (2.0, 1.0, 0, "doubled (its 1/2 missing)"),
+    (0.5, 1.0, 0, "halved"),
+    (1.0, 2.0, 1, "doubled"),
+    (1.0, 0.5, 1, "halved"),
+    (1.0, 0.0, 1, "dropped"),
+    (0.0, 1.0, 0, "dropped"),
+)
+
+
+def _term_suspects(rep, obj, model, x, g0, rtol):
+    """``term_scale``: the loss (and gradient, if given) equal ebm_ref's with one of its two terms scaled.
+
+    Only for objectives listed in ``_TERMS``; ebm_ref's own model is
+    evaluated once more (the third-party code is not called again). The fit
+    uses the comparison's own criterion: relative error of the loss, and of
+    every gradient entry (floor ``1e-3`` of the largest), within ``rtol``.
+    """
+    terms_of = _TERMS.get(type(obj).__name__)
+    if terms_of is None:
+        return
+    try:
+        with np.errstate(all="ignore"):
+            (n1, a, da), (n2, b, db) = terms_of(model, x)
+    except (ValueError, TypeError, AttributeError, NotImplementedError):
+        return  # the model does not provide the primitives: nothing to test
+    for c1, c2, which, words in _TERM_SCALES:
+        loss = c1 * a - c2 * b
+        if not np.isfinite(g0[0]) or abs(g0[0] - loss) > rtol * max(abs(loss), 1e-12):
+            continue
+        if g0[1] is not None:
+            grads = {k: c1 * da[k] - c2 * db[k] for k in da}
+            scale = max(float(np.max(np.abs(v))) if v.size else 0.0 for v in grads.values())
+            if _worst_rel(g0[1], grads, scale)[0] > rtol:
+                continue
+        name = (n1, n2)[which]
+        rep.suspects = tuple(dict.fromkeys(tuple(rep.suspects) + ("term_scale",)))
+        sentence = f"the loss{' and gradient' if g0[1] is not None else ''} equal the reference with {name} {words}"
+        rep.diagnosis = _dg.join([sentence] + ([rep.diagnosis.rstrip(".")] if rep.diagnosis and "none of the usual" not in rep.diagnosis else []))
+        return
 
 
 def _diagnose_exact(rep, g0, e0, rtol, n, low):

@@ -609,6 +609,13 @@ def _combine(subs, alpha, kinds, start):
             )
         else:
             said.append("the output is not the exact distribution (the per-unit marginals agree: the error is in the joint)")
+    if not codes and "exact" in caught:
+        # exact samples in, not exact samples out: the transition itself is wrong (docs/checking.md)
+        codes.append("biased")
+        said.append(
+            "it fails from exact starts: its transition does not leave the distribution invariant "
+            "(a wrong acceptance ratio, a mean or probability used in place of a sample, a wrong conditional)"
+        )
     res.suspects = tuple(codes)
     res.diagnosis = _dg.join(said)
     return res
