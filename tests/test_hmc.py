@@ -145,10 +145,13 @@ def test_acceptance_equals_blackjax():
 
     # x64 only inside this test: other tests of the process keep jax's default
     with jax.enable_x64(True):
-        _compare_with_blackjax()
+        ours, theirs = _compare_with_blackjax()
+    np.testing.assert_allclose(ours, theirs, rtol=0.0, atol=1e-10)
+    assert np.sum(ours < 0.999) >= 3, ours  # not only trivial acceptances
 
 
 def _compare_with_blackjax():
+    """Acceptance probabilities of one HMC step, ours and blackjax's, for the same momenta (12 starts)."""
     import blackjax
     import jax
     import jax.numpy as jnp
@@ -165,7 +168,7 @@ def _compare_with_blackjax():
     eps, n_leap = 0.45, 7
     kernel = blackjax.hmc(logdensity, eps, jnp.asarray(invm), n_leap)
     r = np.random.default_rng(3)
-    partial = 0
+    ours, theirs = [], []
     for k in range(12):
         x = r.normal(size=2) * 2.0
         state = kernel.init(jnp.asarray(x))
@@ -175,11 +178,9 @@ def _compare_with_blackjax():
         x1, p1 = leapfrog(model, x[None], mom[None], eps, n_leap, invm)
         h0 = model.energy(x) + 0.5 * np.sum(mom * mom * invm)
         h1 = model.energy(x1)[0] + 0.5 * np.sum(p1 * p1 * invm)
-        ours = min(1.0, float(np.exp(h0 - h1)))
-        theirs = float(info.acceptance_rate)
-        assert abs(ours - theirs) < 1e-10, (k, ours, theirs)
-        partial += ours < 0.999
-    assert partial >= 3, partial  # not only trivial acceptances
+        ours.append(min(1.0, float(np.exp(h0 - h1))))
+        theirs.append(float(info.acceptance_rate))
+    return np.array(ours), np.array(theirs)
 
 
 class _PlainT(StudentT):
