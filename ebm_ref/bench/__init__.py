@@ -15,7 +15,7 @@ import pkgutil
 import sys
 import time
 
-__all__ = ["available_suites", "run_suites", "best_time"]
+__all__ = ["available_suites", "run_suites", "best_time", "best_interleaved"]
 
 
 def available_suites():
@@ -33,6 +33,22 @@ def best_time(fn, repeat=3, number=1):
         for _ in range(number):
             fn()
         best = min(best, (time.perf_counter() - t0) / number)
+    return best
+
+
+def best_interleaved(fns, repeat):
+    """Minimum wall time of each of ``fns`` over ``repeat`` rounds that call each once in turn.
+
+    Interleaving puts the functions under the same machine conditions, so
+    their ratios are steadier than those of back-to-back ``best_time``
+    calls on a shared host.
+    """
+    best = [float("inf")] * len(fns)
+    for _ in range(repeat):
+        for i, fn in enumerate(fns):
+            t0 = time.perf_counter()
+            fn()
+            best[i] = min(best[i], time.perf_counter() - t0)
     return best
 
 

@@ -16,21 +16,11 @@ Times are the best of interleaved repeats (7, or 3 with ``quick``).
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 
+from . import best_interleaved
+
 __all__ = ["run"]
-
-
-def _best_interleaved(fns, repeat):
-    best = [float("inf")] * len(fns)
-    for _ in range(repeat):
-        for i, fn in enumerate(fns):
-            t0 = time.perf_counter()
-            fn()
-            best[i] = min(best[i], time.perf_counter() - t0)
-    return best
 
 
 def run(quick=False):
@@ -63,7 +53,7 @@ def run(quick=False):
         fns = [sm_step, base_step, *parts.values()]
         for fn in fns:
             fn()
-        times = _best_interleaved(fns, repeat)
+        times = best_interleaved(fns, repeat)
         t_sm, t_base = times[0], times[1]
         ratio = t_sm / t_base
         yield {

@@ -17,23 +17,13 @@ Times are the best of interleaved repeats (7, or 3 with ``quick``).
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
+
+from . import best_interleaved
 
 __all__ = ["run"]
 
 _TARGET = 16.0
-
-
-def _best_interleaved(fns, repeat):
-    best = [float("inf")] * len(fns)
-    for _ in range(repeat):
-        for i, fn in enumerate(fns):
-            t0 = time.perf_counter()
-            fn()
-            best[i] = min(best[i], time.perf_counter() - t0)
-    return best
 
 
 def run(quick=False):
@@ -62,7 +52,7 @@ def run(quick=False):
         ]
         for fn in fns:
             fn()
-        t_ssm, t_vr, t_sm, t_base = _best_interleaved(fns, repeat)
+        t_ssm, t_vr, t_sm, t_base = best_interleaved(fns, repeat)
         yield {
             "kernel": "SlicedScoreMatching.value_and_grad",
             "model": f"MLPEnergy(({d}, 64, 64), softplus)",
