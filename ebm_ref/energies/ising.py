@@ -21,7 +21,7 @@ import numpy as np
 
 from .._numerics import sigmoid
 from .._rng import as_seed_sequence
-from .._validation import check_int, check_like
+from .._validation import check_int
 from ._base import EnergyModel
 
 __all__ = ["Ising", "LatticeSpec", "MAX_DENSE_UNITS"]
@@ -676,14 +676,8 @@ class Ising(EnergyModel):
         return {"J": -np.diag(c.sum(axis=0)), "h": np.zeros(self.n_features)}
 
     # ----------------------------------------------- pseudo-likelihood hook
-    def flip_energy_delta(self, x):
+    def _flip_energy_delta(self, x):
         r"""Energy change of flipping each unit, :math:`E(x^{(k)}) - E(x)`: ``(n, d)``.
-
-        Parameters
-        ----------
-        x : array_like of shape (n, d) or (d,)
-            Any real values (the continuous extension): unit ``k`` moves by
-            :math:`\delta_k = 1 - 2x_k` (binary) or :math:`-2x_k` (spin).
 
         Returns
         -------
@@ -700,25 +694,12 @@ class Ising(EnergyModel):
         -----
         Built on ``grad_x`` and ``hessian_diag``: O(n d) for a lattice
         model (neighbour sums), O(n d^2) for a dense ``J``.
-
-        References
-        ----------
-        Besag, J. (1975). Statistical analysis of non-lattice data. Journal of the
-        Royal Statistical Society D (The Statistician) 24(3), 179-195.
         """
-        x2, was_1d = self._check_x(x)
-        delta = self._flip_step(x2)
-        out = delta * self._grad_x(x2) + 0.5 * delta * delta * self._hessian_diag(x2)
-        return out[0] if was_1d else out
+        delta = self._flip_step(x)
+        return delta * self._grad_x(x) + 0.5 * delta * delta * self._hessian_diag(x)
 
-    def grad_params_of_flip_energy_delta(self, x, c):
+    def _grad_params_of_flip_energy_delta(self, x, c):
         r"""``sum_i sum_k c_ik d/dtheta [Delta_k(x_i)]`` (dict), ``c`` of shape ``(n, d)``.
-
-        Parameters
-        ----------
-        x : array_like of shape (n, d) or (d,)
-        c : array_like of the shape of ``x``
-            Held constant.
 
         Returns
         -------
@@ -730,19 +711,10 @@ class Ising(EnergyModel):
             (zero diagonal: a structural zero), ``h``: :math:`-\sum_i c_{ik}\delta_{ik}`.
             A ``(d, d)`` array, size-limited for lattices like every ``J``
             derivative.
-
-        References
-        ----------
-        Besag, J. (1975). Statistical analysis of non-lattice data. Journal of the
-        Royal Statistical Society D (The Statistician) 24(3), 179-195.
         """
-        x2, was_1d = self._check_x(x)
-        c2 = check_like(c, x2, was_1d, "c")
         self._check_dense_size("`grad_params_of_flip_energy_delta`")
-        delta = self._flip_step(x2)
-        g1 = self._grad_params_of_grad_x(x2, c2 * delta)
-        g2 = self._grad_params_of_hessian_diag(x2, 0.5 * c2 * delta * delta)
-        return self._zero_structural({k: g1[k] + g2[k] for k in g1})
+        delta = self._flip_step(x)
+        g1 = self._grad_params_of_grad_x(x, c * delta)
+        g2 = self._grad_params_of_hessian_diag(x, 0.5 * c * delta * delta)
+        return {k: g1[k] + g2[k] for k in g1}
 
-    def _flip_step(self, x):
-        return -2.0 * x if self.domain == "spin" else 1.0 - 2.0 * x

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._numerics import sigmoid, sigmoid_prime, softplus
-from .._validation import check_batch, check_like
+from .._validation import check_batch
 from ._base import EnergyModel
 
 __all__ = ["RBM"]
@@ -216,14 +216,8 @@ class RBM(EnergyModel):
         }
 
     # ----------------------------------------------- pseudo-likelihood hook
-    def flip_energy_delta(self, x):
+    def _flip_energy_delta(self, x):
         r"""Free-energy change of flipping each visible unit: ``(n, V)``.
-
-        Parameters
-        ----------
-        x : array_like of shape (n, V) or (V,)
-            Any real values (the continuous extension): unit ``k`` moves by
-            :math:`\delta_k = 1 - 2 x_k` (``0 <-> 1`` on states).
 
         Returns
         -------
@@ -240,24 +234,11 @@ class RBM(EnergyModel):
         O(n V H) time and an ``(n, V, H)`` work array. Each term is a
         difference of two stable softplus values, so nothing overflows for
         |W| ~ 50.
-
-        References
-        ----------
-        Besag, J. (1975). Statistical analysis of non-lattice data. Journal of the
-        Royal Statistical Society D (The Statistician) 24(3), 179-195.
         """
-        x2, was_1d = self._check_x(x)
-        out = self._flip_delta(x2)[0]
-        return out[0] if was_1d else out
+        return self._flip_delta(x)[0]
 
-    def grad_params_of_flip_energy_delta(self, x, c):
+    def _grad_params_of_flip_energy_delta(self, x, c):
         r"""``sum_i sum_k c_ik d/dtheta [Delta_k(x_i)]`` (dict), ``c`` of shape ``(n, V)``.
-
-        Parameters
-        ----------
-        x : array_like of shape (n, V) or (V,)
-        c : array_like of the shape of ``x``
-            Held constant.
 
         Returns
         -------
@@ -269,21 +250,14 @@ class RBM(EnergyModel):
             c_{ik}\delta_{ik} s^{(k)}_{ij}` (entry ``(k, j)``), from
             :math:`\partial(a_j + \delta_k W_{kj})/\partial W_{mj} = x_m +
             \delta_k [m = k]`.
-
-        References
-        ----------
-        Besag, J. (1975). Statistical analysis of non-lattice data. Journal of the
-        Royal Statistical Society D (The Statistician) 24(3), 179-195.
         """
-        x2, was_1d = self._check_x(x)
-        c2 = check_like(c, x2, was_1d, "c")
-        _, delta, a, shifted = self._flip_delta(x2)
+        _, delta, a, shifted = self._flip_delta(x)
         s = sigmoid(a)  # (n, H)
         sk = sigmoid(shifted)  # (n, V, H)
-        D = np.einsum("nk,nkj->nj", c2, sk) - c2.sum(axis=1)[:, None] * s
-        cd = c2 * delta
+        D = np.einsum("nk,nkj->nj", c, sk) - c.sum(axis=1)[:, None] * s
+        cd = c * delta
         return {
-            "W": -(x2.T @ D) - np.einsum("nk,nkj->kj", cd, sk),
+            "W": -(x.T @ D) - np.einsum("nk,nkj->kj", cd, sk),
             "b_v": -cd.sum(axis=0),
             "b_h": -D.sum(axis=0),
         }

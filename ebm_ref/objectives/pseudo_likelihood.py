@@ -11,10 +11,11 @@ two values of unit :math:`k` given the others are :math:`x` and
     \log p(x_k \mid x_{-k}) = -E(x) - \log\big(e^{-E(x)} + e^{-E(x^{(k)})}\big)
     = -\operatorname{softplus}(-\Delta_k(x)) = \log\sigma(\Delta_k(x)).
 
-Everything below is built from :math:`\Delta`: the model hook
+Everything below is built from :math:`\Delta`: the model primitive
 ``flip_energy_delta(x)`` (``(n, d)``) with its parameter derivative
-``grad_params_of_flip_energy_delta(x, c)`` when the model has them (``RBM``
-and ``Ising``), otherwise the energies of the ``n d`` flipped states.
+``grad_params_of_flip_energy_delta(x, c)`` (closed forms for ``RBM`` and
+``Ising``; the energies of the ``n d`` flipped states for any other binary
+model).
 """
 
 from __future__ import annotations
@@ -26,28 +27,6 @@ from ._base import Objective, _flip_sign, _objective_rng
 from .._validation import check_int
 
 __all__ = ["PseudoLikelihood"]
-
-
-def _flipped_states(x, domain):
-    """``(n, d, d)``: entry ``[i, k]`` is ``x_i`` with unit ``k`` flipped."""
-    n, d = x.shape
-    xf = np.repeat(x[:, None, :], d, axis=1)
-    idx = np.arange(d)
-    xf[:, idx, idx] += _flip_sign(x, domain)
-    return xf
-
-
-def _deltas_by_energy(model, x):
-    """``Delta`` from ``n (d + 1)`` energies (any model with ``energy``)."""
-    n, d = x.shape
-    xf = _flipped_states(x, model.domain).reshape(n * d, d)
-    return model.energy(xf).reshape(n, d) - model.energy(x)[:, None], xf
-
-
-def _has_flip_hook(model):
-    return callable(getattr(model, "flip_energy_delta", None)) and callable(
-        getattr(model, "grad_params_of_flip_energy_delta", None)
-    )
 
 
 class PseudoLikelihood(Objective):
@@ -203,9 +182,7 @@ class PseudoLikelihood(Objective):
 
     @staticmethod
     def _deltas(model, x):
-        if _has_flip_hook(model):
-            return model.flip_energy_delta(x)
-        return _deltas_by_energy(model, x)[0]
+        return model.flip_energy_delta(x)
 
     @staticmethod
     def _one_flip(model, x, k):
@@ -230,12 +207,6 @@ class PseudoLikelihood(Objective):
             c = -d * sigmoid(-delta) / n
             grads = model.grad_params(np.concatenate([xf, x]), weights=np.concatenate([c, -c]))
             return loss, grads
-        if _has_flip_hook(model):
-            delta = model.flip_energy_delta(x)
-            loss = float(np.mean(softplus(-delta).sum(axis=1)))
-            return loss, model.grad_params_of_flip_energy_delta(x, -sigmoid(-delta) / n)
-        delta, xf = _deltas_by_energy(model, x)
+        delta = model.flip_energy_delta(x)
         loss = float(np.mean(softplus(-delta).sum(axis=1)))
-        c = -sigmoid(-delta) / n
-        grads = model.grad_params(np.concatenate([xf, x]), weights=np.concatenate([c.ravel(), -c.sum(axis=1)]))
-        return loss, grads
+        return loss, model.grad_params_of_flip_energy_delta(x, -sigmoid(-delta) / n)
