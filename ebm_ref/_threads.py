@@ -67,11 +67,20 @@ def blas_threads(n):
         setter(before)
 
 
+def capped_numba_threads(n):
+    """``n`` clipped to ``[1, NUMBA_NUM_THREADS]``: the counts ``numba.set_num_threads`` accepts."""
+    return max(1, min(int(n), numba.config.NUMBA_NUM_THREADS))
+
+
 @contextlib.contextmanager
 def limit_threads(n=1):
-    """Run the block with ``n`` Numba threads and ``n`` OpenBLAS threads."""
+    """Run the block with ``n`` Numba threads and ``n`` OpenBLAS threads.
+
+    Numba's count is capped by its pool size (``NUMBA_NUM_THREADS``, which a
+    user may have set lower than the cores); both are restored afterwards.
+    """
     old = numba.get_num_threads()
-    numba.set_num_threads(int(n))
+    numba.set_num_threads(capped_numba_threads(n))
     try:
         with blas_threads(n):
             yield

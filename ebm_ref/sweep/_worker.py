@@ -6,7 +6,6 @@ possible before its thread limits are set.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import socket
 import time
@@ -34,32 +33,12 @@ def set_threads(threads):
     """Set this thread's Numba thread count and the process's OpenBLAS count."""
     import numba
 
-    from .._threads import openblas_thread_controls
+    from .._threads import capped_numba_threads, openblas_thread_controls
 
-    numba.set_num_threads(min(int(threads), numba.config.NUMBA_NUM_THREADS))
+    numba.set_num_threads(capped_numba_threads(threads))
     controls = openblas_thread_controls()
     if controls is not None:
         controls[1](int(threads))
-
-
-@contextlib.contextmanager
-def _task_threads(threads):
-    """Numba (this thread) and OpenBLAS at ``threads`` for the block, restored after.
-
-    Numba's count is capped by its pool size (``NUMBA_NUM_THREADS``, which a
-    user may have set lower than the cores).
-    """
-    import numba
-
-    from .._threads import blas_threads
-
-    old = numba.get_num_threads()
-    numba.set_num_threads(max(1, min(int(threads), numba.config.NUMBA_NUM_THREADS)))
-    try:
-        with blas_threads(threads):
-            yield
-    finally:
-        numba.set_num_threads(old)
 
 
 def _normalise(results, settings):
@@ -108,13 +87,15 @@ def execute(fn, settings, seed, threads, attempt):
     formatted traceback), ``seconds``, ``host``, ``pid``. ``attempt`` only
     makes resubmissions distinct (Dask keys tasks by their arguments).
     """
+    from .._threads import limit_threads
+
     t0 = time.perf_counter()
     payload = {"host": socket.gethostname(), "pid": os.getpid(), "attempt": attempt}
     try:
         if threads is None:
             res = fn(dict(settings), seed)
         else:
-            with _task_threads(threads):
+            with limit_threads(threads):
                 res = fn(dict(settings), seed)
         payload["results"] = _normalise(res, settings)
         payload["error"] = None
