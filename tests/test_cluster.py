@@ -19,10 +19,7 @@
 
 import functools
 import math
-import os
 import pathlib
-import subprocess
-import sys
 import textwrap
 
 import numba
@@ -31,6 +28,7 @@ import pytest
 from scipy import stats
 from scipy.special import logsumexp
 
+from _threads_harness import run_at_thread_counts
 from ebm_ref.energies import RBM, Ising
 from ebm_ref.exact import ising_energy_2d, ising_specific_heat_2d
 from ebm_ref.observables import ising_observables
@@ -532,13 +530,7 @@ SCRIPT = textwrap.dedent(
 def test_bit_identical_with_one_and_two_threads(tmp_path):
     script = tmp_path / "run.py"
     script.write_text(SCRIPT)
-    results = []
-    for threads in ("1", "2"):
-        env = dict(os.environ, NUMBA_NUM_THREADS=threads, PYTHONPATH=str(REPO))
-        out = tmp_path / f"t{threads}.npz"
-        subprocess.run([sys.executable, str(script), str(out)], env=env, check=True, timeout=600)
-        with np.load(out) as z:
-            results.append({k: z[k] for k in z.files})
+    results = run_at_thread_counts(script, tmp_path)
     assert len(results[0]) == 3 * 2 * 4
     for k in results[0]:
         assert np.array_equal(results[0][k], results[1][k]), k

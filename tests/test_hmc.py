@@ -15,15 +15,13 @@
 """
 
 import importlib
-import os
 import pathlib
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
 import pytest
 
+from _threads_harness import run_at_thread_counts
 from ebm_ref.energies import GRBM, GaussianMixture, MLPEnergy, StudentT
 from ebm_ref.samplers import _continuous as _k
 from ebm_ref.samplers import hmc
@@ -243,14 +241,7 @@ def test_bit_identical_with_one_and_two_threads(tmp_path):
         np.savez(sys.argv[1], **out)
         """
     ))
-    results = []
-    for threads in ("1", "2"):
-        env = dict(os.environ, NUMBA_NUM_THREADS=threads, OPENBLAS_NUM_THREADS=threads,
-                   OMP_NUM_THREADS=threads, PYTHONPATH=str(REPO))
-        out = tmp_path / f"t{threads}.npz"
-        subprocess.run([sys.executable, str(script), str(out)], env=env, check=True, timeout=600)
-        with np.load(out) as z:
-            results.append({k: z[k] for k in z.files})
+    results = run_at_thread_counts(script, tmp_path)
     assert len(results[0]) == 16 and results[0].keys() == results[1].keys()
     for k in results[0]:
         assert np.array_equal(results[0][k], results[1][k], equal_nan=True), k

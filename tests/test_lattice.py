@@ -17,10 +17,7 @@ What is checked, and against what (see docs/lattices.md):
 
 import hashlib
 import itertools
-import os
 import pathlib
-import subprocess
-import sys
 import textwrap
 import time
 import tracemalloc
@@ -29,6 +26,7 @@ import numpy as np
 import pytest
 from scipy.special import expit
 
+from _threads_harness import run_at_thread_counts
 from ebm_ref import exact
 from ebm_ref.energies import Ising, LatticeSpec
 from ebm_ref.energies import ising as ising_module
@@ -561,13 +559,7 @@ def test_bit_identical_with_one_and_two_threads(tmp_path):
         np.savez(sys.argv[1], **out)
         """
     ))
-    results = []
-    for threads in ("1", "2"):
-        env = dict(os.environ, NUMBA_NUM_THREADS=threads, OMP_NUM_THREADS=threads, PYTHONPATH=str(REPO))
-        out = tmp_path / f"t{threads}.npz"
-        subprocess.run([sys.executable, str(script), str(out)], env=env, check=True, timeout=600)
-        with np.load(out) as z:
-            results.append({k: z[k] for k in z.files})
+    results = run_at_thread_counts(script, tmp_path)
     assert len(results[0]) == 17
     for k in results[0]:
         np.testing.assert_array_equal(results[0][k], results[1][k], err_msg=k)

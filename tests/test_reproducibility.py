@@ -7,15 +7,13 @@
 * same seed twice equal, x0 never mutated, n_steps = 0 returns x0.
 """
 
-import os
 import pathlib
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
 import pytest
 
+from _threads_harness import run_at_thread_counts
 from ebm_ref.energies import GRBM, RBM, Ising
 from ebm_ref.samplers._binary import rwmh_binary
 from ebm_ref.samplers.gibbs import gibbs
@@ -125,14 +123,7 @@ def test_bit_identical_with_one_and_two_threads(tmp_path):
             """
         )
     )
-    results = []
-    for threads in ("1", "2"):
-        env = dict(os.environ, NUMBA_NUM_THREADS=threads, OPENBLAS_NUM_THREADS=threads,
-                   OMP_NUM_THREADS=threads, PYTHONPATH=str(REPO))
-        out = tmp_path / f"t{threads}.npz"
-        subprocess.run([sys.executable, str(script), str(out)], env=env, check=True, timeout=600)
-        with np.load(out) as z:
-            results.append({k: z[k] for k in z.files})
+    results = run_at_thread_counts(script, tmp_path)
     # every field of every case was saved (Gibbs has no acceptance rate)
     assert len(results[0]) == sum(3 if c[2] is gibbs else 4 for c in CASES) + 12
     _assert_identical(results[0], results[1], "1 vs 2 threads")

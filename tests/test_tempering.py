@@ -28,16 +28,14 @@ all seeds are fixed, so a run is deterministic and the stated rate is the
 probability that a correct implementation would have drawn a failing seed.
 """
 
-import os
 import pathlib
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
 import pytest
 from scipy import stats
 
+from _threads_harness import run_at_thread_counts
 from ebm_ref.energies import GRBM, RBM, Ising, StudentT
 from ebm_ref.energies._base import EnergyModel
 from ebm_ref.samplers import TemperingResult, gibbs, parallel_tempering
@@ -482,14 +480,7 @@ def test_bit_identical_with_one_and_two_threads(tmp_path):
             """
         )
     )
-    results = []
-    for threads in ("1", "2"):
-        env = dict(os.environ, NUMBA_NUM_THREADS=threads, OPENBLAS_NUM_THREADS=threads,
-                   OMP_NUM_THREADS=threads, PYTHONPATH=str(REPO))
-        out = tmp_path / f"t{threads}.npz"
-        subprocess.run([sys.executable, str(script), str(out)], env=env, check=True, timeout=600)
-        with np.load(out) as z:
-            results.append({k: z[k] for k in z.files})
+    results = run_at_thread_counts(script, tmp_path)
     assert len(results[0]) == 3 * 7 + 4 * 8  # 8 fields per case; Gibbs has no acceptance rate
     assert results[0].keys() == results[1].keys()
     for k in results[0]:
