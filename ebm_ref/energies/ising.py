@@ -428,7 +428,7 @@ class Ising(EnergyModel):
         Neal, R. M. (2001). Annealed importance sampling. Statistics and
         Computing 11(2), 125-139.
         """
-        b = _check_real(beta, "beta", minimum=0.0)
+        b = self._check_beta(beta)
         if self.lattice is not None:
             spec = self.lattice
             new_beta = spec.beta * b

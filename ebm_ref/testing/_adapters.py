@@ -30,16 +30,9 @@ from collections.abc import Mapping
 
 import numpy as np
 
-__all__ = ["ParamMap", "from_torch", "from_jax", "TorchAdapter", "JaxAdapter"]
+from ._compare import PRIMITIVES
 
-PRIMITIVES = (
-    "energy",
-    "grad_x",
-    "hessian_diag",
-    "grad_params",
-    "grad_params_of_grad_x",
-    "grad_params_of_hessian_diag",
-)
+__all__ = ["ParamMap", "from_torch", "from_jax", "TorchAdapter", "JaxAdapter"]
 
 
 # ------------------------------------------------------------------ layouts

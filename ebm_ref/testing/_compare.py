@@ -408,21 +408,10 @@ def _read(value, expected, what):
 _PER_SAMPLE = ("energy", "grad_x", "hessian_diag")
 
 
-def _lower(current, new):
-    """The lower-precision (or non-real) of two dtype names."""
-    if new == current:
-        return current
-    if new not in _dg.EPS:
-        return new if current in _dg.EPS else current
-    if current not in _dg.EPS:
-        return current
-    return new if _dg.EPS[new] > _dg.EPS[current] else current
-
-
 def _compare_batch(res, k, raw, exp, m, x, aux, scale, b, rtol, atol, strict, state):
     """Compare one batch of primitive ``k``; updates ``res`` and ``state``."""
     dt = _dg.dtype_name(raw)
-    res.dtype = _lower(res.dtype, dt)
+    res.dtype = _dg.lower_precision(res.dtype, dt)
     try:
         got = _read(raw, exp, f"`{k}` output")
     except _dg.BadResult as bad:

@@ -119,6 +119,17 @@ def check_input_array(value, name, allow_empty=False):
 
 
 # ----------------------------------------------------------- reading results
+def lower_precision(current, new):
+    """The lower-precision (or non-real) of two dtype names (``EPS`` keys are the real ones)."""
+    if new == current:
+        return current
+    if new not in EPS:
+        return new if current in EPS else current
+    if current not in EPS:
+        return current
+    return new if EPS[new] > EPS[current] else current
+
+
 def dtype_name(value):
     """Floating dtype of a third-party result (the lowest precision over a dict)."""
     if isinstance(value, Mapping):

@@ -298,7 +298,7 @@ def check_grad(
         return _failure(name, bad.code, bad.message, ("f", "x"), rtol_user, dtype)
     with np.errstate(all="ignore"):
         raw_g = grad_f(_rebuild(keys, [a.copy() for a in arrs]))
-    dtype = _lower(dtype, _dg.dtype_name(raw_g))
+    dtype = _dg.lower_precision(dtype, _dg.dtype_name(raw_g))
     try:
         if keys == [None]:
             g_arrs = [_dg.read_array(raw_g, "grad_f(x)", shape=arrs[0].shape)]
@@ -448,13 +448,3 @@ def check_grad(
     res.suspects = tuple(dict.fromkeys(codes))
     res.diagnosis = _dg.join(said)
     return res
-
-
-def _lower(current, new):
-    if new == current:
-        return current
-    if new not in _dg.EPS:
-        return new if current in _dg.EPS else current
-    if current not in _dg.EPS:
-        return current
-    return new if _dg.EPS[new] > _dg.EPS[current] else current
