@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 
-from ._base import EnergyModel
+from ._base import EnergyModel, NumbaForm
 from .rbm import RBM
 
 _LOCATIONS = {
@@ -23,7 +23,7 @@ _LOCATIONS = {
     "LowRankBoltzmann": ".boltzmann",
 }
 
-__all__ = ["EnergyModel", "RBM", *_LOCATIONS]
+__all__ = ["EnergyModel", "NumbaForm", "RBM", *_LOCATIONS]
 
 
 def __getattr__(name):

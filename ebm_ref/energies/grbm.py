@@ -238,6 +238,15 @@ class GRBM(EnergyModel):
     def _pre_hidden(self, x, s):
         return (x * s) @ self._params["W"] + self._params["b_h"]
 
+    NUMBA_KIND = 3
+
+    def _numba_form(self):
+        # ip: [V, H]; fp: [W (V, H), mu, b_h, 1/sigma^2]
+        p = self._params
+        V, H = p["W"].shape
+        fp = np.concatenate([p["W"].ravel(), p["mu"], p["b_h"], np.exp(-p["log_var"])])
+        return self.NUMBA_KIND, np.array([V, H], dtype=np.int64), fp, H
+
     def _energy(self, x):
         p = self._params
         s = np.exp(-p["log_var"])

@@ -190,6 +190,18 @@ class GaussianMixture(EnergyModel):
         return _softmax(ell, axis=1)
 
     # --------------------------------------------------------------- hooks
+    NUMBA_KIND = 2
+
+    def _numba_form(self):
+        # ip: [d, K]; fp: [means (K, d), 1/scales (K, d), log w_k - sum log s_k - d/2 log 2 pi]
+        logits = self._params["logits"]
+        means, log_scales = self.means, self.log_scales
+        K, d = means.shape
+        log_w = logits - np.logaddexp.reduce(logits)
+        log_norm = log_w - log_scales.sum(axis=1) - 0.5 * d * _LOG_2PI
+        fp = np.concatenate([means.ravel(), np.exp(-log_scales).ravel(), log_norm])
+        return self.NUMBA_KIND, np.array([d, K], dtype=np.int64), fp, K
+
     def _energy(self, x):
         ell, _, _ = self._log_components(x)
         return -logsumexp(ell, axis=1)

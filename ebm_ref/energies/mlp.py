@@ -134,6 +134,16 @@ def _blocks(n, rows, widths):
         yield slice(start, min(n, start + step))
 
 
+def mlp_layers(params):
+    """``[(W_l, b_l), ...], w_out, b_out`` read from an MLP's ``params`` (docs/models.md names)."""
+    layers = []
+    l = 1
+    while f"W{l}" in params:
+        layers.append((params[f"W{l}"], params[f"b{l}"]))
+        l += 1
+    return layers, params["w_out"], float(np.asarray(params["b_out"]))
+
+
 class MLPEnergy(EnergyModel):
     r"""Scalar energy given by a multilayer perceptron with smooth activations.
 
@@ -332,6 +342,36 @@ class MLPEnergy(EnergyModel):
         return f"MLPEnergy(sizes={self.sizes}, activation={self.activation!r})"
 
     # ----------------------------------------------------------------- hooks
+    NUMBA_KIND = 4
+
+    def _numba_form(self):
+        # ip: [L, act, sizes (L+1), off W^T (L), off W (L), off b (L), off w_out, off b_out]
+        # fp: per layer W^T rows (forward pass), W rows (backward pass), b; then w_out, b_out.
+        # Both layouts make every inner loop of the kernels a contiguous axpy.
+        layers, w_out, b_out = mlp_layers(self._params)
+        act = ACTIVATIONS.index(self.activation)
+        sizes = [layers[0][0].shape[1]] + [W.shape[0] for W, _ in layers]
+        chunks = []
+        pos = 0
+        off_wt, off_w, off_b = [], [], []
+        for W, b in layers:
+            off_wt.append(pos)
+            chunks.append(np.ascontiguousarray(W.T).ravel())
+            pos += W.size
+            off_w.append(pos)
+            chunks.append(np.ascontiguousarray(W).ravel())
+            pos += W.size
+            off_b.append(pos)
+            chunks.append(np.asarray(b, dtype=np.float64))
+            pos += b.size
+        off_wout = pos
+        chunks.append(np.asarray(w_out, dtype=np.float64))
+        pos += w_out.size
+        chunks.append(np.array([b_out]))
+        ip = np.array([len(layers), act, *sizes, *off_wt, *off_w, *off_b, off_wout, pos], dtype=np.int64)
+        n_work = 2 * sum(sizes[1:]) + 2 * max(sizes)
+        return self.NUMBA_KIND, ip, np.concatenate(chunks), n_work
+
     def _energy(self, x):
         zs, _ = _forward(self._layers, self.activation, x, 0)
         return zs[-1] @ self._params["w_out"] + float(self._params["b_out"])

@@ -180,6 +180,15 @@ class RBM(EnergyModel):
     def _pre_hidden(self, v):
         return v @ self._params["W"] + self._params["b_h"]
 
+    NUMBA_KIND = 5
+
+    def _numba_form(self):
+        # ip: [V, H]; fp: [W (V, H), b_v, b_h]
+        p = self._params
+        V, H = p["W"].shape
+        fp = np.concatenate([p["W"].ravel(), p["b_v"], p["b_h"]])
+        return self.NUMBA_KIND, np.array([V, H], dtype=np.int64), fp, H
+
     def _energy(self, x):
         a = self._pre_hidden(x)
         return -x @ self._params["b_v"] - softplus(a).sum(axis=1)

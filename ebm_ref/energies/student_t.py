@@ -182,6 +182,14 @@ class StudentT(EnergyModel):
         return nu, A, nuA, delta, r, q, kappa
 
     # --------------------------------------------------------------- hooks
+    NUMBA_KIND = 1
+
+    def _numba_form(self):
+        # ip: [d]; fp: [loc, scale, df]
+        p = self._params
+        fp = np.concatenate([p["loc"], np.exp(p["log_scale"]), np.exp(p["log_df"])])
+        return self.NUMBA_KIND, np.array([p["loc"].shape[0]], dtype=np.int64), fp, 1
+
     def _energy(self, x):
         nu, _, _, _, r, _, _ = self._parts(x)
         return (0.5 * (nu + 1.0) * np.log1p(r)).sum(axis=1)

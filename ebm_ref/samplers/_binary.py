@@ -35,6 +35,7 @@ from numba import prange
 from .._jit import jit, jit_inline, pjit
 from .._numerics import nb_sigmoid, nb_softplus
 from .._rng import nb_randint, nb_uniform
+from ..energies.ising import coupling_csr, ising_fields, lattice_csr
 from ._common import finish, prepare, unsupported
 
 __all__ = ["rwmh_binary", "model_kind", "ising_csr", "ising_h", "lattice_csr", "rows_blockwise", "BLOCK"]
@@ -64,43 +65,13 @@ def model_kind(model):
 
 
 def ising_csr(model):
-    """CSR arrays ``(indptr, indices, data)`` of the non-zero couplings of ``J``.
-
-    Rows in unit order, columns ascending within a row. A lattice model's
-    CSR is built from its structure (O(d log d), no dense ``J``) and equals,
-    bit for bit, the one of its dense ``J``.
-    """
-    spec = getattr(model, "lattice", None)
-    if spec is not None:
-        return lattice_csr(spec)
-    J = model.params["J"]
-    rows, cols = np.nonzero(J)
-    indptr = np.zeros(J.shape[0] + 1, dtype=np.int64)
-    np.cumsum(np.bincount(rows, minlength=J.shape[0]), out=indptr[1:])
-    return indptr, cols.astype(np.int64), np.ascontiguousarray(J[rows, cols], dtype=np.float64)
+    """CSR arrays ``(indptr, indices, data)`` of the couplings (see ``energies.ising.coupling_csr``)."""
+    return coupling_csr(model)
 
 
 def ising_h(model):
-    """The fields ``h`` as a C-contiguous float64 array; built from the structure for a lattice (no ``J``)."""
-    spec = getattr(model, "lattice", None)
-    if spec is not None:
-        return np.full(spec.shape[0] * spec.shape[1], spec.beta * spec.field)
-    return np.ascontiguousarray(model.params["h"])
-
-
-def lattice_csr(spec):
-    """CSR arrays of the couplings of a :class:`~ebm_ref.energies.ising.LatticeSpec` (see ``ising_csr``)."""
-    from ..energies.ising import _lattice_edges
-
-    d = spec.shape[0] * spec.shape[1]
-    i, j, w = _lattice_edges(spec)
-    rows = np.concatenate([i, j])
-    cols = np.concatenate([j, i])
-    data = np.concatenate([w, w])
-    order = np.lexsort((cols, rows))
-    indptr = np.zeros(d + 1, dtype=np.int64)
-    np.cumsum(np.bincount(rows, minlength=d), out=indptr[1:])
-    return indptr, np.ascontiguousarray(cols[order]), np.ascontiguousarray(data[order])
+    """The fields ``h`` as a C-contiguous float64 array (no dense ``J`` for a lattice)."""
+    return ising_fields(model)
 
 
 def rows_blockwise(fn, x, fill=0.0, block=BLOCK):

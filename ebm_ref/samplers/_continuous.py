@@ -87,111 +87,28 @@ def check_real_model(sampler, model, supported):
 
 
 # ---------------------------------------------------------------- packing
-def _get(model, *names):
-    for name in names:
-        if hasattr(model, name):
-            return np.asarray(getattr(model, name), dtype=np.float64)
-    raise AttributeError(f"{type(model).__name__} has none of the attributes {names}")
+def _mlp_layers(model):
+    """``[(W_l, b_l), ...], w_out, b_out`` of an MLPEnergy (kept for the bench)."""
+    from ..energies.mlp import mlp_layers
+
+    return mlp_layers(model.params)
 
 
-def _pack_student_t(model):
-    p = model.params
-    d = p["loc"].shape[0]
-    fp = np.concatenate([p["loc"], np.exp(p["log_scale"]), np.exp(p["log_df"])])
-    return KIND_STUDENT_T, np.array([d], dtype=np.int64), fp, 1
-
-
-def _pack_mixture(model):
-    p = model.params
-    logits = p["logits"]
-    means = _get(model, "means", "_means")
-    log_scales = _get(model, "log_scales", "_log_scales")
-    K, d = means.shape
-    log_w = logits - np.logaddexp.reduce(logits)
-    # per-component constant of log N(x; m_k, diag s_k^2) + log w_k
-    log_norm = log_w - log_scales.sum(axis=1) - 0.5 * d * _LOG_2PI
-    fp = np.concatenate([means.ravel(), np.exp(-log_scales).ravel(), log_norm])
-    return KIND_MIXTURE, np.array([d, K], dtype=np.int64), fp, K
+FAST_MODELS = ("StudentT", "GaussianMixture", "GRBM", "MLPEnergy")
+_CONTINUOUS_KINDS = (KIND_STUDENT_T, KIND_MIXTURE, KIND_GRBM, KIND_MLP)
 
 
 def pack_grbm(model):
-    p = model.params
-    W = p["W"]
-    V, H = W.shape
-    fp = np.concatenate([W.ravel(), p["mu"], p["b_h"], np.exp(-p["log_var"])])
-    return KIND_GRBM, np.array([V, H], dtype=np.int64), fp, H
-
-
-def _mlp_layers(model):
-    """``[(W_l, b_l), ...], w_out, b_out`` read from ``params`` (docs/models.md names)."""
-    p = model.params
-    layers = []
-    l = 1
-    while f"W{l}" in p:
-        layers.append((p[f"W{l}"], p[f"b{l}"]))
-        l += 1
-    return layers, p["w_out"], float(np.asarray(p["b_out"]))
-
-
-def _pack_mlp(model):
-    layers, w_out, b_out = _mlp_layers(model)
-    act_name = getattr(model, "activation", "softplus")
-    act = _ACTIVATIONS[act_name]
-    L = len(layers)
-    sizes = [layers[0][0].shape[1]] + [W.shape[0] for W, _ in layers]
-    chunks = []
-    pos = 0
-    off_wt, off_w, off_b = [], [], []
-    for W, b in layers:
-        # both layouts: W^T rows for the forward pass, W rows for the backward
-        # pass, so that every inner loop is a contiguous axpy
-        off_wt.append(pos)
-        chunks.append(np.ascontiguousarray(W.T).ravel())
-        pos += W.size
-        off_w.append(pos)
-        chunks.append(np.ascontiguousarray(W).ravel())
-        pos += W.size
-        off_b.append(pos)
-        chunks.append(np.asarray(b, dtype=np.float64))
-        pos += b.size
-    off_wout = pos
-    chunks.append(np.asarray(w_out, dtype=np.float64))
-    pos += w_out.size
-    off_bout = pos
-    chunks.append(np.array([b_out]))
-    fp = np.concatenate(chunks)
-    ip = np.array([L, act, *sizes, *off_wt, *off_w, *off_b, off_wout, off_bout], dtype=np.int64)
-    hsum = sum(sizes[1:])
-    n_work = 2 * hsum + 2 * max(sizes)
-    return KIND_MLP, ip, fp, n_work
-
-
-def _model_class(name):
-    from .. import energies
-
-    try:
-        return getattr(energies, name)
-    except (ImportError, AttributeError):
-        return None
-
-
-_PACKERS = (
-    ("StudentT", _pack_student_t),
-    ("GaussianMixture", _pack_mixture),
-    ("GRBM", pack_grbm),
-    ("MLPEnergy", _pack_mlp),
-)
-
-FAST_MODELS = tuple(name for name, _ in _PACKERS)
+    """``(kind, ip, fp, n_work)`` of a GRBM (its ``numba_form``)."""
+    return tuple(model.numba_form())
 
 
 def pack_model(model):
-    """``(kind, ip, fp, n_work)`` for a model with a Numba kernel, else ``None``."""
-    for name, packer in _PACKERS:
-        cls = _model_class(name)
-        if cls is not None and type(model) is cls:
-            return packer(model)
-    return None
+    """``(kind, ip, fp, n_work)`` for a model with a continuous Numba kernel, else ``None``."""
+    form = model.numba_form() if isinstance(model, EnergyModel) else None
+    if form is None or form.kind not in _CONTINUOUS_KINDS:
+        return None
+    return tuple(form)
 
 
 # ------------------------------------------------------- model evaluation
