@@ -6,7 +6,8 @@ import math
 
 import numpy as np
 
-from .._numerics import logsumexp, sigmoid, sigmoid_prime, softplus
+from .._jit import jit
+from .._numerics import logsumexp, nb_sigmoid, nb_softplus, sigmoid, sigmoid_prime, softplus
 from .._validation import check_batch
 from ._base import EnergyModel
 
@@ -27,6 +28,44 @@ def _hidden_block(H, start, stop):
     idx = np.arange(start, stop, dtype=np.int64)
     shifts = np.arange(H - 1, -1, -1, dtype=np.int64)
     return ((idx[:, None] >> shifts[None, :]) & 1).astype(np.float64)
+
+
+# Numba form (registered in energies/kernels.py, continuous family)
+@jit
+def nb_energy_grad(ip, fp, x, g, need_grad, work):
+    """Free energy ``F(v)`` of one visible state (layout of ``_numba_form``);
+    writes ``dF/dv`` into ``g`` if ``need_grad``. ``work`` holds the ``H``
+    hidden pre-activations (then their sigmoids)."""
+    V = ip[0]
+    H = ip[1]
+    o_mu = V * H
+    o_b = o_mu + V
+    o_iv = o_b + H
+    for j in range(H):
+        work[j] = fp[o_b + j]
+    quad = 0.0
+    for i in range(V):
+        iv = fp[o_iv + i]
+        dv = x[i] - fp[o_mu + i]
+        quad += dv * dv * iv
+        y = x[i] * iv
+        row = i * H
+        for j in range(H):
+            work[j] += y * fp[row + j]
+    e = 0.5 * quad
+    for j in range(H):
+        e -= nb_softplus(work[j])
+    if need_grad:
+        for j in range(H):
+            work[j] = nb_sigmoid(work[j])
+        for i in range(V):
+            row = i * H
+            t = 0.0
+            for j in range(H):
+                t += fp[row + j] * work[j]
+            iv = fp[o_iv + i]
+            g[i] = (x[i] - fp[o_mu + i]) * iv - t * iv
+    return e
 
 
 class GRBM(EnergyModel):

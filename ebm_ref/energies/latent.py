@@ -25,7 +25,7 @@ from .._validation import (
     check_weights,
 )
 from ._base import EnergyModel
-from .mlp import ACTIVATIONS, _backprop, _check_sizes, _forward, _weight_grads
+from ._mlp_core import ACTIVATIONS, backprop, check_sizes, forward, weight_grads
 
 __all__ = [
     "LatentEnergy",
@@ -480,7 +480,7 @@ class ConditionalLatentEnergy:
         return x2, y2, (x1d and y1d)
 
     def _decoder(self, x2, order):
-        zs, ders = _forward(self._layers, self.activation, x2, order)
+        zs, ders = forward(self._layers, self.activation, x2, order)
         f = zs[-1] @ self._params["W_out"].T + self._params["b_out"]
         return f, zs, ders
 
@@ -544,10 +544,10 @@ class ConditionalLatentEnergy:
         fbar = st.grad_w() * wts[:, None]
         W_out = self._params["W_out"]
         g_top = fbar @ W_out
-        _, deltas = _backprop(self._layers, ders, g_top)
+        _, deltas = backprop(self._layers, ders, g_top)
         out = {}
         ones = np.ones(x2.shape[0])
-        for l, (gW, gb) in enumerate(_weight_grads(zs, deltas, ones), start=1):
+        for l, (gW, gb) in enumerate(weight_grads(zs, deltas, ones), start=1):
             out[f"W{l}"] = gW
             out[f"b{l}"] = gb
         out["W_out"] = fbar.T @ zs[-1]
@@ -567,7 +567,7 @@ def _check_sizes_conditional(sizes):
             "`sizes` must be (d_x, h_1, ..., h_L, 2) with 1 to 3 hidden layers (3 to 5 entries); "
             f"got {len(sizes)} entries {sizes!r}."
         )
-    hidden = _check_sizes(sizes[:-1])
+    hidden = check_sizes(sizes[:-1])
     last = sizes[-1]
     if isinstance(last, (bool, np.bool_)) or not isinstance(last, numbers.Integral) or int(last) != 2:
         raise ValueError(f"the last entry of `sizes` must be 2 (the two radii); got {last!r} in {sizes!r}.")

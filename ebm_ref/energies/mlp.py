@@ -1,148 +1,29 @@
 r"""Multilayer-perceptron energy with exact Hessian diagonal and mixed derivatives.
 
-The module-level helpers (``_act_derivs``, ``_forward``, ``_backprop``) are
-also used by :class:`~ebm_ref.energies.latent.ConditionalLatentEnergy`,
-whose decoder network ends in a vector instead of a scalar.
+The forward pass, backpropagation and activation derivatives live in
+``_mlp_core`` (shared with :class:`~ebm_ref.energies.latent.ConditionalLatentEnergy`);
+the Numba kernel of the samplers in ``_mlp_kernel``.
 """
 
 from __future__ import annotations
-
-import numbers
 
 import numpy as np
 
 from .._rng import as_seed_sequence
 from .._validation import as_float_array, check_finite
 from ._base import EnergyModel
+from ._mlp_core import (
+    ACTIVATIONS,
+    act_derivs,
+    backprop,
+    blocks,
+    check_sizes,
+    forward,
+    mlp_layers,
+    weight_grads,
+)
 
 __all__ = ["MLPEnergy", "ACTIVATIONS"]
-
-ACTIVATIONS = ("softplus", "tanh", "swish")
-
-# Samples per block in the Jacobian passes: the stacked (block, d + 2, h)
-# arrays then hold ~0.5 MB (cache-resident; measured fastest of 2^14..2^20)
-# while each NumPy call still does enough work for its fixed overhead not to
-# matter.
-_BLOCK_ENTRIES = 1 << 16
-
-
-# --------------------------------------------------------------------------
-# activations and their derivatives
-def _act_derivs(name, a, order):
-    r"""``[phi(a), phi'(a), ..., phi^(order)(a)]``, elementwise.
-
-    Every formula is written in ``e = exp(-|a|)`` (``exp(-2|a|)`` for
-    tanh), which lies in (0, 1], so nothing overflows for any finite ``a``:
-    ``sigma(a) = exp(min(a, 0)) / (1 + e)``, ``sigma'(a) = sigma(a)
-    sigma(-a) = e / (1 + e)^2``, ``sech^2 a = 4e/(1+e)^2`` and ``sigma(-a) -
-    sigma(a) = -tanh(a/2)``, so saturated units keep their relative
-    precision. Only ufuncs that NumPy vectorises (exp, log1p, tanh,
-    arithmetic) are used: ``logaddexp``/``where`` are several times slower
-    and this function dominates every forward pass.
-    """
-    absa = np.abs(a)
-    if name == "tanh":
-        t = np.tanh(a)
-        out = [t]
-        if order >= 1:
-            e = np.exp(-2.0 * absa)
-            inv = 1.0 / (1.0 + e)
-            sech2 = 4.0 * e * inv * inv
-            out.append(sech2)
-        if order >= 2:
-            out.append(-2.0 * t * sech2)
-        if order >= 3:
-            out.append(sech2 * (4.0 * t * t - 2.0 * sech2))
-        return out
-    e = np.exp(-absa)
-    if name == "softplus":
-        out = [np.maximum(a, 0.0) + np.log1p(e)]
-        if order == 0:
-            return out
-    inv = 1.0 / (1.0 + e)
-    s = np.exp(np.minimum(a, 0.0)) * inv  # sigma(a)
-    p = e * inv * inv  # sigma'(a)
-    u = -np.tanh(0.5 * a) if order >= 3 or (name == "swish" and order >= 2) else None
-    if name == "softplus":
-        out.append(s)
-        if order >= 2:
-            out.append(p)
-        if order >= 3:
-            out.append(p * u)
-        return out
-    # swish: a sigma(a)
-    out = [a * s]
-    if order >= 1:
-        out.append(s + a * p)
-    if order >= 2:
-        out.append(p * (2.0 + a * u))
-    if order >= 3:
-        out.append(p * (3.0 * u + a * u * u - 2.0 * a * p))
-    return out
-
-
-# --------------------------------------------------------------------------
-# forward pass and backpropagation shared with the conditional latent model
-def _forward(layers, act, x, order):
-    """Activations and their derivatives for every hidden layer.
-
-    Returns ``zs`` (``zs[0] = x``, ``zs[l] = phi(a_l)``) and ``ders``
-    (``ders[l-1] = [phi'(a_l), ..., phi^(order)(a_l)]``).
-    """
-    zs = [x]
-    ders = []
-    z = x
-    for W, b in layers:
-        a = z @ W.T + b
-        vals = _act_derivs(act, a, order)
-        z = vals[0]
-        zs.append(z)
-        ders.append(vals[1:])
-    return zs, ders
-
-
-def _backprop(layers, ders, g_top, need_input=False):
-    """Adjoints ``g_l = dE/dz_l`` and ``delta_l = dE/da_l`` from ``g_L``.
-
-    ``gs[l]`` is ``dE/dz_l`` for ``l = 0..L`` (``gs[0]`` only if
-    ``need_input``; it is the input gradient); ``deltas[l-1] = dE/da_l``.
-    """
-    L = len(layers)
-    gs = [None] * (L + 1)
-    deltas = [None] * L
-    gs[L] = g_top
-    for l in range(L, 0, -1):
-        deltas[l - 1] = gs[l] * ders[l - 1][0]
-        if l > 1 or need_input:
-            gs[l - 1] = deltas[l - 1] @ layers[l - 1][0]
-    return gs, deltas
-
-
-def _weight_grads(zs, deltas, w):
-    """``sum_i w_i dE/dW_l`` and ``dE/db_l`` from the layer adjoints."""
-    out = []
-    for l, delta in enumerate(deltas):
-        wd = delta * w[:, None]
-        out.append((wd.T @ zs[l], wd.sum(axis=0)))
-    return out
-
-
-def _blocks(n, rows, widths):
-    """Sample slices whose stacked ``(block, rows, max(widths))`` states hold ~2^16 entries."""
-    step = max(16, _BLOCK_ENTRIES // max(1, rows * max(widths)))
-    for start in range(0, n, step):
-        yield slice(start, min(n, start + step))
-
-
-def mlp_layers(params):
-    """``[(W_l, b_l), ...], w_out, b_out`` read from an MLP's ``params`` (docs/models.md names)."""
-    layers = []
-    l = 1
-    while f"W{l}" in params:
-        layers.append((params[f"W{l}"], params[f"b{l}"]))
-        l += 1
-    return layers, params["w_out"], float(np.asarray(params["b_out"]))
-
 
 class MLPEnergy(EnergyModel):
     r"""Scalar energy given by a multilayer perceptron with smooth activations.
@@ -286,7 +167,7 @@ class MLPEnergy(EnergyModel):
     """
 
     def __init__(self, sizes, activation="softplus", seed=0):
-        sizes = _check_sizes(sizes)
+        sizes = check_sizes(sizes)
         if not isinstance(activation, str) or activation not in ACTIVATIONS:
             raise ValueError(f"`activation` must be one of {ACTIVATIONS}; got {activation!r}.")
         self.sizes = sizes
@@ -373,21 +254,21 @@ class MLPEnergy(EnergyModel):
         return self.NUMBA_KIND, ip, np.concatenate(chunks), n_work
 
     def _energy(self, x):
-        zs, _ = _forward(self._layers, self.activation, x, 0)
+        zs, _ = forward(self._layers, self.activation, x, 0)
         return zs[-1] @ self._params["w_out"] + float(self._params["b_out"])
 
     def _grad_x(self, x):
-        zs, ders = _forward(self._layers, self.activation, x, 1)
+        zs, ders = forward(self._layers, self.activation, x, 1)
         g_top = np.broadcast_to(self._params["w_out"], zs[-1].shape)
-        gs, _ = _backprop(self._layers, ders, g_top, need_input=True)
+        gs, _ = backprop(self._layers, ders, g_top, need_input=True)
         return gs[0]
 
     def _grad_params(self, x, w):
-        zs, ders = _forward(self._layers, self.activation, x, 1)
+        zs, ders = forward(self._layers, self.activation, x, 1)
         g_top = np.broadcast_to(self._params["w_out"], zs[-1].shape)
-        _, deltas = _backprop(self._layers, ders, g_top)
+        _, deltas = backprop(self._layers, ders, g_top)
         out = {}
-        for l, (gW, gb) in enumerate(_weight_grads(zs, deltas, w), start=1):
+        for l, (gW, gb) in enumerate(weight_grads(zs, deltas, w), start=1):
             out[f"W{l}"] = gW
             out[f"b{l}"] = gb
         out["w_out"] = w @ zs[-1]
@@ -397,7 +278,7 @@ class MLPEnergy(EnergyModel):
     def _grad_params_of_grad_x(self, x, v):
         layers = self._layers
         L = len(layers)
-        zs, ders = _forward(layers, self.activation, x, 2)
+        zs, ders = forward(layers, self.activation, x, 2)
         # tangent pass along v
         ts = [v]
         adots = []
@@ -408,7 +289,7 @@ class MLPEnergy(EnergyModel):
             adots.append(adot)
             ts.append(t)
         g_top = np.broadcast_to(self._params["w_out"], zs[-1].shape)
-        gs, deltas = _backprop(layers, ders, g_top)
+        gs, deltas = backprop(layers, ders, g_top)
         out = {}
         zbar = None
         for l in range(L, 0, -1):
@@ -431,7 +312,7 @@ class MLPEnergy(EnergyModel):
     def _hessian_diag(self, x):
         n, d = x.shape
         out = np.empty((n, d))
-        for sl in _blocks(n, d + 1, self.sizes[1:]):
+        for sl in blocks(n, d + 1, self.sizes[1:]):
             out[sl] = self._hessian_diag_block(x[sl])
         return out
 
@@ -442,7 +323,7 @@ class MLPEnergy(EnergyModel):
         L = len(layers)
         n, d = x.shape
         W1, b1 = layers[0]
-        ders = [_act_derivs(self.activation, x @ W1.T + b1, 2)]
+        ders = [act_derivs(self.activation, x @ W1.T + b1, 2)]
         F = None
         As = [None]
         if L > 1:
@@ -454,7 +335,7 @@ class MLPEnergy(EnergyModel):
             # 2-D products: NumPy runs a 3-D @ 2-D matmul as n small GEMMs
             M = (F.reshape(-1, W.shape[1]) @ W.T).reshape(n, d + 1, W.shape[0])
             A = M[:, :d]
-            vals = _act_derivs(self.activation, M[:, d] + b, 2)
+            vals = act_derivs(self.activation, M[:, d] + b, 2)
             ders.append(vals)
             As.append(A)
             if l < L:
@@ -478,7 +359,7 @@ class MLPEnergy(EnergyModel):
     def _grad_params_of_hessian_diag(self, x, c):
         n, d = x.shape
         total = None
-        for sl in _blocks(n, d + 2, self.sizes[1:]):
+        for sl in blocks(n, d + 2, self.sizes[1:]):
             part = self._gphd_block(x[sl], c[sl])
             if total is None:
                 total = part
@@ -498,7 +379,7 @@ class MLPEnergy(EnergyModel):
         n, d = x.shape
         act = self.activation
         W1, b1 = layers[0]
-        ders = [_act_derivs(act, x @ W1.T + b1, 3)]
+        ders = [act_derivs(act, x @ W1.T + b1, 3)]
         P1 = c @ (W1 * W1).T
         Ps, Qs, As, Fs = [P1], [None], [None], [None]
         Sig = ders[0][2] * P1
@@ -512,7 +393,7 @@ class MLPEnergy(EnergyModel):
             W, b = layers[l - 1]
             M = (Fs[l - 1].reshape(-1, W.shape[1]) @ W.T).reshape(n, d + 2, W.shape[0])
             A, Q = M[:, :d], M[:, d]
-            vals = _act_derivs(act, M[:, d + 1] + b, 3)
+            vals = act_derivs(act, M[:, d + 1] + b, 3)
             ders.append(vals)
             P = np.matmul(c[:, None, :], A * A)[:, 0, :]
             Sig = vals[2] * P + vals[1] * Q
@@ -612,7 +493,7 @@ class MLPEnergy(EnergyModel):
         layers = self._layers
         L = len(layers)
         order = 2 if u is None else 3
-        zs, ders = _forward(layers, self.activation, x, order)
+        zs, ders = forward(layers, self.activation, x, order)
         # tangents along v of the forward pass
         adv = []
         zd = [v]
@@ -621,7 +502,7 @@ class MLPEnergy(EnergyModel):
             adv.append(a_dot)
             zd.append(ders[l][0] * a_dot)
         g_top = np.broadcast_to(self._params["w_out"], zs[-1].shape)
-        gs, deltas = _backprop(layers, ders, g_top, need_input=u is None)
+        gs, deltas = backprop(layers, ders, g_top, need_input=u is None)
         # tangents along v of the backpropagation
         gsd = [None] * (L + 1)
         dd = [None] * L
@@ -675,7 +556,7 @@ def _hessian_diag_forward(model, x):
     """
     layers = model._layers
     n, d = x.shape
-    zs, ders = _forward(layers, model.activation, x, 2)
+    zs, ders = forward(layers, model.activation, x, 2)
     J = np.broadcast_to(np.eye(d), (n, d, d))
     S = np.zeros((n, d, d))
     for l, (W, _) in enumerate(layers):
@@ -696,24 +577,3 @@ def _check_scalar_param(value, name):
     check_finite(out.reshape(1), name)
     out.flags.writeable = False
     return out
-
-
-def _check_sizes(sizes):
-    """``sizes`` as a tuple of 2 to 4 positive ints (input + 1..3 hidden)."""
-    if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__len__"):
-        raise TypeError(
-            f"`sizes` must be a sequence of ints (d, h_1, ..., h_L); got {type(sizes).__name__}."
-        )
-    out = []
-    for i, s in enumerate(sizes):
-        if isinstance(s, (bool, np.bool_)) or not isinstance(s, numbers.Integral):
-            raise TypeError(f"`sizes[{i}]` must be an int; got {type(s).__name__} {s!r}.")
-        if int(s) < 1:
-            raise ValueError(f"`sizes` entries must be >= 1; got sizes[{i}] = {int(s)} in {tuple(sizes)!r}.")
-        out.append(int(s))
-    if not 2 <= len(out) <= 4:
-        raise ValueError(
-            "`sizes` must be (d, h_1, ..., h_L) with 1 to 3 hidden layers (2 to 4 entries); "
-            f"got {len(out)} entries {tuple(out)!r}."
-        )
-    return tuple(out)
