@@ -104,3 +104,16 @@ def check_z_grid(z_grid):
 
 def phi_of(z_grid):
     return np.stack([np.cos(z_grid), np.sin(z_grid)], axis=1)
+
+
+def joint_energy_rows(y2, w, z):
+    """``||y_i - w_i * (cos z_i, sin z_i)||^2`` per row, ``w`` of shape (2,) or
+    (n, 2); ``z`` a scalar (every row) or one angle per row, checked here."""
+    z_arr = as_float_array(z, "z")
+    if np.ndim(z) == 0:
+        z_arr = np.full(y2.shape[0], float(z_arr.reshape(-1)[0]))
+    elif z_arr.shape != (y2.shape[0],):
+        raise ValueError(f"`z` must have shape ({y2.shape[0]},), one angle per sample; got {z_arr.shape}.")
+    check_finite(z_arr, "z")
+    r = y2 - w * np.stack([np.cos(z_arr), np.sin(z_arr)], axis=1)
+    return np.sum(r * r, axis=1)

@@ -16,15 +16,9 @@ import numbers
 import numpy as np
 
 from .._rng import as_seed_sequence
-from .._validation import (
-    as_float_array,
-    check_batch,
-    check_finite,
-    check_param,
-    check_weights,
-)
+from .._validation import check_batch, check_param, check_weights
 from ._base import EnergyModel
-from ._latent_grid import DEFAULT_Z_GRID, GridStats, check_beta, check_z_grid, phi_of
+from ._latent_grid import DEFAULT_Z_GRID, GridStats, check_beta, check_z_grid, joint_energy_rows, phi_of
 from ._mlp_core import ACTIVATIONS, backprop, check_sizes, forward, weight_grads
 
 __all__ = [
@@ -157,15 +151,7 @@ class LatentEnergy(EnergyModel):
         ndarray of shape (n,) (0-d for a single ``y`` and scalar ``z``)
         """
         y2, was_1d = self._check_y(y)
-        z_arr = as_float_array(z, "z")
-        if np.ndim(z) == 0:
-            z_arr = np.full(y2.shape[0], float(z_arr.reshape(-1)[0]))
-        elif z_arr.shape != (y2.shape[0],):
-            raise ValueError(f"`z` must have shape ({y2.shape[0]},), one angle per sample; got {z_arr.shape}.")
-        check_finite(z_arr, "z")
-        w = self._params["w"]
-        r = y2 - w * np.stack([np.cos(z_arr), np.sin(z_arr)], axis=1)
-        e = np.sum(r * r, axis=1)
+        e = joint_energy_rows(y2, self._params["w"], z)
         return e[0] if was_1d else e
 
     def argmin_z(self, y):
@@ -402,15 +388,8 @@ class ConditionalLatentEnergy:
     def joint_energy(self, x, y, z):
         """``E(x, y, z) = ||y - f(x) * (cos z, sin z)||^2``, shape ``(n,)``."""
         x2, y2, one = self._check_xy(x, y)
-        z_arr = as_float_array(z, "z")
-        if np.ndim(z) == 0:
-            z_arr = np.full(y2.shape[0], float(z_arr.reshape(-1)[0]))
-        elif z_arr.shape != (y2.shape[0],):
-            raise ValueError(f"`z` must have shape ({y2.shape[0]},), one angle per sample; got {z_arr.shape}.")
-        check_finite(z_arr, "z")
         f, _, _ = self._decoder(x2, 0)
-        r = y2 - f * np.stack([np.cos(z_arr), np.sin(z_arr)], axis=1)
-        e = np.sum(r * r, axis=1)
+        e = joint_energy_rows(y2, f, z)
         return e[0] if one else e
 
     def argmin_z(self, x, y):
