@@ -141,6 +141,13 @@ def _acc_rows4(out, a0, a1, a2, a3, r0, r1, r2, r3):
         out[i] = (((out[i] + a0 * r0[i]) + a1 * r1[i]) + a2 * r2[i]) + a3 * r3[i]
 
 
+@jit_inline
+def _rows4(fp, start, width):
+    """Four consecutive rows of ``width`` entries of a matrix stored in ``fp`` from ``start``."""
+    return (fp[start: start + width], fp[start + width: start + 2 * width],
+            fp[start + 2 * width: start + 3 * width], fp[start + 3 * width: start + 4 * width])
+
+
 @jit
 def nb_energy_grad_tile(ip, fp, X, G, E, need_grad, work, need_e):
     """Energies ``E[b]`` (and gradients ``G[b]``) of the ``T`` states ``X[b]``.
@@ -184,10 +191,7 @@ def nb_energy_grad_tile(ip, fp, X, G, E, need_grad, work, need_e):
                 wb[zb0 + i] = fp[bias + i]
         k = 0
         while k + 4 <= n_in:
-            r0 = fp[wt + k * n_out: wt + (k + 1) * n_out]
-            r1 = fp[wt + (k + 1) * n_out: wt + (k + 2) * n_out]
-            r2 = fp[wt + (k + 2) * n_out: wt + (k + 3) * n_out]
-            r3 = fp[wt + (k + 3) * n_out: wt + (k + 4) * n_out]
+            r0, r1, r2, r3 = _rows4(fp, wt + k * n_out, n_out)
             for b in range(T):
                 wb = work[b]
                 if l == 0:
@@ -247,10 +251,7 @@ def nb_energy_grad_tile(ip, fp, X, G, E, need_grad, work, need_e):
                     wb[nxt + k] = 0.0
         i = 0
         while i + 4 <= n_out:
-            r0 = fp[w + i * n_in: w + (i + 1) * n_in]
-            r1 = fp[w + (i + 1) * n_in: w + (i + 2) * n_in]
-            r2 = fp[w + (i + 2) * n_in: w + (i + 3) * n_in]
-            r3 = fp[w + (i + 3) * n_in: w + (i + 4) * n_in]
+            r0, r1, r2, r3 = _rows4(fp, w + i * n_in, n_in)
             for b in range(T):
                 wb = work[b]
                 out = G[b] if l == 0 else wb[nxt: nxt + n_in]

@@ -24,7 +24,7 @@ import numpy as np
 
 from .._numerics import sigmoid, softplus
 from .._validation import check_batch, check_int, check_positive
-from ..energies._base import EnergyModel
+from ..energies import EnergyModel
 from ._base import Objective, _check_model
 
 __all__ = ["LatentEnergyLoss", "LatentHingeLoss", "LatentLogLoss"]
