@@ -6,7 +6,7 @@ import numpy as np
 
 from .._jit import jit
 from .._numerics import logsumexp, nb_sigmoid, nb_softplus, sigmoid, sigmoid_prime, softplus
-from .._validation import check_batch
+from .._validation import check_abs_bound, check_batch
 from ._base import EnergyModel
 from ._grbm_exact import hidden_block, hidden_scores, log_partition, mean_grad_params
 
@@ -193,14 +193,8 @@ class GRBM(EnergyModel):
         )
 
     def _check_constraints(self, params):
-        lv = params["log_var"]
         # s = exp(-log_var) and sigma^2 = exp(log_var) must both be finite, non-zero
-        if np.any(np.abs(lv) > 700.0):
-            k = int(np.argmax(np.abs(lv)))
-            raise ValueError(
-                f"`log_var` of GRBM must lie in [-700, 700] so that exp(+-log_var) is finite; "
-                f"got {lv[k]!r} at index {k}."
-            )
+        check_abs_bound(params["log_var"], 700.0, "log_var", "GRBM", "exp(+-log_var) is finite")
 
     @property
     def n_features(self):

@@ -9,7 +9,7 @@ from scipy import special
 
 from .._jit import jit
 from .._rng import as_seed_sequence
-from .._validation import check_int
+from .._validation import check_abs_bound, check_int
 from ._base import EnergyModel
 
 __all__ = ["StudentT"]
@@ -168,13 +168,7 @@ class StudentT(EnergyModel):
     def _check_constraints(self, params):
         # keep scale^2, df and their product nu * scale^2 (and its inverse) finite
         for name, limit in (("log_scale", 150.0), ("log_df", 300.0)):
-            arr = params[name]
-            if np.any(np.abs(arr) > limit):
-                k = int(np.argmax(np.abs(arr)))
-                raise ValueError(
-                    f"`{name}` of StudentT must lie in [-{limit:g}, {limit:g}] so that "
-                    f"df * scale^2 stays finite; got {arr[k]!r} at index {k}."
-                )
+            check_abs_bound(params[name], limit, name, "StudentT", "df * scale^2 stays finite")
 
     @property
     def n_features(self):
