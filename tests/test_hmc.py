@@ -7,30 +7,28 @@
   exact samples (``check_sampler``: KS and moment tests, false-failure rate
   1e-4) from exact and fixed starts; planted bugs (forgotten final half
   kick, wrong sign of the kinetic term, gradient frozen at the start of the
-  trajectory) fail the same checks;
+  trajectory), built here on the production streams and kernel dispatch,
+  fail the same checks;
 * one transition's acceptance probability equals blackjax's HMC for the
   same momentum draw;
 * 1 vs 2 threads (subprocesses), chain prefixes (Numba and generic paths),
   bad input.
 """
 
-import importlib
 import pathlib
 import textwrap
 
+import numba
 import numpy as np
 import pytest
 
 from _threads_harness import run_at_thread_counts
 from ebm_ref._rng import as_seed_sequence, chain_states, np_normals, np_uniforms
 from ebm_ref.energies import GRBM, GaussianMixture, MLPEnergy, StudentT
-from ebm_ref.energies.kernels import continuous_eval_batch
+from ebm_ref.energies.kernels import continuous_eval_batch, continuous_eval_tile
 from ebm_ref.samplers import _continuous as _k
 from ebm_ref.samplers import hmc
 from ebm_ref.testing import check_sampler
-
-# the module (its name is shadowed by the function in ebm_ref.samplers)
-hmc_module = importlib.import_module("ebm_ref.samplers.hmc")
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 ALPHA = 1e-4  # false-failure rate of every statistical test in this file
@@ -56,13 +54,26 @@ def _mlp():
 MODELS = {"student": _student, "mixture": _mixture, "grbm": _grbm, "mlp": _mlp}
 
 
+@numba.njit
+def _leapfrog_rows(kind, ip, fp, n_work, x, p, eps, n_leap, invm):
+    """The driver's leapfrog map on every row, one chain at a time."""
+    d = x.shape[1]
+    for c in range(x.shape[0]):
+        X = x[c: c + 1]
+        G = np.empty((1, d))
+        E = np.empty(1)
+        work = np.empty((1, max(n_work, 1)))
+        continuous_eval_tile(kind, ip, fp, X, G, E, True, work, True)
+        _k.leapfrog_tile(kind, ip, fp, X, p[c: c + 1], G, E, eps, n_leap, invm, work)
+
+
 def leapfrog(model, x, p, eps, n_leap, invm=None):
     """The kernel's leapfrog end points of every row (copies)."""
     kind, ip, fp, n_work = _k.pack_model(model)
     x = np.array(x, dtype=np.float64)
     p = np.array(p, dtype=np.float64)
     invm = np.ones(x.shape[1]) if invm is None else np.asarray(invm, dtype=np.float64)
-    hmc_module.leapfrog_batch(kind, ip, fp, n_work, x, p, eps, n_leap, invm)
+    _leapfrog_rows(kind, ip, fp, n_work, x, p, eps, n_leap, invm)
     return x, p
 
 

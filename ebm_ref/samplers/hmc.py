@@ -12,29 +12,12 @@ then one uniform (the accept test).
 from __future__ import annotations
 
 import numpy as np
-from numba import prange
 
-from .._jit import pjit
 from .._validation import check_int
-from ..energies.kernels import continuous_eval_tile
 from . import _continuous as _k
 from ._common import check_step_size, finish, prepare
 
 __all__ = ["hmc"]
-
-
-@pjit
-def leapfrog_batch(kind, ip, fp, n_work, x, p, eps, n_leap, invm):
-    """Leapfrog end points ``(x, p)`` of every row (in place), one chain at a time (for tests)."""
-    n, d = x.shape
-    for c in prange(n):
-        X = x[c: c + 1]
-        P = p[c: c + 1]
-        G = np.empty((1, d))
-        E = np.empty(1)
-        work = np.empty((1, max(n_work, 1)))
-        continuous_eval_tile(kind, ip, fp, X, G, E, True, work, True)
-        _k.leapfrog_tile(kind, ip, fp, X, P, G, E, eps, n_leap, invm, work)
 
 
 def _check_inverse_mass(inverse_mass, d):
