@@ -23,6 +23,7 @@ __all__ = [
     "check_positive",
     "check_nonneg_int",
     "check_int",
+    "check_abs_bound",
     "DOMAINS",
 ]
 
@@ -160,6 +161,16 @@ def check_positive(value, name, allow_inf=False):
         kind = "> 0" if allow_inf else "finite and > 0"
         raise ValueError(f"`{name}` must be {kind}; got {value!r}.")
     return v
+
+
+def check_abs_bound(arr, limit, name, owner, why):
+    """``ValueError`` naming the first entry of the parameter ``arr`` with
+    ``|a| > limit`` (a log-parameter whose exponential must stay finite)."""
+    if np.any(np.abs(arr) > limit):
+        k = int(np.argmax(np.abs(arr)))
+        raise ValueError(
+            f"`{name}` of {owner} must lie in [-{limit:g}, {limit:g}] so that {why}; got {arr[k]!r} at index {k}."
+        )
 
 
 def check_int(value, name, minimum=None):

@@ -35,7 +35,8 @@ import pathlib
 import numpy as np
 
 from ebm_ref.energies import ConditionalLatentEnergy, LatentEnergy
-from ebm_ref.energies.latent import DEFAULT_Z_GRID, conditional_ellipse_data, ellipse_data, ellipse_radii
+from ebm_ref.datasets import conditional_ellipse_data, ellipse_data, ellipse_radii
+from ebm_ref.energies.latent import DEFAULT_Z_GRID
 from ebm_ref.objectives import LatentEnergyLoss, LatentHingeLoss, LatentLogLoss
 from ebm_ref.train import Adam, fit
 

@@ -39,6 +39,7 @@ import numpy as np
 
 from ebm_ref import exact
 from ebm_ref._threads import limit_threads
+from ebm_ref.datasets import bars_and_stripes
 from ebm_ref.energies import RBM
 from ebm_ref.estimate import betas as ais_betas
 from ebm_ref.estimate import log_likelihood as ais_log_likelihood
@@ -50,23 +51,6 @@ BATCH = 10
 LR = 0.02
 METHODS = ("exact MLE", "CD-1", "CD-10", "PCD-1")
 COLORS = {"exact MLE": "k", "CD-1": "tab:orange", "CD-10": "tab:red", "PCD-1": "tab:blue"}
-
-
-
-
-def bars_and_stripes(side=4):
-    r"""The distinct ``side x side`` bars-and-stripes images, rows of shape ``(side**2,)``.
-
-    Returns
-    -------
-    ndarray of shape (2**(side + 1) - 2, side**2)
-        {0, 1} images, unit ``r*side + c`` is pixel ``(r, c)``; sorted.
-    """
-    codes = np.arange(2**side)
-    bits = (codes[:, None] >> np.arange(side - 1, -1, -1)[None, :]) & 1
-    rows_on = np.repeat(bits[:, :, None], side, axis=2).reshape(len(codes), -1)
-    cols_on = np.repeat(bits[:, None, :], side, axis=1).reshape(len(codes), -1)
-    return np.unique(np.concatenate([rows_on, cols_on]).astype(np.float64), axis=0)
 
 
 def _objective(name, n_chains):

@@ -7,28 +7,28 @@
   exact samples (``check_sampler``: KS and moment tests, false-failure rate
   1e-4) from exact and fixed starts; planted bugs (forgotten final half
   kick, wrong sign of the kinetic term, gradient frozen at the start of the
-  trajectory) fail the same checks;
+  trajectory), built here on the production streams and kernel dispatch,
+  fail the same checks;
 * one transition's acceptance probability equals blackjax's HMC for the
   same momentum draw;
 * 1 vs 2 threads (subprocesses), chain prefixes (Numba and generic paths),
   bad input.
 """
 
-import importlib
 import pathlib
 import textwrap
 
+import numba
 import numpy as np
 import pytest
 
 from _threads_harness import run_at_thread_counts
+from ebm_ref._rng import as_seed_sequence, chain_states, np_normals, np_uniforms
 from ebm_ref.energies import GRBM, GaussianMixture, MLPEnergy, StudentT
+from ebm_ref.energies.kernels import continuous_eval_batch, continuous_eval_tile
 from ebm_ref.samplers import _continuous as _k
 from ebm_ref.samplers import hmc
 from ebm_ref.testing import check_sampler
-
-# the module (its name is shadowed by the function in ebm_ref.samplers)
-hmc_module = importlib.import_module("ebm_ref.samplers.hmc")
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 ALPHA = 1e-4  # false-failure rate of every statistical test in this file
@@ -54,13 +54,26 @@ def _mlp():
 MODELS = {"student": _student, "mixture": _mixture, "grbm": _grbm, "mlp": _mlp}
 
 
+@numba.njit
+def _leapfrog_rows(kind, ip, fp, n_work, x, p, eps, n_leap, invm):
+    """The driver's leapfrog map on every row, one chain at a time."""
+    d = x.shape[1]
+    for c in range(x.shape[0]):
+        X = x[c: c + 1]
+        G = np.empty((1, d))
+        E = np.empty(1)
+        work = np.empty((1, max(n_work, 1)))
+        continuous_eval_tile(kind, ip, fp, X, G, E, True, work, True)
+        _k.leapfrog_tile(kind, ip, fp, X, p[c: c + 1], G, E, eps, n_leap, invm, work)
+
+
 def leapfrog(model, x, p, eps, n_leap, invm=None):
     """The kernel's leapfrog end points of every row (copies)."""
     kind, ip, fp, n_work = _k.pack_model(model)
     x = np.array(x, dtype=np.float64)
     p = np.array(p, dtype=np.float64)
     invm = np.ones(x.shape[1]) if invm is None else np.asarray(invm, dtype=np.float64)
-    hmc_module.leapfrog_batch(kind, ip, fp, n_work, x, p, eps, n_leap, invm)
+    _leapfrog_rows(kind, ip, fp, n_work, x, p, eps, n_leap, invm)
     return x, p
 
 
@@ -101,11 +114,65 @@ def test_leapfrog_volume_preserving(name):
         assert abs(np.linalg.det(Jac) - 1.0) < 1e-7
 
 
-def _fn(model, eps, n_leap, variant=hmc_module.VARIANT_EXACT, invm=None):
+def _fn(model, eps, n_leap, invm=None):
     def sample(params, x0, n_steps, rng):
-        return hmc_module._hmc(model, x0, n_steps, eps, n_leap, rng, 0, invm, variant).x
+        return hmc(model, x0, n_steps, eps, n_leap, rng, inverse_mass=invm).x
 
     return sample
+
+
+# Planted bugs, built here (production code has none): an HMC in NumPy on the
+# production streams, through the public kernel dispatch, with one bug each.
+BUGS = ("none", "no_final_half_kick", "kinetic_sign", "frozen_grad")
+
+
+def hmc_mutant(model, x0, n_steps, eps, n_leap, seed, bug):
+    """HMC transitions with ``bug`` (``"none"``: the correct algorithm)."""
+    kind, ip, fp, n_work = model.numba_form()
+
+    def evaluate(x):
+        return continuous_eval_batch(kind, ip, fp, np.ascontiguousarray(x), n_work, True)
+
+    x = np.array(x0, dtype=np.float64)
+    n, d = x.shape
+    rng = chain_states(as_seed_sequence(seed), n)
+    e, g = evaluate(x)
+    p = np.empty((n, d))
+    for _ in range(n_steps):
+        for j in range(d):
+            p[:, j] = np_normals(rng)
+        k0 = 0.5 * np.sum(p * p, axis=1)
+        xp, gp, g0 = x.copy(), g.copy(), g.copy()
+        p -= 0.5 * eps * gp
+        for step in range(n_leap):
+            xp += eps * p
+            ep, gp = evaluate(xp)
+            kick = g0 if bug == "frozen_grad" else gp
+            if step < n_leap - 1:
+                p -= eps * kick
+            elif bug != "no_final_half_kick":
+                p -= 0.5 * eps * kick
+        k1 = 0.5 * np.sum(p * p, axis=1)
+        sign = -1.0 if bug == "kinetic_sign" else 1.0
+        ok = np.log(np_uniforms(rng)) < (e + sign * k0) - (ep + sign * k1)
+        x[ok], g[ok], e[ok] = xp[ok], gp[ok], ep[ok]
+    return x
+
+
+def _mutant_fn(model, eps, n_leap, bug):
+    def sample(params, x0, n_steps, rng):
+        return hmc_mutant(model, np.atleast_2d(x0), n_steps, eps, n_leap, rng, bug)
+
+    return sample
+
+
+def test_mutant_without_bug_is_the_sampler():
+    """The mutants differ from production by their bug only."""
+    model = _student()
+    x0 = np.random.default_rng(5).normal(size=(200, 2))
+    ref = hmc(model, x0, 8, 0.6, 4, seed=9).x
+    # normals differ by a few ulp (NumPy's vs the kernel's log/cos)
+    np.testing.assert_allclose(hmc_mutant(model, x0, 8, 0.6, 4, 9, "none"), ref, rtol=1e-9, atol=1e-12)
 
 
 STAT = {"student": _student, "mixture": _mixture, "grbm": _grbm}
@@ -127,14 +194,11 @@ def test_converges_from_fixed_start(name):
     check_sampler(_fn(model, 0.4, 5), model, n_steps=100, seed=33, alpha=ALPHA, start=x0).assert_ok()
 
 
-@pytest.mark.parametrize(
-    "variant",
-    [hmc_module.VARIANT_NO_FINAL_HALF_KICK, hmc_module.VARIANT_KINETIC_SIGN, hmc_module.VARIANT_FROZEN_GRAD],
-)
+@pytest.mark.parametrize("bug", BUGS[1:])
 @pytest.mark.parametrize("name", sorted(STAT))
-def test_planted_bugs_fail(name, variant):
+def test_planted_bugs_fail(name, bug):
     model = STAT[name]()
-    res = check_sampler(_fn(model, 0.6, 4, variant), model, n_steps=10, seed=34, alpha=ALPHA, start="exact")
+    res = check_sampler(_mutant_fn(model, 0.6, 4, bug), model, n_steps=10, seed=34, alpha=ALPHA, start="exact")
     assert not res.passed, res
 
 
@@ -182,7 +246,11 @@ def _compare_with_blackjax():
 
 
 class _PlainT(StudentT):
-    """A StudentT without a Numba kernel (generic path)."""
+    """A StudentT that redefines a formula hook but not the Numba form: no
+    ``numba_form()``, so the generic path."""
+
+    def _energy(self, x):
+        return super()._energy(x)
 
 
 @pytest.mark.parametrize("factory", [_student, _mixture, _grbm, _mlp, lambda: _PlainT(np.zeros(2), np.zeros(2), np.log([3.0, 5.0]))])

@@ -6,12 +6,8 @@ from scipy import special, stats
 
 from ebm_ref._rng import as_seed_sequence
 from ebm_ref.energies import ConditionalLatentEnergy, LatentEnergy
-from ebm_ref.energies.latent import (
-    DEFAULT_Z_GRID,
-    conditional_ellipse_data,
-    ellipse_data,
-    ellipse_radii,
-)
+from ebm_ref.datasets import bars_and_stripes, conditional_ellipse_data, ellipse_data, ellipse_radii
+from ebm_ref.energies.latent import DEFAULT_Z_GRID
 from ebm_ref.testing import check_energy_derivatives, check_grad
 
 W = np.array([1.7, 1.2])
@@ -347,3 +343,20 @@ def test_bad_inputs_conditional():
         ellipse_data(0, 1)
     with pytest.raises(ValueError, match="`x`"):
         ellipse_data(3, 1, x=np.zeros(4))
+
+
+def test_bars_and_stripes():
+    """2 * 2^side - 2 distinct images, each with constant rows or constant columns."""
+    for side in (1, 2, 3, 4):
+        x = bars_and_stripes(side)
+        assert x.shape == (2 ** (side + 1) - 2, side * side) and x.dtype == np.float64
+        assert np.unique(x, axis=0).shape[0] == x.shape[0]
+        img = x.reshape(-1, side, side)
+        rows_const = np.all(img == img[:, :, :1], axis=(1, 2))
+        cols_const = np.all(img == img[:, :1, :], axis=(1, 2))
+        assert np.all(rows_const | cols_const)
+        assert set(np.unique(x)) <= {0.0, 1.0}
+    with pytest.raises(ValueError, match="side"):
+        bars_and_stripes(0)
+    with pytest.raises(TypeError, match="side"):
+        bars_and_stripes(2.0)

@@ -18,11 +18,13 @@ import numpy as np
 import pytest
 from scipy import special, stats
 
-from ebm_ref.energies import GRBM, RBM, GaussianMixture, MLPEnergy, StudentT
-from ebm_ref.energies._base import EnergyModel
+from ebm_ref._rng import as_seed_sequence, chain_states, np_normals, np_uniforms
+from ebm_ref.energies import GRBM, RBM, EnergyModel, GaussianMixture, LatentEnergy, MLPEnergy, StudentT
+from ebm_ref.energies.kernels import continuous_eval_batch
 from ebm_ref.samplers import _continuous as K
+from ebm_ref.samplers import hmc
 from ebm_ref.samplers.gibbs_langevin import gibbs_langevin
-from ebm_ref.samplers.langevin import _langevin, langevin
+from ebm_ref.samplers.langevin import langevin
 from ebm_ref.samplers.mh import rwmh
 
 ALPHA = 1e-4  # per-assertion false-failure rate
@@ -179,10 +181,40 @@ def test_kernel_energy_and_gradient_match_model(make):
     model = make()
     x = np.random.default_rng(0).normal(size=(9, 3)) * 2.0
     kind, ip, fp, n_work = K.pack_model(model)
-    e, g = K.eval_batch(kind, ip, fp, x, n_work, True)
+    e, g = continuous_eval_batch(kind, ip, fp, x, n_work, True)
     # different summation orders of the same formula: a few ulp of the scale
     np.testing.assert_allclose(e, model.energy(x), rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(g, model.grad_x(x), rtol=1e-11, atol=1e-12)
+
+
+def mala_mutant(evaluate, x0, n_steps, eta, seed, proposal_ratio):
+    """MALA in NumPy on the production per-chain streams; ``proposal_ratio=False``
+    is the planted bug (the Metropolis-Hastings ratio without q(x|x')/q(x'|x)).
+    ``evaluate(x) -> (E, grad E)`` is the public kernel dispatch or the model."""
+    x = np.array(x0, dtype=np.float64)
+    n, d = x.shape
+    rng = chain_states(as_seed_sequence(seed), n)
+    e, g = evaluate(x)
+    eps = np.empty((n, d))
+    for _ in range(n_steps):
+        for j in range(d):
+            eps[:, j] = np_normals(rng)
+        xp = x - eta * g + np.sqrt(2.0 * eta) * eps
+        ep, gp = evaluate(xp)
+        log_alpha = e - ep
+        if proposal_ratio:
+            fwd = np.sum((xp - x + eta * g) ** 2, axis=1)
+            bwd = np.sum((x - xp + eta * gp) ** 2, axis=1)
+            log_alpha = log_alpha + (fwd - bwd) / (4.0 * eta)
+        ok = np.log(np_uniforms(rng)) < log_alpha
+        x[ok], g[ok], e[ok] = xp[ok], gp[ok], ep[ok]
+    return x
+
+
+def kernel_evaluate(model):
+    """``x -> (E, grad E)`` through the public dispatch of the model's Numba form."""
+    kind, ip, fp, n_work = model.numba_form()
+    return lambda x: continuous_eval_batch(kind, ip, fp, np.ascontiguousarray(x), n_work, True)
 
 
 # --------------------------------------------- exactness from exact starts
@@ -253,15 +285,19 @@ def test_mala_without_proposal_ratio_is_rejected():
     x0 = np.random.default_rng(41).standard_normal((N, 1))
     cdf = [special.ndtr]
     mom = [mixture_1d_moments(np.ones(1), np.zeros(1), np.ones(1))]
-    good = _langevin(model, x0, 20, 1.0, 8, True, 0, K.VARIANT_EXACT)
-    bad = _langevin(model, x0, 20, 1.0, 8, True, 0, K.VARIANT_NO_PROPOSAL_RATIO)
+    good = langevin(model, x0, 20, 1.0, 8, adjust=True)
+    # the mutant with the ratio is the production sampler (up to NumPy's vs
+    # the kernel's normals, a few ulp), so it differs from it by the bug only
+    same = mala_mutant(kernel_evaluate(model), x0, 20, 1.0, 8, proposal_ratio=True)
+    np.testing.assert_allclose(same, good.x, rtol=1e-9, atol=1e-12)
+    bad = mala_mutant(kernel_evaluate(model), x0, 20, 1.0, 8, proposal_ratio=False)
     assert t6_pvalue(good.x, cdf) > ALPHA  # false-failure rate 1e-4
     assert moment_ok(good.x, mom)[0] < moment_ok(good.x, mom)[1]  # 1e-4
-    assert t6_pvalue(bad.x, cdf) < 1e-6  # negative control
-    zmax, zcrit = moment_ok(bad.x, mom)
+    assert t6_pvalue(bad, cdf) < 1e-6  # negative control
+    zmax, zcrit = moment_ok(bad, mom)
     assert zmax > zcrit
     # its variance is the predicted 2/3, not 1: sd of s^2 is sqrt(2/N) (2/3)
-    assert abs(bad.x.var() - 2.0 / 3.0) < stats.norm.isf(ALPHA / 2) * (2.0 / 3.0) * np.sqrt(2.0 / N)
+    assert abs(bad.var() - 2.0 / 3.0) < stats.norm.isf(ALPHA / 2) * (2.0 / 3.0) * np.sqrt(2.0 / N)
 
 
 def test_ula_large_step_is_rejected_by_t6():
@@ -323,7 +359,11 @@ def test_unadjusted_gibbs_langevin_has_the_predicted_bias():
 
 # -------------------------------------------------------- generic NumPy path
 class _PlainT(StudentT):
-    """A subclass: not the exact class, so it takes the generic path."""
+    """A subclass that redefines a formula hook without redefining the Numba
+    form, so ``numba_form()`` is None and it takes the generic path."""
+
+    def _energy(self, x):
+        return super()._energy(x)
 
 
 def test_generic_path_draws_the_same_streams_as_the_kernels(student):
@@ -391,12 +431,11 @@ def test_generic_path_mala_keeps_a_quartic():
     assert 0.2 < res.acceptance_rate.mean() < 0.98
     assert t6_pvalue(res.x, [cdf]) > ALPHA  # false-failure rate 1e-4
     # and the broken variant fails the same test on the same path
-    bad = K.generic_langevin
-    xb = x0.copy()
-    from ebm_ref._rng import chain_states, as_seed_sequence
+    def evaluate(x):
+        return model.energy(x), model.grad_x(x)
 
-    rng = chain_states(as_seed_sequence(15), N)
-    bad(model, xb, 10, 0.5, True, rng, 0, np.empty((0, N, 1)), K.VARIANT_NO_PROPOSAL_RATIO)
+    np.testing.assert_allclose(mala_mutant(evaluate, x0, 10, 0.5, 15, True), res.x, rtol=1e-12, atol=1e-14)
+    xb = mala_mutant(evaluate, x0, 10, 0.5, 15, proposal_ratio=False)
     # a quartic has light tails: ignoring q's asymmetry moves mass outwards
     assert t6_pvalue(xb, [cdf]) < 1e-6
 
@@ -446,11 +485,69 @@ def test_same_seed_twice_and_chain_prefix_invariance():
     assert not np.array_equal(a["t-mala.x"], other["t-mala.x"])
 
 
+PREFIX_MODELS = {
+    "student_t": lambda: StudentT(np.zeros(2), np.zeros(2), np.log([3.0, 5.0])),
+    "mixture": lambda: GaussianMixture(np.array([0.2, -0.1]), np.array([[-1.0, 0.5], [1.0, 0.0]]),
+                                       np.full((2, 2), -0.2)),
+    "grbm": lambda: GRBM(np.arange(6.0).reshape(2, 3) / 5 - 0.5, np.ones(2), np.zeros(3), np.zeros(2)),
+    "mlp": lambda: mlp_model((2, 9, 5)),
+    # no Numba form: the generic NumPy path, whose batch energy goes through BLAS
+    "latent": lambda: LatentEnergy(np.array([1.3, 0.7])),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PREFIX_MODELS))
+def test_chain_c_does_not_depend_on_the_number_of_chains(name):
+    """1 vs 7 vs 301 chains: the first chains of every run are bit-identical,
+    for every continuous sampler and every model (on the generic path too,
+    whose evaluations run on fixed-shape blocks)."""
+    model = PREFIX_MODELS[name]()
+    x0 = np.random.default_rng(17).normal(size=(301, model.n_features))
+    runs = {
+        "mala": lambda x: langevin(model, x, 4, 0.05, seed=3, adjust=True, thin=2),
+        "ula": lambda x: langevin(model, x, 4, 0.05, seed=3, thin=2),
+        "rwmh": lambda x: rwmh(model, x, 4, 0.5, seed=3, thin=2),
+        "hmc": lambda x: hmc(model, x, 3, 0.1, 3, seed=3, thin=1),
+    }
+    for kernel, run in runs.items():
+        full = _flatten({kernel: run(x0)})
+        for n in (1, 7):
+            part = _flatten({kernel: run(x0[:n])})
+            for k in part:
+                np.testing.assert_array_equal(part[k], full[k][:, :n] if k.endswith(".t") else full[k][:n],
+                                              err_msg=f"{name} {k} n={n}")
+
+
+@pytest.mark.parametrize("name", ["mlp", "latent"])
+def test_a_run_split_into_chunks_gives_the_same_bits(name):
+    """Steps [0, 4) then [4, 10) through the driver (Numba or generic) are
+    one run of 10 steps: the state lives in x and the RNG rows, the step
+    offset places the trace, accepted counts add up."""
+    from ebm_ref.samplers._common import prepare
+
+    model = PREFIX_MODELS[name]()
+    x0 = np.random.default_rng(2).normal(size=(9, model.n_features))
+    for move, adjust in ((K.MOVE_RWMH, True), (K.MOVE_LANGEVIN, False), (K.MOVE_LANGEVIN, True), (K.MOVE_HMC, True)):
+        whole = prepare(model, x0, 10, 5, thin=2)
+        acc_w, e_w = K.run(model, move, whole, 2.0, adjust=adjust, n_leap=3)
+        split = prepare(model, x0, 10, 5, thin=2)
+        acc = np.zeros(9, dtype=np.int64)
+        e = np.empty(9)
+        for t0, n in ((0, 4), (4, 6)):
+            args = (move, split.x, t0, n, 2.0, adjust, 3, np.ones(model.n_features), split.rng, 2, split.trace, acc)
+            form = K.pack_model(model)
+            if form is None:
+                e = K.generic_run(model, *args)
+            else:
+                K.metropolis_run(*form, *args, e, 1)
+        for a, b in ((split.x, whole.x), (split.trace, whole.trace), (acc, acc_w), (e, e_w)):
+            np.testing.assert_array_equal(a, b, err_msg=f"{name} move {move} adjust {adjust}")
+        assert not adjust or 0 < acc.sum() < 90
+
+
 def test_tile_size_does_not_change_results():
     """The drivers group chains in tiles for the MLP kernel; chain c's
     arithmetic must not depend on the tile it sits in."""
-    from ebm_ref._rng import as_seed_sequence, chain_states
-
     model = mlp_model((3, 9, 6))
     kind, ip, fp, n_work = K.pack_model(model)
     x0 = np.random.default_rng(8).normal(size=(23, 3))
@@ -461,7 +558,8 @@ def test_tile_size_does_not_change_results():
         trace = np.empty((2, 23, 3))
         acc = np.zeros(23, dtype=np.int64)
         e = np.empty(23)
-        K.langevin_run(kind, ip, fp, n_work, x, 10, 0.1, True, K.VARIANT_EXACT, rng, 5, trace, acc, e, tile)
+        K.metropolis_run(kind, ip, fp, n_work, K.MOVE_LANGEVIN, x, 0, 10, 0.1, True, 1, np.ones(3), rng, 5,
+                         trace, acc, e, tile)
         outs.append((x, trace, acc, e))
     for other in outs[1:]:
         for a, b in zip(outs[0], other):

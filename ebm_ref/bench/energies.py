@@ -125,7 +125,8 @@ def _mlp_lines(d, n, repeat, threads):
 def _latent_lines(n, repeat, threads):
     from scipy import special
 
-    from ..energies.latent import LatentEnergy, ellipse_data
+    from ..datasets import ellipse_data
+    from ..energies.latent import LatentEnergy
 
     model = LatentEnergy([1.7, 1.2], beta=1.0)
     y = ellipse_data(n, 0)

@@ -2,13 +2,13 @@ r"""Gaussian-Bernoulli restricted Boltzmann machine (Liao et al. 2022 form)."""
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
-from .._numerics import logsumexp, sigmoid, sigmoid_prime, softplus
-from .._validation import check_batch
+from .._jit import jit
+from .._numerics import logsumexp, nb_sigmoid, nb_softplus, sigmoid, sigmoid_prime, softplus
+from .._validation import check_abs_bound, check_batch
 from ._base import EnergyModel
+from ._grbm_exact import hidden_block, hidden_scores, log_partition, mean_grad_params
 
 __all__ = ["GRBM", "MAX_HIDDEN_ENUMERATION", "MAX_HIDDEN_MIXTURE"]
 
@@ -19,14 +19,44 @@ MAX_HIDDEN_ENUMERATION = 25
 #: Largest hidden layer for :meth:`GRBM.visible_mixture`, which returns all
 #: 2^H component means at once (2^20 x V floats).
 MAX_HIDDEN_MIXTURE = 20
-_CHUNK_BITS = 14
 
 
-def _hidden_block(H, start, stop):
-    """Hidden states ``start..stop-1`` in lexicographic order, unit 0 most significant."""
-    idx = np.arange(start, stop, dtype=np.int64)
-    shifts = np.arange(H - 1, -1, -1, dtype=np.int64)
-    return ((idx[:, None] >> shifts[None, :]) & 1).astype(np.float64)
+# Numba form (registered in energies/kernels.py, continuous family)
+@jit
+def nb_energy_grad(ip, fp, x, g, need_grad, work):
+    """Free energy ``F(v)`` of one visible state (layout of ``_numba_form``);
+    writes ``dF/dv`` into ``g`` if ``need_grad``. ``work`` holds the ``H``
+    hidden pre-activations (then their sigmoids)."""
+    V = ip[0]
+    H = ip[1]
+    o_mu = V * H
+    o_b = o_mu + V
+    o_iv = o_b + H
+    for j in range(H):
+        work[j] = fp[o_b + j]
+    quad = 0.0
+    for i in range(V):
+        iv = fp[o_iv + i]
+        dv = x[i] - fp[o_mu + i]
+        quad += dv * dv * iv
+        y = x[i] * iv
+        row = i * H
+        for j in range(H):
+            work[j] += y * fp[row + j]
+    e = 0.5 * quad
+    for j in range(H):
+        e -= nb_softplus(work[j])
+    if need_grad:
+        for j in range(H):
+            work[j] = nb_sigmoid(work[j])
+        for i in range(V):
+            row = i * H
+            t = 0.0
+            for j in range(H):
+                t += fp[row + j] * work[j]
+            iv = fp[o_iv + i]
+            g[i] = (x[i] - fp[o_mu + i]) * iv - t * iv
+    return e
 
 
 class GRBM(EnergyModel):
@@ -163,14 +193,8 @@ class GRBM(EnergyModel):
         )
 
     def _check_constraints(self, params):
-        lv = params["log_var"]
         # s = exp(-log_var) and sigma^2 = exp(log_var) must both be finite, non-zero
-        if np.any(np.abs(lv) > 700.0):
-            k = int(np.argmax(np.abs(lv)))
-            raise ValueError(
-                f"`log_var` of GRBM must lie in [-700, 700] so that exp(+-log_var) is finite; "
-                f"got {lv[k]!r} at index {k}."
-            )
+        check_abs_bound(params["log_var"], 700.0, "log_var", "GRBM", "exp(+-log_var) is finite")
 
     @property
     def n_features(self):
@@ -315,16 +339,6 @@ class GRBM(EnergyModel):
         }
 
     # ------------------------------------------------------ exact quantities
-    def _hidden_scores(self, h, s):
-        """Log marginal weight of each hidden state (the bracket of log Z) and its magnitude."""
-        p = self._params
-        m = h @ p["W"].T
-        score = h @ p["b_h"] + m @ (s * p["mu"]) + 0.5 * (m * m) @ s
-        # the same sums over absolute values bound the rounding of ``score``
-        mabs = h @ np.abs(p["W"]).T
-        size = h @ np.abs(p["b_h"]) + mabs @ (s * np.abs(p["mu"])) + 0.5 * (mabs * mabs) @ s
-        return m, score, size
-
     def _check_enumerable(self, limit, what):
         if self.n_hidden > limit:
             raise ValueError(
@@ -351,24 +365,7 @@ class GRBM(EnergyModel):
             For more than ``MAX_HIDDEN_ENUMERATION`` (25) hidden units.
         """
         self._check_enumerable(MAX_HIDDEN_ENUMERATION, "GRBM._exact_log_partition")
-        V, H = self.n_visible, self.n_hidden
-        lv = self._params["log_var"]
-        s = np.exp(-lv)
-        n_states = 1 << H
-        chunk = 1 << min(H, _CHUNK_BITS)
-        parts = []
-        max_size = 0.0
-        for start in range(0, n_states, chunk):
-            h = _hidden_block(H, start, min(start + chunk, n_states))
-            _, score, size = self._hidden_scores(h, s)
-            parts.append(float(logsumexp(score)))
-            max_size = max(max_size, float(size.max()))
-        lse = float(logsumexp(np.array(parts)))
-        const = 0.5 * V * math.log(2.0 * math.pi) + 0.5 * float(lv.sum())
-        value = const + lse
-        eps = np.finfo(np.float64).eps
-        bound = eps * ((H + 2 * V + 4) * max_size + (H + 4) * abs(lse) + (V + 4) * (abs(const) + float(np.abs(lv).sum())))
-        return value, float(bound)
+        return log_partition(self._params)
 
     def _exact_mean_grad_params(self):
         r"""Model expectation :math:`\mathbb E_{p}[\partial F/\partial\theta]` (dict), exact.
@@ -382,37 +379,7 @@ class GRBM(EnergyModel):
             For more than ``MAX_HIDDEN_ENUMERATION`` (25) hidden units.
         """
         self._check_enumerable(MAX_HIDDEN_ENUMERATION, "GRBM._exact_mean_grad_params")
-        p = self._params
-        V, H = self.n_visible, self.n_hidden
-        s = np.exp(-p["log_var"])
-        mu = p["mu"]
-        n_states = 1 << H
-        chunk = 1 << min(H, _CHUNK_BITS)
-        # running sums of weight * statistic, rescaled to the running max score
-        ref = -np.inf
-        tot = 0.0
-        acc_w = np.zeros((V, H))
-        acc_m = np.zeros(V)
-        acc_h = np.zeros(H)
-        acc_l = np.zeros(V)
-        for start in range(0, n_states, chunk):
-            h = _hidden_block(H, start, min(start + chunk, n_states))
-            m, score, _ = self._hidden_scores(h, s)
-            new_ref = max(ref, float(score.max()))
-            scale = math.exp(ref - new_ref) if np.isfinite(ref) else 0.0
-            ref = new_ref
-            wgt = np.exp(score - ref)
-            tot = tot * scale + float(wgt.sum())
-            acc_w = acc_w * scale + ((mu + m) * wgt[:, None]).T @ h
-            acc_m = acc_m * scale + wgt @ m
-            acc_h = acc_h * scale + wgt @ h
-            acc_l = acc_l * scale + wgt @ (mu * m + 0.5 * m * m)
-        return {
-            "W": -(s[:, None] * acc_w) / tot,
-            "mu": -s * acc_m / tot,
-            "b_h": -acc_h / tot,
-            "log_var": -0.5 + s * acc_l / tot,
-        }
+        return mean_grad_params(self._params)
 
     def visible_mixture(self):
         r"""The exact visible marginal as a Gaussian mixture.
@@ -441,8 +408,8 @@ class GRBM(EnergyModel):
         self._check_enumerable(MAX_HIDDEN_MIXTURE, "GRBM.visible_mixture")
         H = self.n_hidden
         s = np.exp(-self._params["log_var"])
-        h = _hidden_block(H, 0, 1 << H)
-        m, score, _ = self._hidden_scores(h, s)
+        h = hidden_block(H, 0, 1 << H)
+        m, score, _ = hidden_scores(self._params, h, s)
         weights = np.exp(score - logsumexp(score))
         return weights, m + self._params["mu"], np.exp(self._params["log_var"])
 

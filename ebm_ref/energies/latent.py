@@ -1,4 +1,4 @@
-r"""Latent-variable energies of the ellipse toy example, and its data generator.
+r"""Latent-variable energies of the ellipse toy example (its data: :mod:`ebm_ref.datasets`).
 
 The lecture "Inference for latent variable EBMs" fits points on an ellipse
 with a one-dimensional latent ``z`` (the angle) searched exhaustively over a
@@ -16,126 +16,16 @@ import numbers
 import numpy as np
 
 from .._rng import as_seed_sequence
-from .._validation import (
-    as_float_array,
-    check_batch,
-    check_finite,
-    check_param,
-    check_positive,
-    check_weights,
-)
+from .._validation import check_batch, check_param, check_weights
 from ._base import EnergyModel
-from .mlp import ACTIVATIONS, _backprop, _check_sizes, _forward, _weight_grads
+from ._latent_grid import DEFAULT_Z_GRID, GridStats, check_beta, check_z_grid, joint_energy_rows, phi_of
+from ._mlp_core import ACTIVATIONS, backprop, check_sizes, forward, weight_grads
 
 __all__ = [
     "LatentEnergy",
     "ConditionalLatentEnergy",
-    "ellipse_radii",
-    "ellipse_data",
-    "conditional_ellipse_data",
     "DEFAULT_Z_GRID",
 ]
-
-#: The lecture's grid ``z = [0 : pi/24 : 2 pi[`` (48 points).
-DEFAULT_Z_GRID = np.arange(48) * (np.pi / 24.0)
-DEFAULT_Z_GRID.flags.writeable = False
-
-ELLIPSE_ALPHA = 1.5
-ELLIPSE_BETA = 2.0
-ELLIPSE_NOISE_SD = 1.0 / 20.0
-
-
-# --------------------------------------------------------------------------
-# free energy over the grid, for per-sample decoder weights w (n, 2)
-class _GridStats:
-    r"""Softmin statistics of :math:`E(y_i, z_j) = \|y_i - w_i \odot \varphi_j\|^2`.
-
-    ``phi`` is ``(m, 2)`` with rows :math:`\varphi_j = (\cos z_j, \sin z_j)`.
-    Attributes: ``F`` (n,), ``pi`` (n, m) softmin weights (one-hot at the
-    first minimiser for ``beta = inf``), ``idx`` (n,) first minimiser,
-    ``m1 = <phi>`` and ``m2 = <phi^2>`` (n, 2) under ``pi``.
-    """
-
-    def __init__(self, y, w, phi, beta, need_weights=True):
-        self.y, self.w, self.phi, self.beta = y, w, phi, beta
-        n = y.shape[0]
-        m = phi.shape[0]
-        # residuals coordinate by coordinate: E keeps its relative precision
-        # when y is close to g(z) (no |y|^2 - 2 y.g + |g|^2 cancellation)
-        r1 = y[:, 0:1] - w[:, 0:1] * phi[None, :, 0]
-        r2 = y[:, 1:2] - w[:, 1:2] * phi[None, :, 1]
-        E = r1 * r1 + r2 * r2
-        self.E = E
-        self.idx = np.argmin(E, axis=1)
-        rows = np.arange(n)
-        e_min = E[rows, self.idx]
-        if np.isinf(beta):
-            self.F = e_min
-        else:
-            # Delta = E - min E >= 0, so exp never overflows; log1p(mean expm1)
-            # keeps full precision when beta Delta is tiny (beta -> 0).
-            bd = beta * (E - e_min[:, None])
-            em = np.expm1(-bd)
-            self.F = e_min - np.log1p(em.sum(axis=1) / m) / beta
-        if not need_weights:
-            return
-        if np.isinf(beta):
-            pi = np.zeros((n, m))
-            pi[rows, self.idx] = 1.0
-        else:
-            ex = np.exp(-bd)  # not em + 1: small weights keep their relative digits
-            pi = ex / ex.sum(axis=1, keepdims=True)
-        self.pi = pi
-        self.m1 = pi @ phi
-        self.m2 = pi @ (phi * phi)
-
-    def cov(self, a, b):
-        """Per-sample covariance under ``pi`` of ``a, b`` of shape (n, m)."""
-        pi = self.pi
-        da = a - np.einsum("nm,nm->n", pi, a)[:, None]
-        db = b - np.einsum("nm,nm->n", pi, b)[:, None]
-        return np.einsum("nm,nm,nm->n", pi, da, db)
-
-    def var_phi(self):
-        """``Var_pi(phi_k)`` per sample, (n, 2), from centred values."""
-        d = self.phi[None, :, :] - self.m1[:, None, :]
-        return np.einsum("nm,nmk->nk", self.pi, d * d)
-
-    def grad_y(self):
-        r""":math:`\nabla_y F = 2 (y - w \odot \langle\varphi\rangle)`."""
-        return 2.0 * (self.y - self.w * self.m1)
-
-    def grad_w(self):
-        r""":math:`\partial F/\partial w_k = -2 (y_k \langle\varphi_k\rangle - w_k \langle\varphi_k^2\rangle)` per sample."""
-        return -2.0 * (self.y * self.m1 - self.w * self.m2)
-
-    def de_dw_half(self, k):
-        r"""``-(1/2) dE_j/dw_k = y_k phi_jk - w_k phi_jk^2``, shape (n, m)."""
-        ph = self.phi[None, :, k]
-        return self.y[:, k : k + 1] * ph - self.w[:, k : k + 1] * ph * ph
-
-
-def _check_beta(beta, default):
-    if beta is None:
-        return default
-    return check_positive(beta, "beta", allow_inf=True)
-
-
-def _check_z_grid(z_grid):
-    if z_grid is None:
-        return DEFAULT_Z_GRID
-    arr = as_float_array(z_grid, "z_grid")
-    if arr.ndim != 1 or arr.shape[0] < 1:
-        raise ValueError(f"`z_grid` must be a 1-D array with at least one point; got shape {arr.shape}.")
-    check_finite(arr, "z_grid")
-    arr = arr.copy()
-    arr.flags.writeable = False
-    return arr
-
-
-def _phi(z_grid):
-    return np.stack([np.cos(z_grid), np.sin(z_grid)], axis=1)
-
 
 class LatentEnergy(EnergyModel):
     r"""The ellipse model: energy of ``y`` marginalised over a grid of angles.
@@ -223,9 +113,9 @@ class LatentEnergy(EnergyModel):
     """
 
     def __init__(self, w, z_grid=None, beta=1.0):
-        self.z_grid = _check_z_grid(z_grid)
-        self.beta = _check_beta(beta, 1.0)
-        self._phi = _phi(self.z_grid)
+        self.z_grid = check_z_grid(z_grid)
+        self.beta = check_beta(beta, 1.0)
+        self._phi = phi_of(self.z_grid)
         self._phi.flags.writeable = False
         self._set_params({"w": w}, {"w": (2,)})
 
@@ -242,7 +132,7 @@ class LatentEnergy(EnergyModel):
     # ----------------------------------------------------------- internals
     def _stats(self, y, beta, need_weights=True):
         w = np.broadcast_to(self._params["w"], y.shape)
-        return _GridStats(y, w, self._phi, beta, need_weights)
+        return GridStats(y, w, self._phi, beta, need_weights)
 
     def _check_y(self, y):
         return self._check_x(y, "y")
@@ -261,15 +151,7 @@ class LatentEnergy(EnergyModel):
         ndarray of shape (n,) (0-d for a single ``y`` and scalar ``z``)
         """
         y2, was_1d = self._check_y(y)
-        z_arr = as_float_array(z, "z")
-        if np.ndim(z) == 0:
-            z_arr = np.full(y2.shape[0], float(z_arr.reshape(-1)[0]))
-        elif z_arr.shape != (y2.shape[0],):
-            raise ValueError(f"`z` must have shape ({y2.shape[0]},), one angle per sample; got {z_arr.shape}.")
-        check_finite(z_arr, "z")
-        w = self._params["w"]
-        r = y2 - w * np.stack([np.cos(z_arr), np.sin(z_arr)], axis=1)
-        e = np.sum(r * r, axis=1)
+        e = joint_energy_rows(y2, self._params["w"], z)
         return e[0] if was_1d else e
 
     def argmin_z(self, y):
@@ -281,26 +163,26 @@ class LatentEnergy(EnergyModel):
     def free_energy(self, y, beta=None):
         """``F_beta(y)`` at ``beta`` (> 0 or ``np.inf``; default the model's), ``(n,)``."""
         y2, was_1d = self._check_y(y)
-        f = self._stats(y2, _check_beta(beta, self.beta), need_weights=False).F
+        f = self._stats(y2, check_beta(beta, self.beta), need_weights=False).F
         return f[0] if was_1d else f
 
     def grad_free_energy(self, y, beta=None):
         """``dF_beta/dy``, shape ``(n, 2)``."""
         y2, was_1d = self._check_y(y)
-        g = self._stats(y2, _check_beta(beta, self.beta)).grad_y()
+        g = self._stats(y2, check_beta(beta, self.beta)).grad_y()
         return g[0] if was_1d else g
 
     def grad_params_free_energy(self, y, beta=None, weights=None):
         """``sum_i weights_i dF_beta(y_i)/dw`` as ``{"w": (2,)}`` (mean by default)."""
         y2, was_1d = self._check_y(y)
         wts = check_weights(weights, y2.shape[0], was_1d)
-        st = self._stats(y2, _check_beta(beta, self.beta))
+        st = self._stats(y2, check_beta(beta, self.beta))
         return {"w": wts @ st.grad_w()}
 
     def softmin_weights(self, y, beta=None):
         """The weights ``pi_j(y)`` over the grid, shape ``(n, m)``."""
         y2, was_1d = self._check_y(y)
-        pi = self._stats(y2, _check_beta(beta, self.beta)).pi
+        pi = self._stats(y2, check_beta(beta, self.beta)).pi
         return pi[0] if was_1d else pi
 
     # ---------------------------------------------------------------- hooks
@@ -403,9 +285,9 @@ class ConditionalLatentEnergy:
             raise ValueError(f"`activation` must be one of {ACTIVATIONS}; got {activation!r}.")
         self.sizes = sizes
         self.activation = activation
-        self.z_grid = _check_z_grid(z_grid)
-        self.beta = _check_beta(beta, 1.0)
-        self._phi = _phi(self.z_grid)
+        self.z_grid = check_z_grid(z_grid)
+        self.beta = check_beta(beta, 1.0)
+        self._phi = phi_of(self.z_grid)
         rng = np.random.default_rng(as_seed_sequence(seed))
         params = {}
         hidden = sizes[:-1]
@@ -480,13 +362,13 @@ class ConditionalLatentEnergy:
         return x2, y2, (x1d and y1d)
 
     def _decoder(self, x2, order):
-        zs, ders = _forward(self._layers, self.activation, x2, order)
+        zs, ders = forward(self._layers, self.activation, x2, order)
         f = zs[-1] @ self._params["W_out"].T + self._params["b_out"]
         return f, zs, ders
 
     def _stats(self, x2, y2, beta, need_weights=True):
         f, _, _ = self._decoder(x2, 0)
-        return _GridStats(y2, f, self._phi, beta, need_weights)
+        return GridStats(y2, f, self._phi, beta, need_weights)
 
     # ------------------------------------------------------------ public
     def decoder_weights(self, x):
@@ -506,15 +388,8 @@ class ConditionalLatentEnergy:
     def joint_energy(self, x, y, z):
         """``E(x, y, z) = ||y - f(x) * (cos z, sin z)||^2``, shape ``(n,)``."""
         x2, y2, one = self._check_xy(x, y)
-        z_arr = as_float_array(z, "z")
-        if np.ndim(z) == 0:
-            z_arr = np.full(y2.shape[0], float(z_arr.reshape(-1)[0]))
-        elif z_arr.shape != (y2.shape[0],):
-            raise ValueError(f"`z` must have shape ({y2.shape[0]},), one angle per sample; got {z_arr.shape}.")
-        check_finite(z_arr, "z")
         f, _, _ = self._decoder(x2, 0)
-        r = y2 - f * np.stack([np.cos(z_arr), np.sin(z_arr)], axis=1)
-        e = np.sum(r * r, axis=1)
+        e = joint_energy_rows(y2, f, z)
         return e[0] if one else e
 
     def argmin_z(self, x, y):
@@ -526,13 +401,13 @@ class ConditionalLatentEnergy:
     def free_energy(self, x, y, beta=None):
         """``F_beta(y | x)``, shape ``(n,)``; ``beta`` defaults to the model's."""
         x2, y2, one = self._check_xy(x, y)
-        F = self._stats(x2, y2, _check_beta(beta, self.beta), need_weights=False).F
+        F = self._stats(x2, y2, check_beta(beta, self.beta), need_weights=False).F
         return F[0] if one else F
 
     def grad_free_energy(self, x, y, beta=None):
         """``dF_beta(y | x)/dy``, shape ``(n, 2)``."""
         x2, y2, one = self._check_xy(x, y)
-        g = self._stats(x2, y2, _check_beta(beta, self.beta)).grad_y()
+        g = self._stats(x2, y2, check_beta(beta, self.beta)).grad_y()
         return g[0] if one else g
 
     def grad_params_free_energy(self, x, y, beta=None, weights=None):
@@ -540,14 +415,14 @@ class ConditionalLatentEnergy:
         x2, y2, one = self._check_xy(x, y)
         wts = check_weights(weights, x2.shape[0], one)
         f, zs, ders = self._decoder(x2, 1)
-        st = _GridStats(y2, f, self._phi, _check_beta(beta, self.beta))
+        st = GridStats(y2, f, self._phi, check_beta(beta, self.beta))
         fbar = st.grad_w() * wts[:, None]
         W_out = self._params["W_out"]
         g_top = fbar @ W_out
-        _, deltas = _backprop(self._layers, ders, g_top)
+        _, deltas = backprop(self._layers, ders, g_top)
         out = {}
         ones = np.ones(x2.shape[0])
-        for l, (gW, gb) in enumerate(_weight_grads(zs, deltas, ones), start=1):
+        for l, (gW, gb) in enumerate(weight_grads(zs, deltas, ones), start=1):
             out[f"W{l}"] = gW
             out[f"b{l}"] = gb
         out["W_out"] = fbar.T @ zs[-1]
@@ -567,86 +442,8 @@ def _check_sizes_conditional(sizes):
             "`sizes` must be (d_x, h_1, ..., h_L, 2) with 1 to 3 hidden layers (3 to 5 entries); "
             f"got {len(sizes)} entries {sizes!r}."
         )
-    hidden = _check_sizes(sizes[:-1])
+    hidden = check_sizes(sizes[:-1])
     last = sizes[-1]
     if isinstance(last, (bool, np.bool_)) or not isinstance(last, numbers.Integral) or int(last) != 2:
         raise ValueError(f"the last entry of `sizes` must be 2 (the two radii); got {last!r} in {sizes!r}.")
     return hidden + (2,)
-
-
-# --------------------------------------------------------------------------
-# the lecture's data
-def ellipse_radii(x):
-    r"""Radii :math:`\rho(x) = [\alpha x + \beta(1-x),\ \beta x + \alpha(1-x)]\, e^{2x}`.
-
-    ``alpha = 1.5``, ``beta = 2``; at ``x = 0`` the unconditional ellipse
-    with semi-axes (2, 1.5). ``x`` of shape (n,) gives (n, 2), a scalar (2,).
-    """
-    scalar = np.ndim(x) == 0
-    x = as_float_array(x, "x")
-    if scalar:
-        x = x.reshape(())
-    check_finite(x, "x")
-    a, b = ELLIPSE_ALPHA, ELLIPSE_BETA
-    scale = np.exp(2.0 * x)
-    return np.stack([(a * x + b * (1.0 - x)) * scale, (b * x + a * (1.0 - x)) * scale], axis=-1)
-
-
-def ellipse_data(n, seed, x=None):
-    r"""Noisy points on the lecture's ellipse, shape ``(n, 2)``.
-
-    .. math::
-
-        y = \rho(x) \odot (\cos\theta, \sin\theta) + \varepsilon,\quad
-        \theta \sim U(0, 2\pi),\; \varepsilon \sim N(0, (1/20)^2 I_2).
-
-    Parameters
-    ----------
-    n : int
-        Number of points (>= 1).
-    seed : int, SeedSequence or Generator
-    x : float or array_like of shape (n,), optional
-        Conditioning value(s); ``None`` is the unconditional case of the
-        lecture (``x = 0``: semi-axes 2 and 1.5).
-
-    Notes
-    -----
-    Draw order from ``numpy.random.default_rng(as_seed_sequence(seed))``:
-    ``theta`` (n uniforms), then the noise (n x 2 normals).
-    """
-    n = _check_n(n)
-    if x is None:
-        xs = np.zeros(n)
-    else:
-        xs = as_float_array(x, "x")
-        if xs.ndim == 0:
-            xs = np.full(n, float(xs))
-        elif xs.shape != (n,):
-            raise ValueError(f"`x` must be a scalar or have shape ({n},); got {xs.shape}.")
-    rho = ellipse_radii(xs)
-    rng = np.random.default_rng(as_seed_sequence(seed))
-    theta = rng.uniform(0.0, 2.0 * np.pi, size=n)
-    noise = rng.normal(0.0, ELLIPSE_NOISE_SD, size=(n, 2))
-    return rho * np.stack([np.cos(theta), np.sin(theta)], axis=1) + noise
-
-
-def conditional_ellipse_data(n, seed):
-    r"""Pairs ``(x, y)`` of the conditional case: ``x ~ U(0, 1)``, shape (n, 1).
-
-    ``x`` is drawn first from ``default_rng(as_seed_sequence(seed))``; that
-    generator then seeds ``ellipse_data(n, generator, x)`` (``theta``, then
-    noise).
-    """
-    n = _check_n(n)
-    rng = np.random.default_rng(as_seed_sequence(seed))
-    x = rng.uniform(0.0, 1.0, size=n)
-    y = ellipse_data(n, rng, x=x)
-    return x[:, None], y
-
-
-def _check_n(n):
-    if isinstance(n, (bool, np.bool_)) or not isinstance(n, numbers.Integral):
-        raise TypeError(f"`n` must be an int; got {type(n).__name__}.")
-    if int(n) < 1:
-        raise ValueError(f"`n` must be >= 1; got {int(n)}.")
-    return int(n)

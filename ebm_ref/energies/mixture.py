@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 
+from .._jit import jit
 from .._numerics import logsumexp
 from .._rng import as_seed_sequence
 from .._validation import as_float_array, check_finite, check_int
@@ -21,6 +22,48 @@ def _softmax(a, axis=-1):
     z = a - np.max(a, axis=axis, keepdims=True)
     e = np.exp(z)
     return e / e.sum(axis=axis, keepdims=True)
+
+
+# Numba form (registered in energies/kernels.py, continuous family)
+@jit
+def nb_energy_grad(ip, fp, x, g, need_grad, work):
+    """Energy of one state ``x`` (layout of ``_numba_form``), by log-sum-exp
+    shifted by the largest component; writes ``dE/dx`` into ``g`` if
+    ``need_grad``. ``work`` holds the ``K`` component terms."""
+    d = ip[0]
+    K = ip[1]
+    o_inv = K * d
+    o_norm = 2 * K * d
+    m = -np.inf
+    for k in range(K):
+        q = 0.0
+        for j in range(d):
+            t = (x[j] - fp[k * d + j]) * fp[o_inv + k * d + j]
+            q += t * t
+        lk = fp[o_norm + k] - 0.5 * q
+        work[k] = lk
+        if lk > m:
+            m = lk
+    if m == -np.inf:
+        # every component underflowed: the energy is +inf (a rejection) and
+        # the gradient has no finite value worth following
+        if need_grad:
+            for j in range(d):
+                g[j] = 0.0
+        return np.inf
+    s = 0.0
+    for k in range(K):
+        work[k] = math.exp(work[k] - m)
+        s += work[k]
+    if need_grad:
+        for j in range(d):
+            g[j] = 0.0
+        for k in range(K):
+            r = work[k] / s
+            for j in range(d):
+                inv = fp[o_inv + k * d + j]
+                g[j] += r * (x[j] - fp[k * d + j]) * inv * inv
+    return -(m + math.log(s))
 
 
 class GaussianMixture(EnergyModel):

@@ -7,8 +7,9 @@ import math
 import numpy as np
 from scipy import special
 
+from .._jit import jit
 from .._rng import as_seed_sequence
-from .._validation import check_int
+from .._validation import check_abs_bound, check_int
 from ._base import EnergyModel
 
 __all__ = ["StudentT"]
@@ -53,6 +54,26 @@ def _log1p_minus_ratio(r):
     rb = r[~small]
     out[~small] = np.log1p(rb) - rb / (1.0 + rb)
     return out
+
+
+# Numba form (registered in energies/kernels.py, continuous family)
+@jit
+def nb_energy_grad(ip, fp, x, g, need_grad, work):
+    """Energy of one state ``x`` (layout of ``_numba_form``); writes ``dE/dx``
+    into ``g`` if ``need_grad``. ``work`` is unused (one signature for all
+    models of the continuous family)."""
+    d = ip[0]
+    e = 0.0
+    for k in range(d):
+        loc = fp[k]
+        scale = fp[d + k]
+        df = fp[2 * d + k]
+        z = (x[k] - loc) / scale
+        z2 = z * z
+        e += 0.5 * (df + 1.0) * math.log1p(z2 / df)
+        if need_grad:
+            g[k] = (df + 1.0) / scale * (z / (df + z2))
+    return e
 
 
 class StudentT(EnergyModel):
@@ -147,13 +168,7 @@ class StudentT(EnergyModel):
     def _check_constraints(self, params):
         # keep scale^2, df and their product nu * scale^2 (and its inverse) finite
         for name, limit in (("log_scale", 150.0), ("log_df", 300.0)):
-            arr = params[name]
-            if np.any(np.abs(arr) > limit):
-                k = int(np.argmax(np.abs(arr)))
-                raise ValueError(
-                    f"`{name}` of StudentT must lie in [-{limit:g}, {limit:g}] so that "
-                    f"df * scale^2 stays finite; got {arr[k]!r} at index {k}."
-                )
+            check_abs_bound(params[name], limit, name, "StudentT", "df * scale^2 stays finite")
 
     @property
     def n_features(self):

@@ -24,7 +24,7 @@ import numpy as np
 
 from .._numerics import sigmoid, softplus
 from .._validation import check_batch, check_int, check_positive
-from ..energies._base import EnergyModel
+from ..energies import EnergyModel
 from ._base import Objective, _check_model
 
 __all__ = ["LatentEnergyLoss", "LatentHingeLoss", "LatentLogLoss"]
@@ -284,6 +284,21 @@ _NEG_DOC = r"""
     data are a pair ``(x, y)``, :math:`F(c \mid x_i)` is minimised for each
     ``i`` and the default grid spans the ``y`` batch. Deterministic: ``seed``
     is ignored.
+
+    References
+    ----------
+    LeCun, Y., Chopra, S., Hadsell, R., Ranzato, M., Huang, F. J. (2006). A
+    tutorial on energy-based learning.
+"""
+
+# the parameters both contrastive losses share (their docstrings include it)
+_CANDIDATES_DOC = r"""    candidates : array_like of shape (k, d), optional
+        Candidate negatives; default a grid (see Notes).
+    grid_size : int, default 24
+    pad : float, default 0.25
+    min_distance : float, optional
+    beta : float or np.inf, optional
+        As for :class:`LatentEnergyLoss`.
 """
 
 
@@ -294,14 +309,7 @@ class LatentHingeLoss(_Contrastive):
     ----------
     margin : float, default 1.0
         Margin :math:`m` (> 0).
-    candidates : array_like of shape (k, d), optional
-        Candidate negatives; default a grid (see Notes).
-    grid_size : int, default 24
-    pad : float, default 0.25
-    min_distance : float, optional
-    beta : float or np.inf, optional
-        As for :class:`LatentEnergyLoss`.
-
+""" + _CANDIDATES_DOC + r"""
     Notes
     -----
     .. math::
@@ -310,12 +318,7 @@ class LatentHingeLoss(_Contrastive):
         \qquad
         \nabla_\theta L = \frac1n \sum_{i:\,\text{active}}
             \big[\nabla_\theta F(y_i) - \nabla_\theta F(\hat y_i)\big].
-    """ + _NEG_DOC + r"""
-    References
-    ----------
-    LeCun, Y., Chopra, S., Hadsell, R., Ranzato, M., Huang, F. J. (2006). A
-    tutorial on energy-based learning.
-    """
+    """ + _NEG_DOC
 
     def __init__(self, margin=1.0, candidates=None, grid_size=24, pad=0.25, min_distance=None, beta=None):
         super().__init__(candidates, grid_size, pad, min_distance, beta)
@@ -338,14 +341,7 @@ class LatentLogLoss(_Contrastive):
 
     Parameters
     ----------
-    candidates : array_like of shape (k, d), optional
-        Candidate negatives; default a grid (see Notes).
-    grid_size : int, default 24
-    pad : float, default 0.25
-    min_distance : float, optional
-    beta : float or np.inf, optional
-        As for :class:`LatentEnergyLoss`.
-
+""" + _CANDIDATES_DOC + r"""
     Notes
     -----
     .. math::
@@ -356,12 +352,7 @@ class LatentLogLoss(_Contrastive):
         \big[\nabla_\theta F(y_i) - \nabla_\theta F(\hat y_i)\big],
 
     a soft hinge with no margin (softplus is ``logaddexp(0, .)``).
-    """ + _NEG_DOC + r"""
-    References
-    ----------
-    LeCun, Y., Chopra, S., Hadsell, R., Ranzato, M., Huang, F. J. (2006). A
-    tutorial on energy-based learning.
-    """
+    """ + _NEG_DOC
 
     def _loss(self, view, y, need_grad):
         y_hat, f_y, f_hat = self._parts(view, y)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .._jit import jit_inline
 from .._rng import STREAM_SAMPLE, as_seed_sequence, chain_states
 from .._validation import check_nonneg_int, check_positive
 from ._result import SampleResult
@@ -84,3 +85,14 @@ def unsupported(sampler, model, supported):
     return TypeError(
         f"`{sampler}` does not support {type(model).__name__}; it supports: {', '.join(supported)}."
     )
+
+
+# ------------------------------------------------- per-step helpers (Numba)
+@jit_inline
+def trace_slot(t, thin):
+    """Row of the trace that stores the state after step ``t`` (0-based and
+    counted from the start of the whole run, so a run split into several
+    driver calls fills the same rows), or -1 when that state is not kept."""
+    if thin > 0 and (t + 1) % thin == 0:
+        return (t + 1) // thin - 1
+    return -1

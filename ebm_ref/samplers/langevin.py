@@ -6,17 +6,8 @@ import numpy as np
 
 from . import _continuous as _k
 from ._common import check_step_size, finish, prepare
-from ._continuous import acceptance_rate, check_real_model
 
 __all__ = ["langevin"]
-
-SUPPORTED = (
-    "StudentT",
-    "GaussianMixture",
-    "GRBM (on its free energy over v)",
-    "MLPEnergy",
-    "any EnergyModel with domain='real' (generic NumPy path)",
-)
 
 
 def langevin(model, x0, n_steps, step_size, seed, adjust=False, thin=0):
@@ -112,29 +103,11 @@ def langevin(model, x0, n_steps, step_size, seed, adjust=False, thin=0):
     >>> res.x.shape, res.acceptance_rate.shape
     ((100, 2), (100,))
     """
-    return _langevin(model, x0, n_steps, step_size, seed, adjust, thin, _k.VARIANT_EXACT)
-
-
-def _langevin(model, x0, n_steps, step_size, seed, adjust, thin, variant):
-    """``langevin`` with a kernel variant (tests use the broken one)."""
-    check_real_model("langevin", model, SUPPORTED)
+    _k.check_real_model("langevin", model)
     eta = check_step_size(step_size)
     if not isinstance(adjust, (bool, np.bool_)):
         raise TypeError(f"`adjust` must be a bool; got {type(adjust).__name__}.")
     prep = prepare(model, x0, n_steps, seed, thin=thin)
-    n = prep.x.shape[0]
-    packed = _k.pack_model(model)
-    if packed is None:
-        accepted, energies = _k.generic_langevin(
-            model, prep.x, prep.n_steps, eta, bool(adjust), prep.rng, prep.thin, prep.trace, variant
-        )
-    else:
-        kind, ip, fp, n_work = packed
-        accepted = np.zeros(n, dtype=np.int64)
-        energies = np.empty(n)
-        _k.langevin_run(
-            kind, ip, fp, n_work, prep.x, prep.n_steps, eta, bool(adjust), variant,
-            prep.rng, prep.thin, prep.trace, accepted, energies, _k.tile_size(n),
-        )
-    rate = acceptance_rate(accepted, prep.n_steps) if adjust else None
+    accepted, energies = _k.run(model, _k.MOVE_LANGEVIN, prep, eta, adjust=adjust)
+    rate = _k.acceptance_rate(accepted, prep.n_steps) if adjust else None
     return finish(prep, energies, rate)

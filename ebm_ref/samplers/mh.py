@@ -5,24 +5,14 @@ from __future__ import annotations
 
 import importlib
 
-import numpy as np
-
 from .._validation import check_positive
-from ..energies._base import EnergyModel
+from ..energies import EnergyModel
 from . import _continuous as _k
 from ._common import finish, prepare
-from ._continuous import acceptance_rate, check_real_model
 
 __all__ = ["rwmh"]
 
-SUPPORTED = (
-    "StudentT",
-    "GaussianMixture",
-    "GRBM (on its free energy over v)",
-    "MLPEnergy",
-    "any EnergyModel with domain='real' (generic NumPy path)",
-    "binary/spin models (RBM, Ising: single uniform flips)",
-)
+SUPPORTED = (*_k.SUPPORTED, "binary/spin models (RBM, Ising: single uniform flips)")
 
 
 def rwmh(model, x0, n_steps, scale, seed, thin=0):
@@ -100,21 +90,8 @@ def rwmh(model, x0, n_steps, scale, seed, thin=0):
     if isinstance(model, EnergyModel) and getattr(model, "domain", None) in ("binary", "spin"):
         binary = importlib.import_module("._binary", __package__)
         return binary.rwmh_binary(model, x0, n_steps, seed, thin=thin)
-    check_real_model("rwmh", model, SUPPORTED)
+    _k.check_real_model("rwmh", model, SUPPORTED)
     scale = check_positive(scale, "scale")
     prep = prepare(model, x0, n_steps, seed, thin=thin)
-    n = prep.x.shape[0]
-    packed = _k.pack_model(model)
-    if packed is None:
-        accepted, energies = _k.generic_rwmh(
-            model, prep.x, prep.n_steps, scale, prep.rng, prep.thin, prep.trace
-        )
-    else:
-        kind, ip, fp, n_work = packed
-        accepted = np.zeros(n, dtype=np.int64)
-        energies = np.empty(n)
-        _k.rwmh_run(
-            kind, ip, fp, n_work, prep.x, prep.n_steps, scale, prep.rng, prep.thin,
-            prep.trace, accepted, energies, _k.tile_size(n),
-        )
-    return finish(prep, energies, acceptance_rate(accepted, prep.n_steps))
+    accepted, energies = _k.run(model, _k.MOVE_RWMH, prep, scale)
+    return finish(prep, energies, _k.acceptance_rate(accepted, prep.n_steps))
