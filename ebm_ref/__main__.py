@@ -24,8 +24,15 @@ def _figure_scripts(scripts_dir):
 
 
 def load_script(path):
-    """Import ``scripts/fig_*.py`` as a module (scripts are not a package)."""
+    """Import ``scripts/fig_*.py`` as a module (scripts are not a package).
+
+    The script's folder goes on ``sys.path`` so that it can import its
+    shared helper module (``scripts/_figkit.py``) as Python does when the
+    script is run directly.
+    """
     path = pathlib.Path(path)
+    if str(path.parent) not in sys.path:
+        sys.path.insert(0, str(path.parent))
     spec = importlib.util.spec_from_file_location(path.stem, path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
