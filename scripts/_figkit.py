@@ -16,7 +16,8 @@ Every figure goes through the same four steps, so they live here once:
   :func:`ebm_ref.observables.integrated_autocorr_time` (Sokal's automatic
   window, pooled over chains), so ESS numbers of different figures can be
   compared.
-* **saving** -- :func:`pyplot` (the non-interactive Agg backend) and
+* **drawing and saving** -- :func:`pyplot` / :func:`subplots` (the
+  non-interactive Agg backend), :func:`label_axes` and
   :func:`write_figures`: one function that draws, saves and closes, at a
   fixed resolution, with no software/date metadata in the PNG, so the same
   numbers give the same bytes and regenerating leaves ``figures/``
@@ -104,7 +105,36 @@ def pyplot():
     return plt
 
 
-def write_figures(out_dir, res, plots, caption, **save_kw):
+def subplots(*args, **kwargs):
+    """``pyplot().subplots(*args, **kwargs)``: a new figure and its axes on the Agg backend."""
+    return pyplot().subplots(*args, **kwargs)
+
+
+def label_axes(ax, xlabel=None, ylabel=None, title=None, legend=None, grid=None):
+    """Label one axes the way every panel of the figures is labelled.
+
+    Parameters
+    ----------
+    ax : matplotlib Axes
+    xlabel, ylabel, title : str, optional
+        Set when given.
+    legend, grid : dict, optional
+        Keyword arguments of ``ax.legend`` / ``ax.grid`` (``{}`` for the
+        defaults); no legend / grid when None.
+    """
+    if xlabel is not None:
+        ax.set_xlabel(xlabel)
+    if ylabel is not None:
+        ax.set_ylabel(ylabel)
+    if title is not None:
+        ax.set_title(title)
+    if legend is not None:
+        ax.legend(**legend)
+    if grid is not None:
+        ax.grid(**grid)
+
+
+def write_figures(out_dir, res, plots, caption, tight_layout=True, **save_kw):
     """Draw, save and close every figure of a script; the script's ``main`` result.
 
     Parameters
@@ -115,10 +145,14 @@ def write_figures(out_dir, res, plots, caption, **save_kw):
         The script's computed numbers.
     plots : dict
         ``{file name: plot function}``; ``plot(res)`` returns a matplotlib
-        Figure, saved as ``out_dir / name`` at :data:`DPI` without metadata
-        and closed.
+        Figure, laid out, saved as ``out_dir / name`` at :data:`DPI` without
+        metadata, and closed.
     caption : callable
         ``caption(res, names)`` with ``names`` the file names in order.
+    tight_layout : bool, default True
+        Call ``fig.tight_layout()`` before saving (False for a figure whose
+        axes it cannot arrange, e.g. one with a colorbar spanning a grid;
+        pass ``bbox_inches="tight"`` instead).
     **save_kw
         Extra ``savefig`` arguments (e.g. ``bbox_inches="tight"``).
 
@@ -133,6 +167,8 @@ def write_figures(out_dir, res, plots, caption, **save_kw):
     plt = pyplot()
     for name, plot in plots.items():
         fig = plot(res)
+        if tight_layout:
+            fig.tight_layout()
         fig.savefig(out_dir / name, dpi=DPI, metadata=PNG_METADATA, **save_kw)
         plt.close(fig)
     names = list(plots)

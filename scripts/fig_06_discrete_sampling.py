@@ -119,9 +119,8 @@ def compute(n_sweeps=2000, n_chains=128, seed=0):
 
 
 def plot(res):
-    plt = _figkit.pyplot()
     names = list(res["models"])
-    fig, axes = plt.subplots(len(names), 2, figsize=(11, 4.2 * len(names)))
+    fig, axes = _figkit.subplots(len(names), 2, figsize=(11, 4.2 * len(names)))
     for r, mname in enumerate(names):
         ent = res["models"][mname]["samplers"]
         ax1, ax2 = axes[r]
@@ -129,11 +128,9 @@ def plot(res):
             e = ent[s]
             updates = 16 * np.arange(1, len(e["rmse"]) + 1)
             ax1.loglog(updates, e["rmse"], color=COLORS[s], label=s)
-        ax1.set_xlabel("unit updates per chain (Gibbs sweep = 16)")
-        ax1.set_ylabel("RMSE of marginal means")
-        ax1.grid(alpha=0.3, which="both")
-        ax1.legend(fontsize=9)
-        ax1.set_title(f"{mname}: marginal error vs updates")
+        _figkit.label_axes(ax1, xlabel="unit updates per chain (Gibbs sweep = 16)", ylabel="RMSE of marginal means",
+                           grid=dict(alpha=0.3, which="both"), legend=dict(fontsize=9),
+                           title=f"{mname}: marginal error vs updates")
         vals = [ent[s]["ess_per_sweep"] for s in SAMPLERS]
         bars = ax2.bar(SAMPLERS, vals, color=[COLORS[s] for s in SAMPLERS])
         for b, s in zip(bars, SAMPLERS):
@@ -143,7 +140,6 @@ def plot(res):
         ax2.set_yscale("log")
         ax2.set_ylabel("ESS of $u^T x$ per sweep-equivalent per chain")
         ax2.set_title(f"{mname}: effective samples per 16 unit updates")
-    fig.tight_layout()
     return fig
 
 
