@@ -15,7 +15,8 @@ Every figure goes through the same four steps, so they live here once:
   size of every caption, ``n_samples / tau_int`` with ``tau_int`` from
   :func:`ebm_ref.observables.integrated_autocorr_time` (Sokal's automatic
   window, pooled over chains), so ESS numbers of different figures can be
-  compared.
+  compared. It is checked on AR(1) series of both signs of the coefficient
+  in ``tests/test_figures_kit.py``.
 * **drawing and saving** -- :func:`pyplot` / :func:`subplots` (the
   non-interactive Agg backend), :func:`label_axes` and
   :func:`write_figures`: one function that draws, saves and closes, at a
@@ -44,8 +45,8 @@ PNG_METADATA = {"Software": None}
 
 #: How the ESS of every caption is computed (quoted in the captions).
 ESS_METHOD = (
-    "ESS = samples / tau_int, tau_int by Sokal's automatic window (c = 5) on the autocorrelation "
-    "pooled over chains (`ebm_ref.observables.integrated_autocorr_time`)"
+    "ESS = samples / tau_int, tau_int = 1 + 2 sum rho(t) over Sokal's automatic window (the smallest M >= 5 "
+    "(1 + 2 sum |rho|)) of the autocorrelation pooled over chains (`ebm_ref.observables.integrated_autocorr_time`)"
 )
 
 

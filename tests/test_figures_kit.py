@@ -1,13 +1,16 @@
 """The figure scripts' shared helpers (scripts/_figkit.py): ESS, seeds, tables, deterministic PNGs."""
 
 import hashlib
+import io
 import math
 import pathlib
+import sys
 
 import numpy as np
 import pytest
 
 from ebm_ref.__main__ import load_script
+from ebm_ref.__main__ import main as cli_main
 
 SCRIPTS = pathlib.Path(__file__).resolve().parent.parent / "scripts"
 
@@ -108,3 +111,59 @@ def test_write_figures_is_byte_deterministic_without_metadata(kit, tmp_path):
     assert digests[0] == digests[1]
     # closed after saving: no figure left open
     assert kit.pyplot().get_fignums() == []
+
+
+# ----------------------------------------------------------- the figures command
+
+
+class _Terminal(io.StringIO):
+    """A stderr that says it is a terminal."""
+
+    def isatty(self):
+        return True
+
+
+TINY_SCRIPT = '''
+import time
+
+
+def main(out_dir, seed=0):
+    time.sleep(1.3)  # long enough for the progress line to be rewritten once
+    return {"files": [], "caption": f"## tiny\\n\\nseed {seed}\\n"}
+'''
+
+
+@pytest.fixture()
+def tiny(tmp_path):
+    scripts = tmp_path / "scripts"
+    scripts.mkdir()
+    (scripts / "fig_99_tiny.py").write_text(TINY_SCRIPT)
+    return ["figures", "--scripts", str(scripts), "--out", str(tmp_path / "out"), "--seed", "3"]
+
+
+@pytest.mark.parametrize("terminal, flag, shown", [(True, [], True), (True, ["--no-progress"], False),
+                                                  (False, [], False)])
+def test_progress_only_on_a_terminal(tiny, monkeypatch, capsys, terminal, flag, shown):
+    err = _Terminal() if terminal else io.StringIO()
+    monkeypatch.setattr(sys, "stderr", err)
+    assert cli_main(tiny + flag) == 0
+    text = err.getvalue()
+    if shown:
+        # the figure's name and place in the run, rewritten in place (carriage return), at least twice
+        # in 1.3 s (once at the start, once a second later), then erased
+        assert text.count("[1/1] fig_99_tiny:") >= 2 and text.startswith("\r") and text.endswith("\r\033[K")
+    else:
+        assert text == ""
+    # the results go to stdout whatever the terminal
+    assert "fig_99_tiny" in capsys.readouterr().out
+    out = pathlib.Path(tiny[4])
+    assert (out / "fig_99_tiny.md").read_text() == "## tiny\n\nseed 3\n"
+
+
+def test_figures_help_documents_every_option_with_its_default(capsys):
+    with pytest.raises(SystemExit):
+        cli_main(["figures", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for option in ("NAME", "--scripts DIR", "--out DIR", "--seed N", "--no-progress"):
+        assert option in text
+    assert text.count("(default:") >= 4
