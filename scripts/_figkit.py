@@ -55,8 +55,9 @@ def seed_sequence(seed, *key):
 
     Parameters
     ----------
-    seed : int
-        The figure's ``seed`` argument (non-negative).
+    seed : int or numpy.random.SeedSequence
+        The figure's ``seed`` argument (a non-negative int), or a stream
+        made by this function, whose key is then extended.
     *key : int
         The figure number first, then what the stream is for (panel, model,
         sampler, ...), each a non-negative int.
@@ -64,10 +65,14 @@ def seed_sequence(seed, *key):
     Returns
     -------
     numpy.random.SeedSequence
-        ``SeedSequence(seed, spawn_key=key)``: accepted as ``seed`` by every
-        stochastic function of ebm_ref.
+        ``SeedSequence(seed, spawn_key=key)`` (for a SeedSequence ``seed``:
+        its entropy, its spawn key followed by ``key``), accepted as ``seed``
+        by every stochastic function of ebm_ref.
     """
-    return np.random.SeedSequence(int(seed), spawn_key=tuple(int(k) for k in key))
+    key = tuple(int(k) for k in key)
+    if isinstance(seed, np.random.SeedSequence):
+        return np.random.SeedSequence(seed.entropy, spawn_key=tuple(seed.spawn_key) + key)
+    return np.random.SeedSequence(int(seed), spawn_key=key)
 
 
 def rng(seed, *key):

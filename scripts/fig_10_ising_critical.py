@@ -85,13 +85,12 @@ def sample_point(L, beta, sampler, n_chains, n_burn, n_sweeps, seed, max_bytes=3
     The chains start from the ordered state (all +1), run ``n_burn``
     sweeps, then ``n_sweeps`` more; calls are cut so that one trace holds
     at most ``max_bytes`` of states, each call with its own stream: the
-    call's index appended to the spawn key of ``seed`` (an int or a
-    SeedSequence), as the library derives per-chain streams.
+    call's index appended to the key of ``seed`` (an int or a SeedSequence;
+    ``_figkit.seed_sequence``), as the library derives per-chain streams.
     """
     model = Ising.lattice(L, beta)
     run = _sampler(sampler)
     x = np.ones((n_chains, L * L))
-    ss = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
     per_call = max(1, int(max_bytes // (8 * n_chains * L * L)))
     plan = []
     left = n_burn
@@ -104,7 +103,7 @@ def sample_point(L, beta, sampler, n_chains, n_burn, n_sweeps, seed, max_bytes=3
         left -= plan[-1][0]
     H, M = [], []
     for k, (steps, thin) in enumerate(plan):
-        res = run(model, x, steps, np.random.SeedSequence(ss.entropy, spawn_key=ss.spawn_key + (k,)), thin)
+        res = run(model, x, steps, _figkit.seed_sequence(seed, k), thin)
         x = res.x
         if thin:
             h, m = lattice_series(model, res.trace)

@@ -81,6 +81,10 @@ def test_seed_scheme_is_stateless_and_separates_figures(kit):
     # the key is SeedSequence's spawn key under the figure's seed (the library's own derivation)
     ss = kit.seed_sequence(3, 6, 1)
     assert ss.entropy == 3 and ss.spawn_key == (6, 1)
+    # a stream's key can be extended: the same stream as the full key at once
+    nested = kit.seed_sequence(kit.seed_sequence(3, 6), 1)
+    assert nested.entropy == 3 and nested.spawn_key == (6, 1)
+    assert np.array_equal(nested.generate_state(4), ss.generate_state(4))
     # another figure, purpose or seed is another stream
     for other in (kit.rng(0, 7, 1, 0), kit.rng(0, 6, 1, 1), kit.rng(1, 6, 1, 0)):
         assert not np.array_equal(a, other.random(4))
