@@ -1,5 +1,6 @@
 """The figure scripts' shared helpers (scripts/_figkit.py): ESS, seeds, tables, deterministic PNGs."""
 
+import ast
 import hashlib
 import io
 import math
@@ -171,3 +172,39 @@ def test_figures_help_documents_every_option_with_its_default(capsys):
     for option in ("NAME", "--scripts DIR", "--out DIR", "--seed N", "--no-progress"):
         assert option in text
     assert text.count("(default:") >= 4
+
+
+def _violations(source, allowed):
+    """Private ebm_ref imports (outside ``allowed``) and clock reads in a script's source."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("ebm_ref"):
+            private = any(p.startswith("_") for p in node.module.split(".")) or any(
+                a.name.startswith("_") for a in node.names
+            )
+            if private and node.module not in allowed:
+                found.append(f"private import from {node.module}")
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            names = {a.name for a in node.names} | {getattr(node, "module", None) or ""}
+            found += [f"imports {m}" for m in sorted({"time", "timeit", "datetime"} & names)]
+        if isinstance(node, ast.Attribute) and node.attr in ("perf_counter", "wall_time"):
+            found.append(f"reads {node.attr}")
+    return found
+
+
+def test_scripts_import_public_names_only_and_read_no_clock():
+    # the scripts are examples of the public API; and a figure must not depend on how fast it ran
+    import ebm_ref
+
+    # limit_threads is to be exported by ebm_ref; until it is, ebm_ref._threads is the one private
+    # module a script may import it from
+    allowed = set() if hasattr(ebm_ref, "limit_threads") else {"ebm_ref._threads"}
+    scripts = sorted(SCRIPTS.glob("fig_*.py"))
+    assert len(scripts) >= 11
+    for path in scripts:
+        assert _violations(path.read_text(), allowed) == [], path.name
+    # planted: each kind of violation is found
+    planted = "import time\nfrom ebm_ref.samplers._flip import x\nfrom ebm_ref import _rng\nt = hist.wall_time\n"
+    assert _violations(planted, allowed) == [
+        "imports time", "private import from ebm_ref.samplers._flip", "private import from ebm_ref", "reads wall_time",
+    ]
