@@ -27,7 +27,8 @@ exact curve.
 :func:`compute` runs with one Numba and one OpenBLAS thread (and restores
 the previous settings): the sums inside a threaded matrix product depend on
 the thread count, and one thread gives the same bits, hence the same PNG,
-on every machine (on a model this small threads would not be faster).
+whatever the number of cores (on a model this small threads would not be
+faster).
 """
 
 from __future__ import annotations

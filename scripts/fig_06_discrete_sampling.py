@@ -89,7 +89,7 @@ def compute(n_sweeps=2000, n_chains=128, seed=0):
     """
     out = {"models": {}, "n_sweeps": n_sweeps, "n_chains": n_chains, "seed": seed}
     # one Numba and one OpenBLAS thread: the exact marginals (a matrix product) then have the
-    # same bits on every machine, and so has the PNG
+    # same bits whatever the number of cores, and so has the PNG
     with limit_threads(1):
         for mi, (mname, model) in enumerate(make_models(seed).items()):
             d = model.n_features

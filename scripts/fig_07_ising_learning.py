@@ -31,8 +31,8 @@ energies per sample (``python -m ebm_ref bench objectives`` measures the
 saving; a figure carries statistics only).
 
 Numba and OpenBLAS run with one thread inside :func:`compute` (restored
-afterwards), so the trained couplings, and the PNG, have the same bits on
-every machine.
+afterwards), so the trained couplings, and the PNG, have the same bits
+whatever the number of cores.
 """
 
 from __future__ import annotations
