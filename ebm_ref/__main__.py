@@ -14,6 +14,7 @@ import argparse
 import importlib.util
 import pathlib
 import sys
+import threading
 import time
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
@@ -24,8 +25,15 @@ def _figure_scripts(scripts_dir):
 
 
 def load_script(path):
-    """Import ``scripts/fig_*.py`` as a module (scripts are not a package)."""
+    """Import ``scripts/fig_*.py`` as a module (scripts are not a package).
+
+    The script's folder goes on ``sys.path`` so that it can import its
+    shared helper module (``scripts/_figkit.py``) as Python does when the
+    script is run directly.
+    """
     path = pathlib.Path(path)
+    if str(path.parent) not in sys.path:
+        sys.path.insert(0, str(path.parent))
     spec = importlib.util.spec_from_file_location(path.stem, path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
@@ -65,11 +73,35 @@ def cmd_figures(args):
     import matplotlib
 
     matplotlib.use("Agg")
+    # Progress goes to a terminal only (a log or a pipe gets the result lines alone): one status
+    # line, rewritten every second by a helper thread while a script runs, naming the figure, its
+    # place in the run and the time spent on it and on the whole run.
+    show = args.progress and sys.stderr.isatty()
     t_all = time.perf_counter()
-    for path in scripts:
+    for i, path in enumerate(scripts, 1):
         mod = load_script(path)
         t0 = time.perf_counter()
-        result = mod.main(out_dir, seed=args.seed)
+        done = threading.Event()
+
+        def status(label=f"[{i}/{len(scripts)}] {path.stem}", t0=t0, done=done):
+            while True:
+                now = time.perf_counter()
+                sys.stderr.write(f"\r\033[K{label}: {now - t0:.0f} s (run {now - t_all:.0f} s)")
+                sys.stderr.flush()
+                if done.wait(1.0):
+                    break
+            sys.stderr.write("\r\033[K")
+            sys.stderr.flush()
+
+        ticker = threading.Thread(target=status, daemon=True) if show else None
+        if ticker:
+            ticker.start()
+        try:
+            result = mod.main(out_dir, seed=args.seed)
+        finally:
+            done.set()
+            if ticker:
+                ticker.join()
         caption = result["caption"]
         (out_dir / f"{path.stem}.md").write_text(caption.rstrip() + "\n")
         files = ", ".join(str(f) for f in result["files"])
@@ -93,11 +125,24 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="ebm-ref", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p_fig = sub.add_parser("figures", help="regenerate the PNGs in figures/")
-    p_fig.add_argument("names", nargs="*", help="substrings of script names (default: all)")
-    p_fig.add_argument("--scripts", default=str(REPO / "scripts"))
-    p_fig.add_argument("--out", default=str(REPO / "figures"))
-    p_fig.add_argument("--seed", type=int, default=0)
+    p_fig = sub.add_parser(
+        "figures",
+        help="regenerate the PNGs in figures/",
+        description="Run scripts/fig_*.py; write each figure's PNGs, its caption <name>.md and the index README.md.",
+    )
+    p_fig.add_argument(
+        "names", nargs="*", metavar="NAME",
+        help="figures to run: a bare number selects by figure number (1 -> fig_01_*), anything else by "
+        "substring of the script name (default: all)",
+    )
+    p_fig.add_argument("--scripts", default=str(REPO / "scripts"), metavar="DIR",
+                       help="folder of the fig_*.py scripts (default: %(default)s)")
+    p_fig.add_argument("--out", default=str(REPO / "figures"), metavar="DIR",
+                       help="folder for the PNGs and captions (default: %(default)s)")
+    p_fig.add_argument("--seed", type=int, default=0, metavar="N",
+                       help="seed passed to every script (default: %(default)s)")
+    p_fig.add_argument("--no-progress", dest="progress", action="store_false",
+                       help="no progress line on stderr (default: shown when stderr is a terminal)")
     p_fig.set_defaults(func=cmd_figures)
 
     from .bench import available_suites

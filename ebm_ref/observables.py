@@ -102,12 +102,19 @@ def _scaled_autocov(x):
 
 
 def _sokal_tau(acov, c):
-    """``(tau, window)`` from a pooled autocovariance: smallest ``M >= c tau(M)``."""
+    """``(tau, window)`` from a pooled autocovariance: smallest ``M >= c tau_abs(M)``.
+
+    The window is measured against ``tau_abs(M) = 1 + 2 sum |rho(t)|``, which
+    equals ``tau(M)`` while the autocorrelation is positive; for an
+    anti-correlated series ``tau(M)`` is small (or negative) although the
+    correlations last several lags, and a window sized by it would cut them off.
+    """
     if not acov[0] > 0.0:  # a constant series: no fluctuation, no correlation
         return 1.0, 0
     rho = acov / acov[0]
     taus = 2.0 * np.cumsum(rho) - 1.0  # tau(M) = 1 + 2 sum_{t=1}^M rho(t), M = 0 .. n-1
-    ok = np.flatnonzero(np.arange(rho.size) >= c * taus)
+    taus_abs = 2.0 * np.cumsum(np.abs(rho)) - 1.0
+    ok = np.flatnonzero(np.arange(rho.size) >= c * taus_abs)
     M = int(ok[0]) if ok.size else rho.size - 1
     return float(taus[M]), M
 
@@ -133,12 +140,10 @@ def integrated_autocorr_time(x, c=5.0):
     float
         :math:`\hat\tau = 1 + 2\sum_{t=1}^{M} \hat\rho(t)`, in steps of
         ``x`` (1 for independent samples; ``(1 + phi) / (1 - phi)`` for an
-        AR(1) process). The variance of the mean of ``n`` steps is then
-        about :math:`\tau\,\sigma^2 / n`. A constant series gives 1. An
-        anti-correlated series gives less than 1, and a strongly alternating
-        one (:math:`\rho(1) \approx -1`) can give 0 or less: the estimate is
-        returned as computed, not clipped (an error bar from it is then
-        meaningless; use blocks).
+        AR(1) process, also for negative ``phi``). The variance of the mean
+        of ``n`` steps is then about :math:`\tau\,\sigma^2 / n`. A
+        constant series gives 1; an anti-correlated series gives less than
+        1.
 
     Raises
     ------
@@ -155,6 +160,14 @@ def integrated_autocorr_time(x, c=5.0):
     the autocorrelation function is averaged over the ``k`` chains (and a
     chain that has not reached the common distribution shows up as a long
     autocorrelation instead of being hidden by centring it on its own mean).
+
+    The window is the smallest ``M`` with :math:`M \ge c\,(1 + 2\sum_{t\le M}
+    |\hat\rho(t)|)`: the same as Sokal's :math:`M \ge c\,\hat\tau(M)`
+    while the autocorrelation is positive, and long enough for an
+    anti-correlated series, whose :math:`\hat\tau(M)` is small although
+    its correlations last several lags (AR(1) with :math:`\phi = -0.8`:
+    Sokal's own rule stops at a window of a few lags and returns a negative
+    :math:`\hat\tau`).
 
     Bias and spread (Madras & Sokal 1988; Sokal 1997): the window drops
     :math:`2\sum_{t>M}\rho(t)`, about :math:`2\tau e^{-c}` relative for

@@ -27,17 +27,18 @@ trajectories compare the *shape* of the losses, not their scale.
 from __future__ import annotations
 
 import math
-import pathlib
 
 import numpy as np
 from scipy import integrate, special
 
+import _figkit
 from ebm_ref.energies import StudentT
 from ebm_ref.objectives import DiffusionScoreMatching, GaussianFlow, ManualFlow, ScoreMatching
 
 DF = 5.0
 SCALE = 0.3
 C_MANUAL = 0.6
+FIG = 1  # the first key of every random stream of this figure (see _figkit.seed_sequence)
 NAMES = ("SM", "DSM, manual m(x)", "DSM, Gaussian flow")
 COLORS = ("tab:blue", "tab:orange", "tab:green")
 
@@ -94,7 +95,7 @@ def _basin(thetas, grads):
 
 def compute(n_data=4000, n_theta=161, starts=(-3.0, -1.2, -0.6, 0.6, 1.2, 3.0), n_steps=100, seed=0):
     """Run the experiment; returns a dict of arrays and numbers (see the module docstring)."""
-    x = _model(0.0).sample(n_data, seed)
+    x = _model(0.0).sample(n_data, _figkit.seed_sequence(seed, FIG, 0))
     objs = _objectives()
     thetas = np.linspace(-4.0, 4.0, n_theta)
     values = np.empty((3, n_theta))
@@ -138,13 +139,8 @@ def compute(n_data=4000, n_theta=161, starts=(-3.0, -1.2, -0.6, 0.6, 1.2, 3.0), 
     }
 
 
-def plot(res, path):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(13, 5))
+def plot(res):
+    fig, axes = _figkit.subplots(1, 2, figsize=(13, 5))
     ax = axes[0]
     th = res["thetas"]
     for k in range(3):
@@ -153,11 +149,9 @@ def plot(res, path):
         ax.axvspan(lo, hi, ymin=0.02 + 0.03 * k, ymax=0.045 + 0.03 * k, color=COLORS[k], alpha=0.8)
     ax.plot(th, res["truth"], color="k", lw=2, ls="--", label="ground truth: Fisher divergence")
     ax.axvline(0.0, color="grey", lw=0.8, ls=":")
-    ax.set_xlabel(r"model location $\theta$")
-    ax.set_ylabel("loss")
-    ax.set_title(r"Losses vs $\theta$; data $t_5(0,0.3)$, model $t_5(\theta,0.3)$" + "\n(bars at the bottom: basin where gradient descent heads to 0)")
-    ax.legend(fontsize=8, loc="upper right")
-    ax.grid(alpha=0.3)
+    _figkit.label_axes(ax, xlabel=r"model location $\theta$", ylabel="loss",
+                       title=r"Losses vs $\theta$; data $t_5(0,0.3)$, model $t_5(\theta,0.3)$" + "\n(bars at the bottom: basin where gradient descent heads to 0)",
+                       legend=dict(fontsize=8, loc="upper right"), grid=dict(alpha=0.3))
 
     ax = axes[1]
     steps = np.arange(res["traj"].shape[2])
@@ -167,17 +161,13 @@ def plot(res, path):
                     label=f"{NAMES[k]} (lr {res['lrs'][k]:.3g})" if s == 0 else None)
     ax.axhline(0.0, color="k", lw=0.8, ls="--")
     ax.set_ylim(-4.5, 4.5)
-    ax.set_xlabel("gradient-descent step")
-    ax.set_ylabel(r"$\theta$")
-    ax.set_title("Gradient descent from several starts\n(step size 1/(2 L''(0)) per loss)")
-    ax.legend(fontsize=8, loc="upper right")
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _figkit.label_axes(ax, xlabel="gradient-descent step", ylabel=r"$\theta$",
+                       title="Gradient descent from several starts\n(step size 1/(2 L''(0)) per loss)",
+                       legend=dict(fontsize=8, loc="upper right"), grid=dict(alpha=0.3))
+    return fig
 
 
-def caption(res, name):
+def caption(res, names):
     rows = []
     for k in range(3):
         lo, hi = res["basins"][k]
@@ -191,7 +181,7 @@ def caption(res, name):
     table = "\n".join(rows)
     return f"""## 1. Student-t: score matching vs diffusion score matching
 
-![Student-t score matching]({name})
+![Student-t score matching]({names[0]})
 
 Reproduces the Student-t slide of Zijing Ou's talk "EBM learning and inference: a retrospection and
 beyond" (after Barp et al. 2019, *Minimum Stein discrepancy estimators*, and Gong & Li 2021,
@@ -220,9 +210,5 @@ from the starts at +-1.2); starts far outside (+-3) are outside every basin of t
 
 
 def main(out_dir, seed=0, n_data=4000, n_steps=100):
-    out_dir = pathlib.Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     res = compute(n_data=n_data, n_steps=n_steps, seed=seed)
-    name = "fig_01_student_t_sm.png"
-    plot(res, out_dir / name)
-    return {"files": [str(out_dir / name)], "caption": caption(res, name)}
+    return _figkit.write_figures(out_dir, res, {"fig_01_student_t_sm.png": plot}, caption)

@@ -31,15 +31,16 @@ NLL up to a constant, with error at most :math:`W_2^2/(2t)`, as
 from __future__ import annotations
 
 import math
-import pathlib
 
 import numpy as np
 
+import _figkit
 from ebm_ref.energies import GaussianMixture
 from ebm_ref.objectives import EnergyDiscrepancy, ScoreMatching
 
 RHO_DATA = 0.2
 MEAN = 2.0
+FIG = 2  # the first key of every random stream of this figure (see _figkit.seed_sequence)
 T_SHOWN = (0.05, 0.5, 5.0, 50.0)
 
 _Y = np.linspace(-30.0, 30.0, 12001)
@@ -106,8 +107,7 @@ def compute(n_data=3000, n_neg=32, n_rho=49, n_rho_est=25, ts=T_SHOWN, n_sweep=4
     d_sm_shown, d_nll_shown = distances(rhos, nll, sm, ed, ts)
 
     data_model = GaussianMixture.two_component(RHO_DATA, -MEAN, MEAN)
-    ss = np.random.SeedSequence(seed)
-    s_data, s_big, s_ed = ss.spawn(3)
+    s_data, s_big = _figkit.seed_sequence(seed, FIG, 0), _figkit.seed_sequence(seed, FIG, 1)
     x = data_model.sample(n_data, s_data)
     x_big = data_model.sample(n_big, s_big)
     rho_est = np.linspace(0.02, 0.98, n_rho_est)
@@ -118,7 +118,7 @@ def compute(n_data=3000, n_neg=32, n_rho=49, n_rho_est=25, ts=T_SHOWN, n_sweep=4
     for i, t in enumerate(ts):
         obj = EnergyDiscrepancy("gaussian", t=t, m=n_neg, w=0.0)
         # one noise draw for every rho (common random numbers), so the curve is smooth in rho
-        seed_t = s_ed.spawn(1)[0]
+        seed_t = _figkit.seed_sequence(seed, FIG, 2, i)
         est_ed[i] = [obj.value(GaussianMixture.two_component(r, -MEAN, MEAN), x, seed=seed_t) for r in rho_est]
     # exact values at the estimator's rho grid (for the estimator-vs-quadrature check)
     nll_e, sm_e, ed_e = exact_curves(rho_est, ts)
@@ -140,11 +140,8 @@ def compute(n_data=3000, n_neg=32, n_rho=49, n_rho_est=25, ts=T_SHOWN, n_sweep=4
     }
 
 
-def plot(res, path):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+def plot(res):
+    plt = _figkit.pyplot()
 
     fig, axes = plt.subplots(1, 2, figsize=(13, 5))
     ax = axes[0]
@@ -159,11 +156,9 @@ def plot(res, path):
         ax.plot(rhos, _shift(res["ed"][i]), color=c, lw=1.8, ls="--", label=f"ED, t = {t:g}")
         ax.plot(re, _shift(res["est_ed"][i]), "o", color=c, ms=3.5)
     ax.axvline(RHO_DATA, color="grey", lw=0.8, ls=":")
-    ax.set_xlabel(r"mixture weight $\rho$")
-    ax.set_ylabel("loss, shifted to minimum 0")
-    ax.set_title(r"Data $p_{0.2}$, model $p_\rho=\rho N(-2,1)+(1-\rho)N(2,1)$" + "\n(lines: quadrature; markers: ebm_ref estimators)")
-    ax.legend(fontsize=8, loc="upper center")
-    ax.grid(alpha=0.3)
+    _figkit.label_axes(ax, xlabel=r"mixture weight $\rho$", ylabel="loss, shifted to minimum 0",
+                       title=r"Data $p_{0.2}$, model $p_\rho=\rho N(-2,1)+(1-\rho)N(2,1)$" + "\n(lines: quadrature; markers: ebm_ref estimators)",
+                       legend=dict(fontsize=8, loc="upper center"), grid=dict(alpha=0.3))
 
     ax = axes[1]
     ts = res["t_sweep"]
@@ -171,17 +166,14 @@ def plot(res, path):
     ax.loglog(ts, res["d_nll"], color="tab:red", lw=2, label=r"$\max_\rho|\mathrm{ED}_t-\mathrm{NLL}|$ / range(NLL)")
     ax.loglog(res["ts"], res["d_sm_shown"], "ko", ms=5)
     ax.loglog(res["ts"], res["d_nll_shown"], "o", color="tab:red", ms=5)
-    ax.set_xlabel("perturbation variance t")
-    ax.set_ylabel("relative sup distance (curves shifted to 0 at rho = 0.2)")
-    ax.set_title("ED/t tends to SM as t -> 0, ED tends to NLL as t -> infinity")
-    ax.legend(fontsize=9)
-    ax.grid(alpha=0.3, which="both")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _figkit.label_axes(ax, xlabel="perturbation variance t",
+                       ylabel="relative sup distance (curves shifted to 0 at rho = 0.2)",
+                       title="ED/t tends to SM as t -> 0, ED tends to NLL as t -> infinity", legend=dict(fontsize=9),
+                       grid=dict(alpha=0.3, which="both"))
+    return fig
 
 
-def caption(res, name):
+def caption(res, names):
     rows = "\n".join(
         f"| {t:g} | {res['argmin_exact']['ed'][i]:.2f} | {res['argmin_est']['ed'][i]:.2f} | "
         f"{_shift(res['ed'][i]).max():.3f} | {res['est_err']['ed'][i]:.3f} | {res['d_sm_shown'][i]:.3f} | "
@@ -190,7 +182,7 @@ def caption(res, name):
     )
     return f"""## 2. Energy discrepancy between score matching and maximum likelihood
 
-![ED between SM and ML]({name})
+![ED between SM and ML]({names[0]})
 
 Reproduces the "connections to score matching and maximum likelihood" slide of Zijing Ou's talk
 "Training EBMs with energy discrepancies" (Schröder, Ou, Lim, Li, Vollmer & Duncan 2023, *Energy
@@ -219,9 +211,5 @@ t = {res['t_sweep'][-1]:.3g}, decaying like 1/t as the W2^2/(2t) bound says).
 
 
 def main(out_dir, seed=0, n_data=3000, n_neg=32):
-    out_dir = pathlib.Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     res = compute(n_data=n_data, n_neg=n_neg, seed=seed)
-    name = "fig_02_ed_sm_ml.png"
-    plot(res, out_dir / name)
-    return {"files": [str(out_dir / name)], "caption": caption(res, name)}
+    return _figkit.write_figures(out_dir, res, {"fig_02_ed_sm_ml.png": plot}, caption)

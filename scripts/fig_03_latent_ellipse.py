@@ -30,10 +30,10 @@ under :math:`z \to z + \pi`), so radii are compared in absolute value.
 from __future__ import annotations
 
 import math
-import pathlib
 
 import numpy as np
 
+import _figkit
 from ebm_ref.energies import ConditionalLatentEnergy, LatentEnergy
 from ebm_ref.datasets import conditional_ellipse_data, ellipse_data, ellipse_radii
 from ebm_ref.energies.latent import DEFAULT_Z_GRID
@@ -43,6 +43,7 @@ from ebm_ref.train import Adam, fit
 W_INIT = (1.0, 0.6)
 LOSS_NAMES = ("energy", "hinge (m = 1)", "log")
 LOSS_COLORS = ("tab:blue", "tab:orange", "tab:green")
+FIG = 3  # the first key of every random stream of this figure (see _figkit.seed_sequence)
 BETAS = (0.1, 1.0, 10.0)
 # the lecture's Y[1], Y[10], Y[19], Y[24] (1-based)
 PICKED = (0, 9, 18, 23)
@@ -54,13 +55,13 @@ def _losses():
 
 def compute_unconditional(n_steps=300, lr=0.05, seed=0, plane_points=(121, 101)):
     """Train ``w`` with the three losses and evaluate the free energies on a plane."""
-    Y = ellipse_data(24, seed)
+    Y = ellipse_data(24, _figkit.seed_sequence(seed, FIG, 0))
     true_w = ellipse_radii(0.0)
     m0 = LatentEnergy(W_INIT, beta=np.inf)
     trained, losses, w_traj = [], [], []
     for k, obj in enumerate(_losses()):
         traj = [np.array(W_INIT)]
-        m, hist = fit(m0, Y, obj, Adam(lr), n_steps, 24, seed,
+        m, hist = fit(m0, Y, obj, Adam(lr), n_steps, 24, _figkit.seed_sequence(seed, FIG, 1),
                       callback=lambda s, mod, l, traj=traj: traj.append(np.abs(mod.params["w"])))
         trained.append(m)
         losses.append(hist.loss)
@@ -103,11 +104,11 @@ def compute_unconditional(n_steps=300, lr=0.05, seed=0, plane_points=(121, 101))
 
 def compute_conditional(n_data=512, n_steps=3000, batch_size=64, lr=0.01, seed=0):
     """Train the 1 -> 8 -> 8 -> 2 conditional model with the energy loss on F_inf."""
-    x, y = conditional_ellipse_data(n_data, seed)
-    x_test, y_test = conditional_ellipse_data(n_data, seed + 1000)
-    model0 = ConditionalLatentEnergy((1, 8, 8, 2), activation="tanh", beta=np.inf, seed=seed)
+    x, y = conditional_ellipse_data(n_data, _figkit.seed_sequence(seed, FIG, 2))
+    x_test, y_test = conditional_ellipse_data(n_data, _figkit.seed_sequence(seed, FIG, 3))
+    model0 = ConditionalLatentEnergy((1, 8, 8, 2), activation="tanh", beta=np.inf, seed=_figkit.seed_sequence(seed, FIG, 4))
     opt = Adam(lr)
-    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(3,)))
+    rng = _figkit.rng(seed, FIG, 5)
     xs = np.linspace(0.0, 1.0, 51)[:, None]  # the lecture's x = [0 : 1/50 : 1]
     rho = ellipse_radii(xs[:, 0])
 
@@ -145,13 +146,9 @@ def _ellipse(w, n=200):
     return w[0] * np.cos(t), w[1] * np.sin(t)
 
 
-def plot_unconditional(r, path):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(2, 2, figsize=(12, 10))
+def plot_unconditional(res):
+    r = res["unc"]
+    fig, axes = _figkit.subplots(2, 2, figsize=(12, 10))
     phi = np.stack([np.cos(DEFAULT_Z_GRID), np.sin(DEFAULT_Z_GRID)], axis=1)
     Y = r["Y"]
     ax = axes[0, 0]
@@ -162,9 +159,7 @@ def plot_unconditional(r, path):
     ax.scatter(*(r["w_init"] * phi).T, s=12, color="grey", label=f"untrained manifold, w = ({r['w_init'][0]:g}, {r['w_init'][1]:g})")
     ax.set_title("Training data and untrained model manifold\n(48 grid points z = [0 : pi/24 : 2 pi[)")
     ax.set_aspect("equal")
-    ax.legend(fontsize=8, loc="lower right")
-    ax.set_xlabel("y1")
-    ax.set_ylabel("y2")
+    _figkit.label_axes(ax, legend=dict(fontsize=8, loc="lower right"), xlabel="y1", ylabel="y2")
 
     ax = axes[0, 1]
     ax.scatter(Y[:, 0], Y[:, 1], s=25, color="tab:red", zorder=3, label="Y")
@@ -175,9 +170,7 @@ def plot_unconditional(r, path):
     ax.plot(*_ellipse(r["true_w"]), color="k", lw=1, ls="--")
     ax.set_title("Trained model manifolds (F_inf, Adam)")
     ax.set_aspect("equal")
-    ax.legend(fontsize=8, loc="lower right")
-    ax.set_xlabel("y1")
-    ax.set_ylabel("y2")
+    _figkit.label_axes(ax, legend=dict(fontsize=8, loc="lower right"), xlabel="y1", ylabel="y2")
 
     ax = axes[1, 0]
     for j, i in enumerate(PICKED):
@@ -199,22 +192,15 @@ def plot_unconditional(r, path):
         ax.plot(steps, r["w_traj"][k][:, 1], color=LOSS_COLORS[k], lw=1.5, ls="--", label=f"|w2|, {LOSS_NAMES[k]}")
     for v in r["true_w"]:
         ax.axhline(v, color="k", lw=0.8, ls=":")
-    ax.set_xlabel("Adam step")
-    ax.set_ylabel("decoder weight")
-    ax.set_title("Training w with energy / hinge / log losses\n(dotted: generating radii 2 and 1.5)")
-    ax.legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _figkit.label_axes(ax, xlabel="Adam step", ylabel="decoder weight",
+                       title="Training w with energy / hinge / log losses\n(dotted: generating radii 2 and 1.5)",
+                       legend=dict(fontsize=7, ncol=2))
+    return fig
 
 
-def plot_free_energy(r, path):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 4, figsize=(18, 4.6))
+def plot_free_energy(res):
+    r = res["unc"]
+    fig, axes = _figkit.subplots(1, 4, figsize=(18, 4.6))
     fields = [("F_inf", r["F_inf"])] + [(f"F_beta, beta = {b:g}", r["F_beta"][k]) for k, b in enumerate(BETAS)]
     for ax, (title, F) in zip(axes, fields):
         cs = ax.contourf(r["g1"], r["g2"], F, levels=20, cmap="viridis")
@@ -225,16 +211,12 @@ def plot_free_energy(r, path):
         ax.set_xlabel("y1")
     axes[0].set_ylabel("y2")
     fig.suptitle("Free energies of the trained model over the y-plane (red: training samples)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return fig
 
 
-def plot_conditional(c, path):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+def plot_conditional(res):
+    c = res["cond"]
+    plt = _figkit.pyplot()
     from matplotlib import cm
 
     fig, axes = plt.subplots(1, 4, figsize=(20, 5))
@@ -260,14 +242,10 @@ def plot_conditional(c, path):
         ax.plot(c["xs"], c["rho"][:, k], color=col, lw=2, ls="--", label=f"rho_{k + 1}(x) (truth)")
         ax.plot(c["xs"], c["f_final"][:, k], color=col, lw=1.5, label=f"|f_{k + 1}(x)| trained")
         ax.plot(c["xs"], c["f_init"][:, k], color=col, lw=1, alpha=0.5, ls=":", label=f"|f_{k + 1}(x)| untrained")
-    ax.set_xlabel("x")
-    ax.set_ylabel("radius")
-    ax.set_title("Decoder radii f(x), 1 -> 8 -> 8 -> 2 (tanh)")
-    ax.legend(fontsize=8)
+    _figkit.label_axes(ax, xlabel="x", ylabel="radius", title="Decoder radii f(x), 1 -> 8 -> 8 -> 2 (tanh)",
+                       legend=dict(fontsize=8))
     fig.suptitle("Conditional case: E(x, y, z) = ||y - f(x) * (cos z, sin z)||^2, energy loss on F_inf")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return fig
 
 
 def caption(res, names):
@@ -319,12 +297,10 @@ to {c['rho'].max():.1f}); held-out mean F_inf {c['F_test_init']:.2f} -> {c['F_te
 
 
 def main(out_dir, seed=0, n_steps=300, cond_steps=3000):
-    out_dir = pathlib.Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     res = compute(n_steps=n_steps, cond_steps=cond_steps, seed=seed)
-    names = ["fig_03_latent_ellipse.png", "fig_03_latent_ellipse_free_energy.png",
-             "fig_03_latent_ellipse_conditional.png"]
-    plot_unconditional(res["unc"], out_dir / names[0])
-    plot_free_energy(res["unc"], out_dir / names[1])
-    plot_conditional(res["cond"], out_dir / names[2])
-    return {"files": [str(out_dir / n) for n in names], "caption": caption(res, names)}
+    plots = {
+        "fig_03_latent_ellipse.png": plot_unconditional,
+        "fig_03_latent_ellipse_free_energy.png": plot_free_energy,
+        "fig_03_latent_ellipse_conditional.png": plot_conditional,
+    }
+    return _figkit.write_figures(out_dir, res, plots, caption)

@@ -24,11 +24,10 @@ sampling). A finite set of ``n`` exact draws has a TV of its own; the
 
 from __future__ import annotations
 
-import pathlib
-
 import numpy as np
 from scipy import special
 
+import _figkit
 from ebm_ref.energies import GRBM, GaussianMixture
 from ebm_ref.objectives import ExactMLE
 from ebm_ref.samplers import gibbs, gibbs_langevin, langevin
@@ -41,6 +40,7 @@ N_HIDDEN = 6
 EDGES = np.linspace(-3.5, 3.5, 21)
 SAMPLERS = ("Gibbs", "Langevin (ULA)", "Langevin + MH (MALA)", "Gibbs-Langevin", "Gibbs-Langevin + MH")
 COLORS = ("k", "tab:red", "tab:blue", "tab:orange", "tab:green")
+FIG = 5  # the first key of every random stream of this figure (see _figkit.seed_sequence)
 
 
 def data_mixture():
@@ -50,10 +50,10 @@ def data_mixture():
 def train_grbm(n_data=2000, n_steps=1500, seed=0):
     """Exact-gradient maximum likelihood (Adam, lr 0.05, batches of 500)."""
     gm = data_mixture()
-    data = gm.sample(n_data, seed)
-    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(5,)))
+    data = gm.sample(n_data, _figkit.seed_sequence(seed, FIG, 0))
+    rng = _figkit.rng(seed, FIG, 1)
     m0 = GRBM(rng.normal(0.0, 1.0, (2, N_HIDDEN)), data.mean(axis=0), np.zeros(N_HIDDEN), np.full(2, np.log(0.5)))
-    model, hist = fit(m0, data, ExactMLE(), Adam(0.05), n_steps, min(500, n_data), seed)
+    model, hist = fit(m0, data, ExactMLE(), Adam(0.05), n_steps, min(500, n_data), _figkit.seed_sequence(seed, FIG, 2))
     return model, data, hist
 
 
@@ -92,14 +92,16 @@ def compute(n_chains=5000, n_steps=300, thin=3, eta=0.05, sweep=(0.02, 0.1), n_f
     model, data, hist = train_grbm(n_steps=train_steps, seed=seed)
     weights, means, var = model.visible_mixture()
     P = bin_probs(weights, means, var)
-    floors = np.array([tv_to_exact(exact_samples(weights, means, var, n_chains, (seed, 7, i)), P)
+    floors = np.array([tv_to_exact(exact_samples(weights, means, var, n_chains, _figkit.seed_sequence(seed, FIG, 3, i)), P)
                        for i in range(n_floor)])
-    x0 = np.random.default_rng((seed, 11)).standard_normal((n_chains, 2))
+    x0 = _figkit.rng(seed, FIG, 4).standard_normal((n_chains, 2))
+    # one stream for every sampler and step size (common random numbers: the curves differ by the sampler)
+    s_run = _figkit.seed_sequence(seed, FIG, 5)
     steps = thin * np.arange(1, n_steps // thin + 1)
     tv_curve = np.empty((len(SAMPLERS), steps.size))
     final_x, acc = [], []
     for k in range(len(SAMPLERS)):
-        r = _run(k, model, x0, n_steps, eta, seed, thin)
+        r = _run(k, model, x0, n_steps, eta, s_run, thin)
         tv_curve[k] = [tv_to_exact(r.trace[i], P) for i in range(steps.size)]
         final_x.append(r.x)
         acc.append(np.nan if r.acceptance_rate is None else float(np.mean(r.acceptance_rate)))
@@ -113,7 +115,7 @@ def compute(n_chains=5000, n_steps=300, thin=3, eta=0.05, sweep=(0.02, 0.1), n_f
                 tv_eta[k - 1, j] = tv_curve[k, -1]
                 acc_eta[k - 1, j] = acc[k]
                 continue
-            r = _run(k, model, x0, n_steps, e, seed, 0)
+            r = _run(k, model, x0, n_steps, e, s_run, 0)
             tv_eta[k - 1, j] = tv_to_exact(r.x, P)
             if r.acceptance_rate is not None:
                 acc_eta[k - 1, j] = float(np.mean(r.acceptance_rate))
@@ -124,7 +126,7 @@ def compute(n_chains=5000, n_steps=300, thin=3, eta=0.05, sweep=(0.02, 0.1), n_f
         "model": model, "data": data, "mixture": (weights, means, var), "P": P,
         "ll_model": float(np.mean(exact.log_likelihood(model, data))),
         "ll_true": float(np.mean(-gm.energy(data))), "train_loss": hist.loss,
-        "exact_x": exact_samples(weights, means, var, n_chains, (seed, 13)),
+        "exact_x": exact_samples(weights, means, var, n_chains, _figkit.seed_sequence(seed, FIG, 6)),
         "floors": floors, "floor": float(floors.mean()), "floor_sd": float(floors.std(ddof=1)),
         "steps": steps, "tv_curve": tv_curve, "final_x": final_x, "acc": np.array(acc),
         "etas": etas, "tv_eta": tv_eta, "acc_eta": acc_eta,
@@ -141,14 +143,9 @@ def _log_density_grid(model, lo=-3.0, hi=3.0, n=150):
     return g, logp.reshape(n, n)
 
 
-def plot_samples(res, path, n_show=2000):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+def plot_samples(res, n_show=2000):
     g, logp = _log_density_grid(res["model"])
-    fig, axes = plt.subplots(2, 3, figsize=(14, 9.5))
+    fig, axes = _figkit.subplots(2, 3, figsize=(14, 9.5))
     panels = [("exact samples (mixture)", res["exact_x"], tv_to_exact(res["exact_x"], res["P"]), np.nan)]
     for k in range(len(SAMPLERS)):
         panels.append((SAMPLERS[k], res["final_x"][k], res["tv_curve"][k, -1], res["acc"][k]))
@@ -162,43 +159,30 @@ def plot_samples(res, path, n_show=2000):
         ax.set_aspect("equal")
     fig.suptitle(f"GRBM (2 visible, {N_HIDDEN} hidden) samples after {res['n_steps']} steps from N(0, I), "
                  f"step size {res['eta']:g}; contours: exact marginal density")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return fig
 
 
-def plot_tv(res, path):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(13, 4.8))
+def plot_tv(res):
+    fig, axes = _figkit.subplots(1, 2, figsize=(13, 4.8))
     ax = axes[0]
     for k in range(len(SAMPLERS)):
         ax.plot(res["steps"], res["tv_curve"][k], color=COLORS[k], lw=1.6, label=SAMPLERS[k])
     ax.axhspan(res["floor"] - 2 * res["floor_sd"], res["floor"] + 2 * res["floor_sd"], color="grey", alpha=0.3,
                label="exact draws of the same size (mean +- 2 sd)")
     ax.set_xscale("log")
-    ax.set_xlabel("sampler step")
-    ax.set_ylabel("binned TV to the exact marginal")
-    ax.set_title(f"Convergence from N(0, I), {res['n_chains']} chains, step size {res['eta']:g}")
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
+    _figkit.label_axes(ax, xlabel="sampler step", ylabel="binned TV to the exact marginal",
+                       title=f"Convergence from N(0, I), {res['n_chains']} chains, step size {res['eta']:g}",
+                       legend=dict(fontsize=8), grid=dict(alpha=0.3))
     ax = axes[1]
     for k in range(1, 5):
         ax.plot(res["etas"], res["tv_eta"][k - 1], "o-", color=COLORS[k], label=SAMPLERS[k])
     ax.axhline(res["tv_curve"][0, -1], color="k", ls="--", lw=1, label="Gibbs (no step size)")
     ax.axhspan(res["floor"] - 2 * res["floor_sd"], res["floor"] + 2 * res["floor_sd"], color="grey", alpha=0.3)
     ax.set_xscale("log")
-    ax.set_xlabel("step size eta")
-    ax.set_ylabel(f"TV after {res['n_steps']} steps")
-    ax.set_title("Step-size bias: the MH correction removes it")
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _figkit.label_axes(ax, xlabel="step size eta", ylabel=f"TV after {res['n_steps']} steps",
+                       title="Step-size bias: the MH correction removes it", legend=dict(fontsize=8),
+                       grid=dict(alpha=0.3))
+    return fig
 
 
 def caption(res, names):
@@ -253,10 +237,6 @@ fastest.
 
 
 def main(out_dir, seed=0, n_chains=5000, n_steps=300):
-    out_dir = pathlib.Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     res = compute(n_chains=n_chains, n_steps=n_steps, seed=seed)
-    names = ["fig_05_grbm_sampling.png", "fig_05_grbm_sampling_tv.png"]
-    plot_samples(res, out_dir / names[0])
-    plot_tv(res, out_dir / names[1])
-    return {"files": [str(out_dir / n) for n in names], "caption": caption(res, names)}
+    plots = {"fig_05_grbm_sampling.png": plot_samples, "fig_05_grbm_sampling_tv.png": plot_tv}
+    return _figkit.write_figures(out_dir, res, plots, caption)

@@ -18,28 +18,26 @@ Samplers: :func:`ebm_ref.samplers.gibbs`, :func:`ebm_ref.samplers.rwmh`
 count: a GWG or RW-MH step changes at most one unit, a Gibbs sweep (or an
 RBM block step) redraws all :math:`d = 16` units, so the horizontal axis
 counts **unit updates per chain** (one sweep = 16) and the flip samplers
-are run for 16 steps per sweep-equivalent, saved every 16 steps. The
-second view puts the same curves against wall-clock seconds, measured
-for each sampler by a separate run without trace (one Numba and one OpenBLAS thread, the
-same number of chains), so cost per update is accounted for.
+are run for 16 steps per sweep-equivalent, saved every 16 steps. Cost per
+second is not drawn: a figure carries statistics only, and
+``python -m ebm_ref bench samplers`` measures the samplers' speed.
 
 Metrics: the RMSE over units of the running estimate of the marginal
 means :math:`\mathbb E[x_i]` (averaged over all chains and all saved
 states so far, from uniform random starts, no burn-in) against the exact
 marginals from :func:`ebm_ref.exact.probabilities`; and the effective
 sample size of a fixed random projection :math:`u^\top x`
-(:math:`u \sim N(0, I)`), from the multi-chain autocorrelation with
-Geyer's initial positive sequence over the second half of the run, per
-sweep-equivalent and per second.
+(:math:`u \sim N(0, I)`) over the second half of the run, per
+sweep-equivalent and chain, by the figures' one ESS estimator
+(``_figkit.ess``: Sokal's automatic window on the autocorrelation pooled
+over chains).
 """
 
 from __future__ import annotations
 
-import pathlib
-import time
-
 import numpy as np
 
+import _figkit
 from ebm_ref import exact
 from ebm_ref._threads import limit_threads
 from ebm_ref.energies import RBM, Ising
@@ -52,13 +50,12 @@ RBM_HIDDEN = 8
 RBM_SCALE = 1.0
 SAMPLERS = ("Gibbs", "RW-MH", "GWG")
 COLORS = {"Gibbs": "tab:green", "RW-MH": "tab:gray", "GWG": "tab:purple"}
-
-
+FIG = 6  # the first key of every random stream of this figure (see _figkit.seed_sequence)
 
 
 def make_models(seed=0):
     """The lattice Ising model (spins) and the random RBM of the figure."""
-    rng = np.random.default_rng(np.random.SeedSequence([seed, 6]))
+    rng = _figkit.rng(seed, FIG, 0)
     J = Ising.lattice(L, BETA).params["J"]
     ising = Ising(J, rng.normal(0.0, FIELD_SD, size=L * L), domain="spin")
     d = L * L
@@ -70,32 +67,6 @@ def make_models(seed=0):
     return {"Ising 4x4": ising, "RBM 16-8": rbm}
 
 
-def ess_geyer(y):
-    r"""Effective sample size of ``y`` of shape (T, C) (C chains of length T).
-
-    Autocovariances per chain by FFT (mean over all chains removed),
-    averaged over chains; :math:`\tau = -1 + 2\sum_m P_m` with
-    :math:`P_m = \rho_{2m} + \rho_{2m+1}` summed while positive (Geyer
-    1992); ``ESS = T C / tau``.
-    """
-    y = np.asarray(y, dtype=np.float64)
-    T, C = y.shape
-    z = y - y.mean()
-    n = 1 << int(np.ceil(np.log2(2 * T)))
-    f = np.fft.rfft(z, n=n, axis=0)
-    acov = np.fft.irfft(f * np.conj(f), n=n, axis=0)[:T].mean(axis=1) / T
-    if acov[0] <= 0.0:
-        return float(T * C)
-    rho = acov / acov[0]
-    tau = -1.0
-    for m in range(T // 2):
-        pm = rho[2 * m] + rho[2 * m + 1]
-        if pm <= 0.0:
-            break
-        tau += 2.0 * pm
-    return float(T * C / max(tau, 1e-12))
-
-
 def _run(name, model, x0, n_sweeps, seed, thin):
     d = model.n_features
     if name == "Gibbs":
@@ -105,100 +76,78 @@ def _run(name, model, x0, n_sweeps, seed, thin):
     return rwmh(model, x0, n_sweeps * d, 1.0, seed, thin=thin * d if thin else 0)
 
 
-def compute(n_sweeps=2000, n_chains=128, seed=0, n_timing=2):
+def compute(n_sweeps=2000, n_chains=128, seed=0):
     r"""Run the three samplers on both models.
 
     Returns
     -------
     dict
         ``models[model]`` with ``marginals`` (exact), and per sampler
-        ``rmse`` (per sweep-equivalent), ``sec_per_sweep``, ``ess``
-        (second half), ``ess_per_sweep``, ``ess_per_s``, ``acceptance``;
+        ``rmse`` (per sweep-equivalent), ``ess`` (second half),
+        ``ess_per_sweep`` (per sweep-equivalent and chain), ``acceptance``;
         plus the settings.
     """
     out = {"models": {}, "n_sweeps": n_sweeps, "n_chains": n_chains, "seed": seed}
+    # one Numba and one OpenBLAS thread: the exact marginals (a matrix product) then have the
+    # same bits whatever the number of cores, and so has the PNG
     with limit_threads(1):
         for mi, (mname, model) in enumerate(make_models(seed).items()):
             d = model.n_features
             states, probs = exact.probabilities(model)
             marg = probs @ states
-            rng = np.random.default_rng(np.random.SeedSequence([seed, 60, mi]))
+            rng = _figkit.rng(seed, FIG, 1, mi)
             x0 = (rng.random((n_chains, d)) < 0.5).astype(np.float64)
             if model.domain == "spin":
                 x0 = 2.0 * x0 - 1.0
             u = rng.normal(size=d)
             entry = {"marginals": marg, "samplers": {}}
             for si, sname in enumerate(SAMPLERS):
-                s = np.random.SeedSequence([seed, 61, mi, si])
-                _run(sname, model, x0[:2], 2, s, 1)  # compile outside the timing
-                times = []
-                for _ in range(n_timing):
-                    t0 = time.perf_counter()
-                    _run(sname, model, x0, n_sweeps, s, 0)
-                    times.append(time.perf_counter() - t0)
-                res = _run(sname, model, x0, n_sweeps, s, 1)
+                res = _run(sname, model, x0, n_sweeps, _figkit.seed_sequence(seed, FIG, 2, mi, si), 1)
                 tr = res.trace  # (n_sweeps, n_chains, d)
                 running = np.cumsum(tr.mean(axis=1), axis=0) / np.arange(1, n_sweeps + 1)[:, None]
                 rmse = np.sqrt(np.mean((running - marg) ** 2, axis=1))
-                proj = tr[n_sweeps // 2 :] @ u
-                ess = ess_geyer(proj)
-                sec = min(times) / n_sweeps
+                ess = _figkit.ess(tr[n_sweeps // 2 :] @ u)
                 half = n_sweeps - n_sweeps // 2
                 entry["samplers"][sname] = {
                     "rmse": rmse,
-                    "sec_per_sweep": sec,
                     "ess": ess,
                     "ess_per_sweep": ess / (half * n_chains),
-                    "ess_per_s": ess / (sec * half),
                     "acceptance": None if res.acceptance_rate is None else float(np.mean(res.acceptance_rate)),
                 }
             out["models"][mname] = entry
     return out
 
 
-def plot(res, path):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+def plot(res):
     names = list(res["models"])
-    fig, axes = plt.subplots(len(names), 3, figsize=(14, 4.2 * len(names)))
+    fig, axes = _figkit.subplots(len(names), 2, figsize=(11, 4.2 * len(names)))
     for r, mname in enumerate(names):
         ent = res["models"][mname]["samplers"]
-        ax1, ax2, ax3 = axes[r]
+        ax1, ax2 = axes[r]
         for s in SAMPLERS:
             e = ent[s]
-            n = len(e["rmse"])
-            updates = 16 * np.arange(1, n + 1)
+            updates = 16 * np.arange(1, len(e["rmse"]) + 1)
             ax1.loglog(updates, e["rmse"], color=COLORS[s], label=s)
-            ax2.loglog(e["sec_per_sweep"] * np.arange(1, n + 1), e["rmse"], color=COLORS[s], label=s)
-        ax1.set_xlabel("unit updates per chain (Gibbs sweep = 16)")
-        ax2.set_xlabel(f"wall-clock seconds ({res['n_chains']} chains, 1 thread)")
-        for ax in (ax1, ax2):
-            ax.set_ylabel("RMSE of marginal means")
-            ax.grid(alpha=0.3, which="both")
-            ax.legend(fontsize=9)
-        ax1.set_title(f"{mname}: marginal error vs updates")
-        ax2.set_title(f"{mname}: marginal error vs time")
-        vals = [ent[s]["ess_per_s"] for s in SAMPLERS]
-        bars = ax3.bar(SAMPLERS, vals, color=[COLORS[s] for s in SAMPLERS])
+        _figkit.label_axes(ax1, xlabel="unit updates per chain (Gibbs sweep = 16)", ylabel="RMSE of marginal means",
+                           grid=dict(alpha=0.3, which="both"), legend=dict(fontsize=9),
+                           title=f"{mname}: marginal error vs updates")
+        vals = [ent[s]["ess_per_sweep"] for s in SAMPLERS]
+        bars = ax2.bar(SAMPLERS, vals, color=[COLORS[s] for s in SAMPLERS])
         for b, s in zip(bars, SAMPLERS):
-            ax3.annotate(f"{ent[s]['ess_per_sweep']:.3f}/sweep/chain", (b.get_x() + b.get_width() / 2, b.get_height()),
-                         ha="center", va="bottom", fontsize=8)
-        ax3.set_yscale("log")
-        ax3.set_ylabel("ESS per second of $u^T x$")
-        ax3.set_title(f"{mname}: effective samples per second")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+            acc = ent[s]["acceptance"]
+            label = f"{ent[s]['ess_per_sweep']:.3f}" + ("" if acc is None else f" (acc. {acc:.2f})")
+            ax2.annotate(label, (b.get_x() + b.get_width() / 2, b.get_height()), ha="center", va="bottom", fontsize=8)
+        ax2.set_yscale("log")
+        ax2.set_ylabel("ESS of $u^T x$ per sweep-equivalent per chain")
+        ax2.set_title(f"{mname}: effective samples per 16 unit updates")
+    return fig
 
 
-def caption(res, name):
+def caption(res, names):
     lines = [
         "## Sampling discrete EBMs: Gibbs, random-walk MH and Gibbs-with-gradients",
         "",
-        f"![discrete samplers]({name})",
+        f"![discrete samplers]({names[0]})",
         "",
         "Reproduces the sampler comparison of Grathwohl et al. 2021 (Gibbs-with-gradients; in Zijing Ou's "
         "talk \"EBM learning and inference\") on models with exact marginals (`ebm_ref.exact.probabilities`): "
@@ -207,48 +156,40 @@ def caption(res, name):
         f"{res['n_chains']} chains from uniform random states, {res['n_sweeps']} sweep-equivalents, seed "
         f"{res['seed']}. Step accounting: GWG and random-walk MH change at most one unit per step, a Gibbs sweep "
         "(Ising: sequential single-site; RBM: one block step) redraws all 16 units, so one sweep is compared "
-        "with 16 flip steps (first column); the second column uses measured seconds (separate untraced runs, "
-        "one Numba and one OpenBLAS thread). Error: RMSE over units of the running mean of all saved states against the exact "
-        "marginal means. ESS: of a fixed random projection u.x over the second half of the run (Geyer's "
-        "initial positive sequence).",
+        "with 16 flip steps. Error: RMSE over units of the running mean of all saved states against the exact "
+        "marginal means. ESS: of a fixed random projection u.x over the second half of the run; "
+        f"{_figkit.ESS_METHOD}.",
         "",
-        "| model | sampler | acceptance | final RMSE | ESS per sweep-eq. per chain | ms per 1000 sweep-eq. per chain | ESS per s |",
-        "|---|---|---|---|---|---|---|",
+        _figkit.markdown_table(
+            ("model", "sampler", "acceptance", "final RMSE", "ESS per sweep-eq. per chain"),
+            [
+                (mname, s, "-" if e["acceptance"] is None else f"{e['acceptance']:.3f}", f"{e['rmse'][-1]:.4f}",
+                 f"{e['ess_per_sweep']:.3f}")
+                for mname, ent in res["models"].items()
+                for s, e in ((s, ent["samplers"][s]) for s in SAMPLERS)
+            ],
+        ),
+        "",
     ]
-    for mname, ent in res["models"].items():
-        for s in SAMPLERS:
-            e = ent["samplers"][s]
-            acc = "-" if e["acceptance"] is None else f"{e['acceptance']:.3f}"
-            per_chain_ms = 1e6 * e["sec_per_sweep"] / res["n_chains"]
-            lines.append(
-                f"| {mname} | {s} | {acc} | {e['rmse'][-1]:.4f} | {e['ess_per_sweep']:.3f} | "
-                f"{per_chain_ms:.2f} | {e['ess_per_s']:.0f} |"
-            )
-    lines.append("")
     for mname, ent in res["models"].items():
         e = ent["samplers"]
         g, r = e["GWG"], e["RW-MH"]
-        best_s = max(SAMPLERS, key=lambda s: e[s]["ess_per_s"])
         lines.append(
             f"- {mname}: per unit update GWG has {g['ess_per_sweep'] / r['ess_per_sweep']:.1f}x the ESS of "
             f"random-walk MH (acceptance {g['acceptance']:.2f} vs {r['acceptance']:.2f}: it proposes the flips the "
-            f"model favours); ESS per second: Gibbs {e['Gibbs']['ess_per_s']:.0f}, random-walk MH "
-            f"{r['ess_per_s']:.0f}, GWG {g['ess_per_s']:.0f} (best: {best_s})."
+            f"model favours); a Gibbs sweep gives {e['Gibbs']['ess_per_sweep'] / g['ess_per_sweep']:.1f}x the ESS "
+            "of 16 GWG steps."
         )
     lines += [
         "",
-        "On these 16-unit models a Gibbs sweep is cheap (the conditionals are exact and local), so Gibbs is "
-        "hard to beat per second; GWG's advantage, as in Grathwohl et al., is over uninformed single-flip "
-        "Metropolis-Hastings at equal numbers of flips: a uniform proposal spends many of its flips on units "
-        "that the model does not want changed, and they are rejected.",
+        "On these 16-unit models a Gibbs sweep is hard to beat (the conditionals are exact and local); GWG's "
+        "advantage, as in Grathwohl et al., is over uninformed single-flip Metropolis-Hastings at equal numbers "
+        "of flips: a uniform proposal spends many of its flips on units that the model does not want changed, "
+        "and they are rejected.",
     ]
     return "\n".join(lines) + "\n"
 
 
 def main(out_dir, seed=0, n_sweeps=2000, n_chains=128):
-    out_dir = pathlib.Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     res = compute(n_sweeps=n_sweeps, n_chains=n_chains, seed=seed)
-    name = "fig_06_discrete_sampling.png"
-    plot(res, out_dir / name)
-    return {"files": [str(out_dir / name)], "caption": caption(res, name)}
+    return _figkit.write_figures(out_dir, res, {"fig_06_discrete_sampling.png": plot}, caption)

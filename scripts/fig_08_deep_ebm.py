@@ -28,10 +28,10 @@ samplers' generic NumPy path rather than the MLP Numba kernel.
 from __future__ import annotations
 
 import functools
-import pathlib
 
 import numpy as np
 
+import _figkit
 from ebm_ref import exact
 from ebm_ref.energies import GaussianMixture, MLPEnergy
 from ebm_ref.objectives import PCD, ScoreMatching
@@ -46,6 +46,7 @@ SIZES = (2, 32, 32)
 GRID = np.linspace(-4.0, 4.0, 161)
 METHODS = ("PCD + Langevin", "score matching")
 COLORS = ("tab:red", "tab:blue")
+FIG = 8  # the first key of every random stream of this figure (see _figkit.seed_sequence)
 
 
 class ConfinedMLPEnergy(MLPEnergy):
@@ -96,11 +97,11 @@ def compute(n_data=4000, sm_steps=600, pcd_steps=1000, pcd_k=20, pcd_chains=100,
             n_samples=1000, sample_steps=500, sample_eta=0.01, monitor_every=100, seed=0):
     """Train both models, normalise by quadrature, compare with the truth and sample."""
     gm = true_mixture()
-    data = gm.sample(n_data, seed)
-    test = gm.sample(n_data, np.random.SeedSequence([seed, 99]))
+    data = gm.sample(n_data, _figkit.seed_sequence(seed, FIG, 0))
+    test = gm.sample(n_data, _figkit.seed_sequence(seed, FIG, 1))
     G, dA = _grid_points()
     logp = -gm.energy(G)
-    m0 = ConfinedMLPEnergy(SIZES, activation="swish", seed=seed)
+    m0 = ConfinedMLPEnergy(SIZES, activation="swish", seed=_figkit.seed_sequence(seed, FIG, 2))
 
     def monitor(trace):
         # KL with q normalised on the grid (cheap; the final numbers use quadrature)
@@ -117,17 +118,16 @@ def compute(n_data=4000, sm_steps=600, pcd_steps=1000, pcd_k=20, pcd_chains=100,
     )
     lrs = (5e-3, 3e-3)
     n_steps = (pcd_steps, sm_steps)
-    models, kl_traces, times = [], [], []
+    models, kl_traces = [], []
     for obj, lr, n in zip(objectives, lrs, n_steps):
         trace = []
-        model, hist = fit(m0, data, obj, Adam(lr), n, 200, seed, callback=monitor(trace))
+        model, _ = fit(m0, data, obj, Adam(lr), n, 200, _figkit.seed_sequence(seed, FIG, 3), callback=monitor(trace))
         models.append(model)
         kl_traces.append(np.array(trace) if trace else np.empty((0, 2)))
-        times.append(hist.wall_time)
 
     out = {"data": data, "logp": logp.reshape(GRID.size, GRID.size), "pcd_chains_final": objectives[0].chains}
     rows = []
-    x0 = np.random.default_rng((seed, 5)).normal(0.0, CONFINE_SD / 2, size=(n_samples, 2))
+    x0 = _figkit.rng(seed, FIG, 4).normal(0.0, CONFINE_SD / 2, size=(n_samples, 2))
     for k, model in enumerate((m0,) + tuple(models)):
         log_z, err = exact.log_partition(model, return_error=True)
         logq = -model.energy(G) - log_z
@@ -137,14 +137,14 @@ def compute(n_data=4000, sm_steps=600, pcd_steps=1000, pcd_k=20, pcd_chains=100,
         row = {"mode_mass": (q[:, None] * near).sum(axis=0) * dA, "log_z": log_z, "log_z_err": err, "kl": kl, "tv": tv, "grid_mass": float(np.exp(logq).sum() * dA),
                "test_ll": float(np.mean(-model.energy(test) - log_z)), "logq": logq.reshape(GRID.size, GRID.size)}
         if k > 0:
-            r = langevin(model, x0, sample_steps, sample_eta, np.random.SeedSequence([seed, 6]), adjust=True)
+            r = langevin(model, x0, sample_steps, sample_eta, _figkit.seed_sequence(seed, FIG, 5), adjust=True)
             row["samples"] = r.x
             row["acc"] = float(np.mean(r.acceptance_rate))
         rows.append(row)
     near = np.linalg.norm(G[:, None, :] - gm.means[None, :, :], axis=2) < 1.0
     out.update({
         "true_mode_mass": (np.exp(logp)[:, None] * near).sum(axis=0) * dA,
-        "init": rows[0], "learned": rows[1:], "kl_traces": kl_traces, "train_time": times,
+        "init": rows[0], "learned": rows[1:], "kl_traces": kl_traces,
         "true_test_ll": float(np.mean(-gm.energy(test))),
         "settings": dict(n_data=n_data, sm_steps=sm_steps, pcd_steps=pcd_steps, pcd_k=pcd_k,
                          pcd_chains=pcd_chains, pcd_eta=pcd_eta, n_samples=n_samples,
@@ -153,13 +153,8 @@ def compute(n_data=4000, sm_steps=600, pcd_steps=1000, pcd_k=20, pcd_chains=100,
     return out
 
 
-def plot_main(res, path):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(2, 3, figsize=(14, 9.2))
+def plot_main(res):
+    fig, axes = _figkit.subplots(2, 3, figsize=(14, 9.2))
     ext = (GRID[0], GRID[-1], GRID[0], GRID[-1])
     vmax = np.exp(res["logp"]).max()
     dens = [("true density (mixture of 6 Gaussians)", res["logp"])]
@@ -184,52 +179,38 @@ def plot_main(res, path):
         ax.set_ylim(GRID[0], GRID[-1])
         ax.set_aspect("equal")
     fig.suptitle("Deep EBM E(x) = MLP(x) + |x|^2/18, MLP 2-32-32-1 (swish); densities normalised by quadrature")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return fig
 
 
-def plot_curves(res, path):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(13, 4.6))
+def plot_curves(res):
+    fig, axes = _figkit.subplots(1, 2, figsize=(13, 4.6))
     ax = axes[0]
     for k, tr in enumerate(res["kl_traces"]):
         if tr.size:
             ax.plot(tr[:, 0], tr[:, 1], "o-", color=COLORS[k], label=METHODS[k])
     ax.axhline(res["init"]["kl"], color="grey", ls=":", label="untrained model")
     ax.set_yscale("log")
-    ax.set_xlabel("training step")
-    ax.set_ylabel("KL(p || q) on the grid")
-    ax.set_title("Training progress (q normalised on the grid)")
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
+    _figkit.label_axes(ax, xlabel="training step", ylabel="KL(p || q) on the grid",
+                       title="Training progress (q normalised on the grid)", legend=dict(fontsize=8),
+                       grid=dict(alpha=0.3))
     ax = axes[1]
     mid = GRID.size // 2
     ax.plot(GRID, res["logp"][mid], color="k", lw=2, label="true log p")
     for k, r in enumerate(res["learned"]):
         ax.plot(GRID, r["logq"][mid], color=COLORS[k], lw=1.5, label=f"{METHODS[k]} log q")
     ax.set_ylim(res["logp"][mid].max() - 25, res["logp"][mid].max() + 2)
-    ax.set_xlabel("x1 (slice x2 = 0)")
-    ax.set_ylabel("log density")
-    ax.set_title("Normalised log densities along x2 = 0")
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _figkit.label_axes(ax, xlabel="x1 (slice x2 = 0)", ylabel="log density",
+                       title="Normalised log densities along x2 = 0", legend=dict(fontsize=8), grid=dict(alpha=0.3))
+    return fig
 
 
 def caption(res, names):
     s = res["settings"]
     rows = [f"| untrained | {res['init']['log_z']:.4f} (+- {res['init']['log_z_err']:.1e}) | {res['init']['kl']:.3f} | "
-            f"{res['init']['tv']:.3f} | {res['init']['test_ll']:.3f} | - |"]
+            f"{res['init']['tv']:.3f} | {res['init']['test_ll']:.3f} |"]
     for k, r in enumerate(res["learned"]):
         rows.append(f"| {METHODS[k]} | {r['log_z']:.4f} (+- {r['log_z_err']:.1e}) | {r['kl']:.3f} | {r['tv']:.3f} | "
-                    f"{r['test_ll']:.3f} | {res['train_time'][k]:.1f} |")
+                    f"{r['test_ll']:.3f} |")
     table = "\n".join(rows)
     return f"""## 8. Deep EBM: PCD with Langevin and score matching on a 2-D density
 
@@ -250,8 +231,8 @@ cubature over the whole plane; KL(p‖q) and TV are Riemann sums on a 161 x 161 
 (true mass on the grid {np.exp(res['logp']).sum() * (GRID[1] - GRID[0]) ** 2:.4f}). Samples: MALA from
 N(0, 1.5^2 I), {s['n_samples']} chains.
 
-| model | log Z (quadrature, error bound) | KL(p‖q) | TV | held-out avg log q | training s |
-|---|---|---|---|---|---|
+| model | log Z (quadrature, error bound) | KL(p‖q) | TV | held-out avg log q |
+|---|---|---|---|---|
 {table}
 
 The generating mixture scores {res['true_test_ll']:.3f} on the held-out draws. Both estimators recover
@@ -270,10 +251,6 @@ def _fmt(v):
 
 
 def main(out_dir, seed=0, sm_steps=600, pcd_steps=1000):
-    out_dir = pathlib.Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     res = compute(sm_steps=sm_steps, pcd_steps=pcd_steps, seed=seed)
-    names = ["fig_08_deep_ebm.png", "fig_08_deep_ebm_curves.png"]
-    plot_main(res, out_dir / names[0])
-    plot_curves(res, out_dir / names[1])
-    return {"files": [str(out_dir / n) for n in names], "caption": caption(res, names)}
+    plots = {"fig_08_deep_ebm.png": plot_main, "fig_08_deep_ebm_curves.png": plot_curves}
+    return _figkit.write_figures(out_dir, res, plots, caption)

@@ -25,73 +25,25 @@ estimated from a long MALA run for the MLP). A second set keeps the
 acceptance rate.
 
 ESS is computed per coordinate (up to 8 coordinates, averaged) from all
-chains with Geyer's initial monotone sequence estimator (:func:`ess_geyer`).
+chains by the figures' one ESS estimator (``_figkit.ess``: Sokal's automatic
+window on the autocorrelation pooled over chains), the same as figure 6's.
 """
 
 from __future__ import annotations
 
 import math
-import pathlib
 
 import numpy as np
 
+import _figkit
 from ebm_ref.energies import GaussianMixture, MLPEnergy
 from ebm_ref.samplers import langevin, rwmh
 
 L_RW = 2.38
 L_MALA = 1.65
 DIMS = (1, 2, 4, 8, 16, 32, 64)
-
-
-def ess_geyer(trace):
-    r"""Effective sample size of each coordinate from several chains (Geyer 1992).
-
-    Parameters
-    ----------
-    trace : ndarray of shape (n_steps, n_chains, k)
-
-    Returns
-    -------
-    ndarray of shape (k,)
-        ``n_steps * n_chains / tau`` per coordinate.
-
-    Notes
-    -----
-    With the grand mean :math:`\bar x`, the autocovariances averaged over
-    chains :math:`\hat\gamma_t = \frac1{C}\sum_c \frac1n \sum_{i<n-t}
-    (x_{ic}-\bar x)(x_{i+t,c}-\bar x)` (by FFT), :math:`\hat\rho_t =
-    \hat\gamma_t/\hat\gamma_0` and the pair sums :math:`\Gamma_m =
-    \hat\rho_{2m} + \hat\rho_{2m+1}`, the initial positive sequence stops
-    before the first :math:`\Gamma_m \le 0`, the monotone version replaces
-    :math:`\Gamma_m` by :math:`\min_{j\le m}\Gamma_j`, and
-    :math:`\tau = -1 + 2\sum_m \Gamma_m`.
-
-    Reference: Geyer, C. J. (1992). Practical Markov chain Monte Carlo.
-    Statistical Science 7(4), 473-483.
-    """
-    n, c, k = trace.shape
-    x = trace - trace.mean(axis=(0, 1), keepdims=True)
-    nfft = 1 << (2 * n - 1).bit_length()
-    f = np.fft.rfft(x, n=nfft, axis=0)
-    acov = np.fft.irfft(f * np.conj(f), n=nfft, axis=0)[:n].mean(axis=1) / n  # (n, k)
-    out = np.empty(k)
-    for j in range(k):
-        g0 = acov[0, j]
-        if not g0 > 0:
-            out[j] = 0.0
-            continue
-        rho = acov[:, j] / g0
-        m_max = n // 2
-        pairs = rho[0:2 * m_max:2] + rho[1:2 * m_max:2]
-        tau = -1.0
-        prev = np.inf
-        for gm in pairs:
-            if gm <= 0:
-                break
-            prev = min(prev, gm)
-            tau += 2.0 * prev
-        out[j] = n * c / tau
-    return out
+FIG = 9  # the first key of every random stream of this figure (see _figkit.seed_sequence)
+TARGETS = ("gaussian", "mlp")
 
 
 def gaussian_target(d):
@@ -101,7 +53,7 @@ def gaussian_target(d):
 
 def mlp_target(d, seed):
     """A convex, normalisable MLPEnergy d -> 3d -> 1 (see the module docstring)."""
-    rng = np.random.default_rng(np.random.SeedSequence([seed, d]))
+    rng = _figkit.rng(seed, FIG, 0, d)
     q, r = np.linalg.qr(rng.standard_normal((d, d)))
     q = q * np.sign(np.diag(r))[None, :]
     dirs = rng.standard_normal((d, d)) / math.sqrt(d) * 1.5
@@ -131,15 +83,15 @@ def _start(model, kind, d, n_chains, n_burn, seed):
     return res.x, s
 
 
-def compute(dims=DIMS, n_chains=32, n_steps=2000, n_burn=2000, n_coords=8, targets=("gaussian", "mlp"), seed=0):
+def compute(dims=DIMS, n_chains=32, n_steps=2000, n_burn=2000, n_coords=8, targets=TARGETS, seed=0):
     """Acceptance rate and ESS/step per (target, proposal, step-size rule, d)."""
     out = {"dims": np.asarray(dims), "n_chains": n_chains, "n_steps": n_steps, "seed": seed, "s": {},
            "targets": tuple(targets)}
-    ss = np.random.SeedSequence(seed)
     for kind in targets:
         for d in dims:
             model = gaussian_target(d) if kind == "gaussian" else mlp_target(d, seed)
-            s_start, s_rw, s_mala = ss.spawn(3)
+            t = TARGETS.index(kind)
+            s_start, s_rw, s_mala = (_figkit.seed_sequence(seed, FIG, 1 + j, t, d) for j in range(3))
             x0, s = _start(model, kind, d, n_chains, n_burn, s_start)
             out["s"][(kind, d)] = s
             k = min(d, n_coords)
@@ -151,7 +103,7 @@ def compute(dims=DIMS, n_chains=32, n_steps=2000, n_burn=2000, n_coords=8, targe
                     key = (kind, name, scaled, d)
                     out[key] = {
                         "acc": float(np.mean(r.acceptance_rate)),
-                        "ess_per_step": float(np.mean(ess_geyer(r.trace[:, :, :k]))) / (n_steps * n_chains),
+                        "ess_per_step": float(np.mean(_figkit.ess(r.trace[:, :, :k]))) / (n_steps * n_chains),
                         "step": step,
                     }
     for kind in targets:
@@ -163,14 +115,9 @@ def compute(dims=DIMS, n_chains=32, n_steps=2000, n_burn=2000, n_coords=8, targe
     return out
 
 
-def plot(res, path):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+def plot(res):
     dims = res["dims"]
-    fig, axes = plt.subplots(2, 2, figsize=(13, 9))
+    fig, axes = _figkit.subplots(2, 2, figsize=(13, 9))
     colors = {"rw": "tab:blue", "mala": "tab:red"}
     labels = {"rw": "random walk", "mala": "MALA"}
     titles = {"gaussian": "standard Gaussian", "mlp": "convex MLP energy d -> 3d -> 1"}
@@ -185,11 +132,9 @@ def plot(res, path):
         ax.axhline(0.574, color=colors["mala"], lw=0.8, ls=":")
         ax.set_xscale("log", base=2)
         ax.set_ylim(-0.02, 1.02)
-        ax.set_xlabel("dimension d")
-        ax.set_ylabel("acceptance rate")
-        ax.set_title(f"{titles[kind]}: acceptance (dotted: 0.234, 0.574)")
-        ax.legend(fontsize=8)
-        ax.grid(alpha=0.3)
+        _figkit.label_axes(ax, xlabel="dimension d", ylabel="acceptance rate",
+                           title=f"{titles[kind]}: acceptance (dotted: 0.234, 0.574)", legend=dict(fontsize=8),
+                           grid=dict(alpha=0.3))
 
         ax = axes[1, col]
         for name in ("rw", "mala"):
@@ -203,35 +148,29 @@ def plot(res, path):
         ax.loglog(ref, 0.3 / ref, color="grey", lw=0.8, ls=":", label="d^-1 and d^-1/3 guides")
         ax.loglog(ref, 0.5 * ref ** (-1 / 3), color="grey", lw=0.8, ls=":")
         ax.set_xscale("log", base=2)
-        ax.set_xlabel("dimension d")
-        ax.set_ylabel("ESS per step (coordinates, Geyer)")
-        ax.set_title(f"{titles[kind]}: effective sample size per step")
-        ax.legend(fontsize=8)
-        ax.grid(alpha=0.3, which="both")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+        _figkit.label_axes(ax, xlabel="dimension d", ylabel="ESS per step (coordinates, Sokal window)",
+                           title=f"{titles[kind]}: effective sample size per step", legend=dict(fontsize=8),
+                           grid=dict(alpha=0.3, which="both"))
+    return fig
 
 
-def caption(res, name):
+def caption(res, names):
     dims = res["dims"]
-    rows = []
-    for kind in ("gaussian", "mlp"):
-        for name_ in ("rw", "mala"):
-            for scaled in (True, False):
-                cells = " | ".join(
-                    f"{res[(kind, name_, scaled, d)]['acc']:.2f} / {res[(kind, name_, scaled, d)]['ess_per_step']:.3g}"
-                    for d in dims
-                )
-                rows.append(f"| {kind} | {name_.upper()} | {'scaled' if scaled else 'fixed'} | {cells} |")
-    head = " | ".join(f"d={d}" for d in dims)
-    sep = "|".join(["---"] * (3 + len(dims)))
+
+    def cell(kind, name, scaled, d):
+        r = res[(kind, name, scaled, d)]
+        return f"{r['acc']:.2f} / {r['ess_per_step']:.3g}"
+
+    table = _figkit.markdown_table(
+        ("target", "proposal", "steps") + tuple(f"d={d}" for d in dims),
+        [(kind, name.upper(), "scaled" if scaled else "fixed") + tuple(cell(kind, name, scaled, d) for d in dims)
+         for kind in ("gaussian", "mlp") for name in ("rw", "mala") for scaled in (True, False)],
+    )
     s_mlp = ", ".join(f"{res['s'][('mlp', d)]:.2f}" for d in dims)
     sl = {k: res[("slope",) + k] for k in (("gaussian", "rw"), ("gaussian", "mala"), ("mlp", "rw"), ("mlp", "mala"))}
-    table = "\n".join(rows)
     return f"""## 9. Metropolis-Hastings proposals: random walk against MALA
 
-![MH proposals]({name})
+![MH proposals]({names[0]})
 
 Reproduces the proposal comparison of Bo Dai's lecture notes (lecture 10, "EBM (CD, score matching)",
 Metropolis-Hastings with random-walk and Langevin proposals) as an experiment: `rwmh` and
@@ -242,13 +181,11 @@ orthogonal Q plus d random directions, positive output weights), for d in {list(
 (exact draws; MLP: after a MALA burn-in). Step sizes: **optimally scaled** (solid), random-walk sd
 `2.38 s / sqrt(d)` and MALA proposal variance `2 eta = 1.65^2 s^2 d^(-1/3)` (Roberts, Gelman & Gilks
 1997; Roberts & Rosenthal 1998), with `s` the target's per-coordinate sd (1 for the Gaussian; measured
-for the MLP: {s_mlp}); **fixed** (dashed): the d = 1 values for every d. ESS per step: Geyer's initial
-monotone sequence over all chains, per coordinate (up to 8), averaged.
+for the MLP: {s_mlp}); **fixed** (dashed): the d = 1 values for every d. ESS per step: per coordinate
+(up to 8), averaged; {_figkit.ESS_METHOD}.
 
 Acceptance / ESS per step:
 
-| target | proposal | steps | {head} |
-|{sep}|
 {table}
 
 With optimal scaling the acceptance rates on the Gaussian settle at the asymptotic 0.234 (RW) and
@@ -265,14 +202,10 @@ Gaussian an accepted step is the AR(1) map `x -> (1 - eta) x + sqrt(2 eta) eps`,
 is {res[('gaussian', 'mala', True, int(dims[-1]))]['ess_per_step'] / res[('gaussian', 'rw', True, int(dims[-1]))]['ess_per_step']:.0f}x
 the random walk's at d = {int(dims[-1])} on the Gaussian. With the step fixed at its d = 1 value the
 acceptance rate of both collapses as d grows; an ESS per step at the floor 1/{res['n_steps']} means the
-chains hardly moved (the Geyer sum then runs to the end of the trace).
+chains hardly moved (no window qualifies then, and the autocorrelation is summed to the end of the trace).
 """
 
 
 def main(out_dir, seed=0, dims=DIMS, n_chains=32, n_steps=2000):
-    out_dir = pathlib.Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     res = compute(dims=dims, n_chains=n_chains, n_steps=n_steps, seed=seed)
-    name = "fig_09_mh_proposals.png"
-    plot(res, out_dir / name)
-    return {"files": [str(out_dir / name)], "caption": caption(res, name)}
+    return _figkit.write_figures(out_dir, res, {"fig_09_mh_proposals.png": plot}, caption)

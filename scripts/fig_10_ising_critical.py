@@ -37,10 +37,10 @@ critical window.
 from __future__ import annotations
 
 import math
-import pathlib
 
 import numpy as np
 
+import _figkit
 from ebm_ref.energies import Ising
 from ebm_ref.exact import ising_energy_2d, ising_specific_heat_2d
 from ebm_ref.observables import ising_observables, lattice_series
@@ -48,6 +48,7 @@ from ebm_ref.samplers import gibbs, swendsen_wang
 
 BETA_C = 0.5 * math.log(1.0 + math.sqrt(2.0))
 X_GRID = np.linspace(-1.5, 1.5, 7)
+FIG = 10  # the first key of every random stream of this figure (see _figkit.seed_sequence)
 
 
 # --------------------------------------------------------------- statistics
@@ -83,13 +84,13 @@ def sample_point(L, beta, sampler, n_chains, n_burn, n_sweeps, seed, max_bytes=3
 
     The chains start from the ordered state (all +1), run ``n_burn``
     sweeps, then ``n_sweeps`` more; calls are cut so that one trace holds
-    at most ``max_bytes`` of states, each call with its own seed derived
-    from ``seed`` and the call's index.
+    at most ``max_bytes`` of states, each call with its own stream: the
+    call's index appended to the key of ``seed`` (an int or a SeedSequence;
+    ``_figkit.seed_sequence``), as the library derives per-chain streams.
     """
     model = Ising.lattice(L, beta)
     run = _sampler(sampler)
     x = np.ones((n_chains, L * L))
-    ss = np.random.SeedSequence(seed)
     per_call = max(1, int(max_bytes // (8 * n_chains * L * L)))
     plan = []
     left = n_burn
@@ -102,7 +103,7 @@ def sample_point(L, beta, sampler, n_chains, n_burn, n_sweeps, seed, max_bytes=3
         left -= plan[-1][0]
     H, M = [], []
     for k, (steps, thin) in enumerate(plan):
-        res = run(model, x, steps, np.random.SeedSequence(ss.entropy, spawn_key=(k,)), thin)
+        res = run(model, x, steps, _figkit.seed_sequence(seed, k), thin)
         x = res.x
         if thin:
             h, m = lattice_series(model, res.trace)
@@ -148,7 +149,7 @@ def compute(sw_runs=SW_RUNS, gibbs_runs=GIBBS_RUNS, x_grid=X_GRID, seed=0):
         for key in ("U", "dU", "e", "de", "c", "dc"):
             p[key] = np.empty(betas.size)
         for bi, b in enumerate(betas):
-            H, M = sample_point(L, float(b), sampler, n_chains, n_burn, n_sweeps, seed=[seed, si, bi])
+            H, M = sample_point(L, float(b), sampler, n_chains, n_burn, n_sweeps, seed=_figkit.seed_sequence(seed, FIG, si, bi))
             obs = ising_observables(H, M, float(b), L * L)
             for key, name in (("U", "binder"), ("e", "energy"), ("c", "specific_heat")):
                 p[key][bi] = obs[name].value
@@ -175,8 +176,8 @@ def compute(sw_runs=SW_RUNS, gibbs_runs=GIBBS_RUNS, x_grid=X_GRID, seed=0):
 # --------------------------------------------------------------------- plot
 
 
-def plot(res, path):
-    import matplotlib.pyplot as plt
+def plot(res):
+    plt = _figkit.pyplot()
 
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.6))
     Ls = sorted({L for _, L in res["points"]})
@@ -188,10 +189,8 @@ def plot(res, path):
                     color=colours[L], mfc="none" if sampler == "gibbs" else colours[L],
                     label=f"L={L} ({sampler})")
     ax.axvline(BETA_C, color="k", ls=":", lw=1)
-    ax.set_xlabel(r"$\beta$")
-    ax.set_ylabel(r"$U_L = 1 - \langle m^4\rangle / 3\langle m^2\rangle^2$")
-    ax.set_title("Binder cumulant")
-    ax.legend(fontsize=7)
+    _figkit.label_axes(ax, xlabel=r"$\beta$", ylabel=r"$U_L = 1 - \langle m^4\rangle / 3\langle m^2\rangle^2$",
+                       title="Binder cumulant", legend=dict(fontsize=7))
     ax = axes[1]
     for L, (fine, _, c_ex) in sorted(res["curves"].items()):
         ax.plot(fine, c_ex, color=colours[L], lw=1)
@@ -199,9 +198,8 @@ def plot(res, path):
         ax.errorbar(p["betas"], p["c"], p["dc"], ls="none", marker=marker[sampler], ms=4, capsize=2,
                     color=colours[L], mfc="none" if sampler == "gibbs" else colours[L])
     ax.axvline(BETA_C, color="k", ls=":", lw=1)
-    ax.set_xlabel(r"$\beta$")
-    ax.set_ylabel(r"specific heat per site $c$")
-    ax.set_title("Specific heat: samples vs exact torus (lines)")
+    _figkit.label_axes(ax, xlabel=r"$\beta$", ylabel=r"specific heat per site $c$",
+                       title="Specific heat: samples vs exact torus (lines)")
     ax = axes[2]
     for (sampler, L), p in sorted(res["points"].items()):
         x = (p["betas"] / BETA_C - 1.0) * L
@@ -212,12 +210,9 @@ def plot(res, path):
                 color=colours[L], mfc="none" if sampler == "gibbs" else colours[L])
     ax.axhspan(-2, 2, color="0.9")
     ax.axhline(0, color="k", lw=0.5)
-    ax.set_xlabel(r"$L(\beta/\beta_c - 1)$")
-    ax.set_ylabel("(sampled - exact) / std. error")
-    ax.set_title(r"Residuals: $e$ (circles), $c$ (triangles)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _figkit.label_axes(ax, xlabel=r"$L(\beta/\beta_c - 1)$", ylabel="(sampled - exact) / std. error",
+                       title=r"Residuals: $e$ (circles), $c$ (triangles)")
+    return fig
 
 
 def _z(p):
@@ -229,12 +224,12 @@ def _u_at(p, beta):
     return float(np.interp(beta, p["betas"], p["U"]))
 
 
-def caption(res, name):
-    names = {"sw": "Swendsen-Wang", "gibbs": "checkerboard Gibbs"}
+def caption(res, names):
+    sampler_names = {"sw": "Swendsen-Wang", "gibbs": "checkerboard Gibbs"}
     lines = [
         "## 10. The 2-D Ising model at its critical point",
         "",
-        f"![Ising critical point]({name})",
+        f"![Ising critical point]({names[0]})",
         "",
         "Periodic L x L `Ising.lattice(L, beta)` (coupling 1, no field) at "
         f"`beta = beta_c (1 + x / L)`, x in [{res['x_grid'][0]:g}, {res['x_grid'][-1]:g}] "
@@ -253,7 +248,7 @@ def caption(res, name):
         n_chains, n_burn, n_sweeps = p["runs"]
         z = _z(p)
         lines.append(
-            f"| {names[sampler]} | {L} | {n_chains} x ({n_burn} + {n_sweeps}) | {_u_at(p, BETA_C):.3f} | "
+            f"| {sampler_names[sampler]} | {L} | {n_chains} x ({n_burn} + {n_sweeps}) | {_u_at(p, BETA_C):.3f} | "
             f"{np.sqrt(np.mean(z**2)):.2f} / {np.max(np.abs(z)):.2f} |"
         )
     z_all = np.concatenate([_z(p) for p in res["points"].values()])
@@ -267,7 +262,7 @@ def caption(res, name):
     ]
     for (sampler, L, L2), b in sorted(res["crossings"].items()):
         lines.append(
-            f"- {names[sampler]}, L = {L} and {L2}: beta = {b:.5f} ({(b / BETA_C - 1) * 100:+.2f} % from beta_c), "
+            f"- {sampler_names[sampler]}, L = {L} and {L2}: beta = {b:.5f} ({(b / BETA_C - 1) * 100:+.2f} % from beta_c), "
             f"U = {_u_at(res['points'][(sampler, L)], b):.3f}"
         )
     lines += [
@@ -289,9 +284,5 @@ def caption(res, name):
 
 
 def main(out_dir, seed=0, **kwargs):
-    out_dir = pathlib.Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     res = compute(seed=seed, **kwargs)
-    name = "fig_10_ising_critical.png"
-    plot(res, out_dir / name)
-    return {"files": [str(out_dir / name)], "caption": caption(res, name)}
+    return _figkit.write_figures(out_dir, res, {"fig_10_ising_critical.png": plot}, caption)

@@ -26,11 +26,11 @@ Panels:
 
 from __future__ import annotations
 
-import pathlib
 
 import numpy as np
 from scipy import stats
 
+import _figkit
 from ebm_ref import exact
 from ebm_ref.energies import LowRankBoltzmann
 from ebm_ref.estimate import boltzmann_bound
@@ -40,11 +40,12 @@ KS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 M = 10
 RANK = 2
 EXTRA_SHIFTS = (0.0, 1.0, 3.0)
+FIG = 11  # the first key of every random stream of this figure (see _figkit.seed_sequence)
 
 
 def make_model(m=M, rank=RANK, seed=0):
     """A 10-bit code posterior: D with negative entries (so the shift is needed), rank-2 U."""
-    rng = np.random.default_rng(seed)
+    rng = _figkit.rng(seed, FIG, 0)
     d = rng.uniform(-1.5, 0.5, size=m)
     U = rng.normal(size=(m, rank)) * 0.9
     mu = rng.normal(size=m) * 0.3
@@ -64,7 +65,7 @@ def compute(ks=KS, n_samples=10_000, n_chains=100_000, n_steps=40, n_mix=30, mix
            "n_samples": n_samples, "min_shift": model.min_shift()}
     vals, ses = [], []
     for k in ks:
-        r = boltzmann_bound(model, k, n_samples, seed=seed + 1)
+        r = boltzmann_bound(model, k, n_samples, seed=_figkit.seed_sequence(seed, FIG, 1))
         vals.append(r.value)
         ses.append(r.stderr)
     res["bound"] = np.array(vals)
@@ -77,7 +78,7 @@ def compute(ks=KS, n_samples=10_000, n_chains=100_000, n_steps=40, n_mix=30, mix
     )
     # sampler from a fixed start
     x0 = np.zeros((n_chains, model.n_features))
-    out = boltzmann_auxiliary(model, x0, n_steps, seed=seed + 2)
+    out = boltzmann_auxiliary(model, x0, n_steps, seed=_figkit.seed_sequence(seed, FIG, 2))
     counts = np.bincount(_codes(out.x), minlength=probs.size)
     emp = counts / n_chains
     res.update(n_chains=n_chains, n_steps=n_steps, probs=probs, emp=emp, tv=0.5 * float(np.abs(emp - probs).sum()))
@@ -88,14 +89,14 @@ def compute(ks=KS, n_samples=10_000, n_chains=100_000, n_steps=40, n_mix=30, mix
     res["chi2_p"] = float(stats.chi2.sf(np.sum((obs - ex) ** 2 / ex), obs.size - 1))
     res["chi2_bins"] = int(obs.size)
     # null TV level: E TV of an exact sample of the same size, by simulation
-    rng = np.random.default_rng(seed + 3)
+    rng = _figkit.rng(seed, FIG, 3)
     null = [0.5 * np.abs(rng.multinomial(mix_chains, probs) / mix_chains - probs).sum() for _ in range(20)]
     res["tv_null"] = float(np.mean(null))
     # mixing from z = 0 for three shifts
     res["mix"] = {}
     for extra in EXTRA_SHIFTS:
         c = model.min_shift() + extra
-        tr = boltzmann_auxiliary(model, np.zeros((mix_chains, model.n_features)), n_mix, seed=seed + 4, thin=1, shift=c).trace
+        tr = boltzmann_auxiliary(model, np.zeros((mix_chains, model.n_features)), n_mix, seed=_figkit.seed_sequence(seed, FIG, 4), thin=1, shift=c).trace
         tv = [0.5 * np.abs(np.bincount(_codes(t), minlength=probs.size) / mix_chains - probs).sum() for t in tr]
         res["mix"][extra] = np.array(tv)
     res.update(n_mix=n_mix, mix_chains=mix_chains)
@@ -107,34 +108,23 @@ def compute(ks=KS, n_samples=10_000, n_chains=100_000, n_steps=40, n_mix=30, mix
     return res
 
 
-def plot(res, path):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(2, 2, figsize=(11, 8.5))
+def plot(res):
+    fig, axes = _figkit.subplots(2, 2, figsize=(11, 8.5))
     ks = np.array(res["ks"])
     ax = axes[0, 0]
     ax.errorbar(ks, res["bound"], yerr=2 * res["stderr"], marker="o", capsize=3, label=r"$\tilde L_k$ (+-2 s.e.)")
     ax.axhline(res["log_z"], color="k", ls="--", lw=1, label=r"exact $\log Z$ (= $L$)")
     ax.set_xscale("log", base=2)
-    ax.set_xlabel("k (auxiliary draws in $h_k$)")
-    ax.set_ylabel("nats")
-    ax.set_title(r"(a) $\tilde L_k$ increases to $L = \log Z$")
-    ax.legend()
-    ax.grid(alpha=0.3)
+    _figkit.label_axes(ax, xlabel="k (auxiliary draws in $h_k$)", ylabel="nats",
+                       title=r"(a) $\tilde L_k$ increases to $L = \log Z$", legend={}, grid=dict(alpha=0.3))
 
     ax = axes[0, 1]
     gap = np.maximum(res["gap"], 1e-6)
     ax.loglog(ks, gap, marker="o", label=f"log Z - L~_k (fitted slope {res['slope']:.2f}, k >= 4)")
     ax.loglog(ks, gap[0] / ks, color="grey", ls=":", label="1/k guide")
     ax.set_xscale("log", base=2)
-    ax.set_xlabel("k")
-    ax.set_ylabel("gap (nats)")
-    ax.set_title("(b) the gap E KL(h_k || b) against k")
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3, which="both")
+    _figkit.label_axes(ax, xlabel="k", ylabel="gap (nats)", title="(b) the gap E KL(h_k || b) against k",
+                       legend=dict(fontsize=8), grid=dict(alpha=0.3, which="both"))
 
     ax = axes[1, 0]
     p, e = res["probs"], res["emp"]
@@ -158,17 +148,13 @@ def plot(res, path):
     for extra, tv in res["mix"].items():
         ax.semilogy(steps, tv, marker=".", label=f"shift = min + {extra:g}")
     ax.axhline(res["tv_null"], color="k", ls=":", lw=1, label="TV of an exact sample of the same size")
-    ax.set_xlabel("steps from z = 0")
-    ax.set_ylabel("total variation to b")
-    ax.set_title(f"(d) mixing ({res['mix_chains']} chains)")
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3, which="both")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _figkit.label_axes(ax, xlabel="steps from z = 0", ylabel="total variation to b",
+                       title=f"(d) mixing ({res['mix_chains']} chains)", legend=dict(fontsize=8),
+                       grid=dict(alpha=0.3, which="both"))
+    return fig
 
 
-def caption(res, name):
+def caption(res, names):
     ks = res["ks"]
     rows = " | ".join(f"{v:.4f}" for v in res["bound"])
     ses = " | ".join(f"{s:.4f}" for s in res["stderr"])
@@ -180,7 +166,7 @@ def caption(res, name):
     )
     return f"""## 11. A Boltzmann machine as a variational posterior
 
-![Boltzmann posterior]({name})
+![Boltzmann posterior]({names[0]})
 
 Reproduces the "Boltzmann machine as posterior" slides of Zijing Ou's talk "EBM learning and inference: a
 retrospection and beyond" (after Zheng & Su 2020, *Generative semantic hashing enhanced via Boltzmann
@@ -208,12 +194,8 @@ chain moves less per step.
 
 
 def main(out_dir, seed=0, **kw):
-    out_dir = pathlib.Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     res = compute(seed=seed, **kw)
-    name = "fig_11_boltzmann_posterior.png"
-    plot(res, out_dir / name)
-    return {"files": [str(out_dir / name)], "caption": caption(res, name)}
+    return _figkit.write_figures(out_dir, res, {"fig_11_boltzmann_posterior.png": plot}, caption)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -17,13 +17,14 @@ def fig():
 
 @pytest.fixture(scope="module")
 def res(fig):
-    return fig.compute(n_chains=1500, n_steps=150, thin=50, sweep=(0.1,), n_floor=10, train_steps=600, seed=0)
+    return fig.compute(n_chains=1500, n_steps=150, thin=50, sweep=(0.1,), n_floor=10, train_steps=1500, seed=0)
 
 
 def test_training_fits_the_data(res):
     # exact MLE on 2000 points: the model's average log-likelihood is within 0.1 nat of the generating
     # mixture's (a 64-component GRBM mixture with shared variance can represent four equal-variance
-    # Gaussians on a square almost exactly; observed gap ~0.02)
+    # Gaussians on a square almost exactly; observed gap 0.01-0.06 over seeds 0-3 after the figure's
+    # 1500 steps, while after 600 steps three of those four initialisations are still ~0.3 nat short)
     assert res["ll_model"] > res["ll_true"] - 0.1
 
 

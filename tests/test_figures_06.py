@@ -1,8 +1,8 @@
 """Figure 6 (Gibbs, random-walk MH and GWG on an Ising model and an RBM) at reduced size: the key claims."""
 
 import pathlib
+import re
 
-import numpy as np
 import pytest
 
 from ebm_ref.__main__ import load_script
@@ -17,21 +17,7 @@ def fig():
 
 @pytest.fixture(scope="module")
 def res(fig):
-    return fig.compute(n_sweeps=400, n_chains=64, seed=0, n_timing=1)
-
-
-def test_ess_geyer_on_ar1(fig):
-    # AR(1) with coefficient phi has integrated autocorrelation time (1 + phi) / (1 - phi) = 3 at phi = 0.5
-    rng = np.random.default_rng(12)
-    T, C, phi = 4000, 25, 0.5
-    y = np.empty((T, C))
-    y[0] = rng.normal(size=C) / np.sqrt(1 - phi**2)
-    for t in range(1, T):
-        y[t] = phi * y[t - 1] + rng.normal(size=C)
-    ess = fig.ess_geyer(y)
-    # the relative sd of the tau estimate with 1e5 points and a window of ~10 lags is ~1.5 %;
-    # 10 % is more than 6 sd (false-failure < 1e-9)
-    assert ess == pytest.approx(T * C / 3.0, rel=0.10)
+    return fig.compute(n_sweeps=400, n_chains=64, seed=0)
 
 
 def test_all_samplers_converge_to_exact_marginals(res):
@@ -64,3 +50,5 @@ def test_main_writes_png_and_caption(fig, tmp_path):
     cap = out["caption"]
     assert cap.startswith("## ") and f"]({png.name})" in cap
     assert "Ising 4x4" in cap and "RBM 16-8" in cap
+    # statistics only: no run time in the caption (it would change the tracked file on every run)
+    assert not re.search(r"\bms\b|\bper s\b|seconds|wall", cap)

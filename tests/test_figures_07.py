@@ -30,17 +30,17 @@ def test_every_objective_recovers_the_lattice(fig, res):
         # ~ 0.006 and 0.05 is over 8 sd; off-bond couplings are noise around 0 with mean |J| ~ 0.04
         assert abs(res["bond_mean"][m] - fig.THETA) < 0.05, m
         assert res["off_mean_abs"][m] < 0.5 * fig.THETA, m
+        # the recorded bond trace starts at the zero model and ends at the reported bond mean
+        assert res["bond_trace"][m][0] == 0.0 and res["bond_trace"][m][-1] == res["bond_mean"][m], m
 
 
-def test_gradient_ratio_matching_equals_ratio_matching_and_is_cheaper(res):
+def test_gradient_ratio_matching_equals_ratio_matching(res):
     rm, grm = res["rmse"]["ratio matching"], res["rmse"]["gradient ratio matching"]
     # same minibatches and mathematically the same gradient for an Ising model (the flip estimate is
     # exact): only rounding differs (measured 2e-14 after 600 Adam steps)
     assert np.max(np.abs(rm - grm)) < 1e-8
     assert np.allclose(res["J"]["ratio matching"], res["J"]["gradient ratio matching"], atol=1e-8)
-    # d + 1 = 26 energies per sample against one gradient: measured ~20-30x per update; 2x leaves room
-    # for a loaded machine
-    assert res["seconds"]["ratio matching"][-1] > 2.0 * res["seconds"]["gradient ratio matching"][-1]
+    assert np.max(np.abs(res["bond_trace"]["ratio matching"] - res["bond_trace"]["gradient ratio matching"])) < 1e-8
 
 
 def test_learned_couplings_are_symmetric_with_zero_diagonal(res):
