@@ -294,8 +294,11 @@ def check_sampler(
         params = {k: v.copy() for k, v in model.params.items()}
         steps = n_steps if kind == "exact" else n_steps_fixed
         raw = sample_fn(params, x0.copy(), steps, rng_sampler)
-        subs[kind] = _one_start(raw, model, discrete, states if discrete else None, probs if discrete else None,
-                                exact, n_chains, steps, kind, alpha_each, rng_test)
+        # values at the edge of the float range (1e308) overflow in means and
+        # variances: the statistic becomes inf and the start fails, silently
+        with np.errstate(over="ignore", invalid="ignore"):
+            subs[kind] = _one_start(raw, model, discrete, states if discrete else None, probs if discrete else None,
+                                    exact, n_chains, steps, kind, alpha_each, rng_test)
     return _combine(subs, alpha, kinds, start)
 
 
