@@ -119,7 +119,7 @@ class QuantityComparison:
 
 
 @dataclass
-class EnergyComparison:
+class EnergyComparison(_dg.Report):
     """Report of :func:`compare_energy`: one :class:`QuantityComparison` per primitive."""
 
     model: str
@@ -187,8 +187,3 @@ class EnergyComparison:
             lines.append(f"  suspects: {', '.join(self.suspects)}")
         return "\n".join(lines)
 
-    def assert_ok(self):
-        """Raise ``AssertionError`` carrying the report if a primitive disagrees."""
-        if not self.passed:
-            raise AssertionError(str(self))
-        return self

@@ -173,6 +173,16 @@ def _to_numpy(value):
     return np.asarray(value)
 
 
+class Report:
+    """What every report of the kit shares: ``assert_ok`` for pytest (one definition)."""
+
+    def assert_ok(self):
+        """Raise ``AssertionError`` carrying the whole report if the check failed; else return the report."""
+        if not self.passed:
+            raise AssertionError(str(self))
+        return self
+
+
 class BadResult(Exception):
     """A third-party result that cannot be compared: ``code`` (a suspect) and ``message``."""
 

@@ -54,7 +54,7 @@ RETRY_STEPS = (1.0, 2.0, 4.0)
 
 
 @dataclass
-class GradCheckResult:
+class GradCheckResult(_dg.Report):
     """Outcome of :func:`check_grad`.
 
     Attributes
@@ -115,11 +115,6 @@ class GradCheckResult:
             text += f"\n    diagnosis: {self.diagnosis}"
         return text
 
-    def assert_ok(self):
-        """Raise ``AssertionError`` with the report if the check failed."""
-        if not self.passed:
-            raise AssertionError(str(self))
-        return self
 
 
 def _flatten(x, name="x"):

@@ -148,7 +148,7 @@ def check_objective_grad(value_and_grad_fn, model, x, *, seed=0, rtol=1e-6, eps=
 
 
 @dataclass
-class ObjectiveComparison:
+class ObjectiveComparison(_dg.Report):
     """Report of :func:`compare_objective`.
 
     Attributes
@@ -213,11 +213,6 @@ class ObjectiveComparison:
         lines.append("  -> " + ("ok" if self.passed else "MISMATCH"))
         return "\n".join(lines)
 
-    def assert_ok(self):
-        """Raise ``AssertionError`` with the report on a mismatch."""
-        if not self.passed:
-            raise AssertionError(str(self))
-        return self
 
 
 def _resolve(name, objective_kwargs):

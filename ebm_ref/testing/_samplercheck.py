@@ -42,7 +42,7 @@ __all__ = ["SamplerCheckResult", "check_sampler", "assert_sampler_exact", "enume
 
 
 @dataclass
-class SamplerCheckResult:
+class SamplerCheckResult(_dg.Report):
     """Outcome of :func:`check_sampler`.
 
     Attributes
@@ -123,11 +123,6 @@ class SamplerCheckResult:
             lines.append("  diagnosis: " + self.diagnosis)
         return "\n".join(lines)
 
-    def assert_ok(self):
-        """Raise ``AssertionError`` with the report if the test rejected."""
-        if not self.passed:
-            raise AssertionError(str(self))
-        return self
 
 
 # ----------------------------------------------------------------- the check
