@@ -373,6 +373,7 @@ case("check_grad f not callable", lambda: check_grad(1.0, _g, X1), TypeError, "f
 case("check_grad x empty", lambda: check_grad(_f, _g, np.zeros((0, 2))), ValueError, "x")
 case("check_grad n_directions negative", lambda: check_grad(_f, _g, X1, n_directions=-1), ValueError, "n_directions")
 case("compare_energy nothing to compare", lambda: compare_energy(rbm), ValueError, "energy")
+case("compare_energy scales overflow the parameters", lambda: compare_energy(RBM(np.full((4, 3), 10.0), np.full(4, 10.0), np.zeros(3)), energy=lambda p, x: rbm.energy(x), scales=(1e308,)), ValueError, "scales")
 case("compare_energy scales empty", lambda: compare_energy(rbm, energy=lambda p, x: rbm.energy(x), scales=()), ValueError, "scales")
 case("compare_energy scales string", lambda: compare_energy(rbm, energy=lambda p, x: rbm.energy(x), scales="1"), TypeError, "scales")
 case("compare_energy n_batches 0", lambda: compare_energy(rbm, energy=lambda p, x: rbm.energy(x), n_batches=0), ValueError, "n_batches")

@@ -213,3 +213,18 @@ def test_complex_results_fail_every_check():
 
     res = check_sampler(lambda p, x, n, r: _gibbs(p, x, n, r).astype(np.complex128), RBM_M, n_chains=400, n_steps=2)
     assert not res.passed and "complex" in res.suspects, str(res)
+
+
+def test_non_finite_reference_fails_closed(monkeypatch):
+    """A reference value that is not finite (ebm_ref's side) fails the comparison; it is never skipped."""
+    true_energy = RBM._energy
+
+    def energy_with_nan(self, x):
+        e = true_energy(self, x)
+        e[0] = np.nan
+        return e
+
+    monkeypatch.setattr(RBM, "_energy", energy_with_nan)
+    rep = compare_energy(RBM_M, energy=lambda p, x: np.zeros(x.shape[0]), n_batches=1)
+    assert not rep.passed and "nonfinite" in rep.suspects, str(rep)
+    assert "reference" in rep.results["energy"].note

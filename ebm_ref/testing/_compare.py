@@ -43,11 +43,21 @@ def _perturbed_params(model, scale, rng, jitter):
             if p.ndim == 2 and p.shape[0] == p.shape[1]:
                 noise = 0.5 * (noise + noise.T)
             noise = np.where(zeros[k], 0.0, noise)
-        out[k] = scale * (p + noise)
+        with np.errstate(over="ignore"):  # an overflowing scale is refused below, naming `scales`
+            out[k] = scale * (p + noise)
     try:
         return model.with_params(out)
     except ValueError:
-        return model.with_params({k: scale * p for k, p in base.items()})
+        pass
+    with np.errstate(over="ignore"):
+        plain = {k: scale * p for k, p in base.items()}
+    try:
+        return model.with_params(plain)
+    except ValueError as exc:
+        # the user chose the scale, not the parameter the model names
+        raise ValueError(
+            f"`scales` entry {scale!r} gives parameters the model refuses ({exc}); use smaller scales."
+        ) from None
 
 
 def _draw_batch(model, rng, n, extension):
@@ -99,11 +109,30 @@ def _read(value, expected, what):
 _PER_SAMPLE = ("energy", "grad_x", "hessian_diag")
 
 
+def _check_reference(exp, k):
+    """Fail closed on ebm_ref's own side too: a non-finite reference value is never compared."""
+    for key, e in exp.items():
+        bad = ~np.isfinite(e)
+        if bad.any():
+            index = tuple(int(i) for i in np.argwhere(bad)[0])
+            err = _dg.BadResult(
+                "nonfinite",
+                f"ebm_ref's reference `{k}`{'' if key is None else f'[{key!r}]'} is {float(e[index])!r} at {index}: "
+                "nothing can be compared there (the parameters at this scale overflow the reference); "
+                "use smaller `scales`",
+                index=index,
+                value=float("nan"),
+            )
+            err.key = key
+            raise err
+
+
 def _compare_batch(res, k, raw, exp, m, x, aux, scale, b, rtol, atol, strict, state):
     """Compare one batch of primitive ``k``; updates ``res`` and ``state``."""
     dt = _dg.dtype_name(raw)
     res.dtype = _dg.lower_precision(res.dtype, dt)
     try:
+        _check_reference(exp, k)
         got = _read(raw, exp, f"`{k}` output")
     except _dg.BadResult as bad:
         state["codes"].append(bad.code)
