@@ -25,7 +25,7 @@ import pytest
 from scipy.special import expit
 
 from ebm_ref.energies import RBM, Ising, StudentT
-from ebm_ref.testing import check_grad, check_objective_grad, check_sampler, compare_energy
+from ebm_ref.testing import check_grad, check_objective_grad, check_sampler, compare_energy, compare_objective
 
 RNG = np.random.default_rng(7)
 X = np.array([[0.4, -1.1, 0.8, 2.0]])
@@ -228,3 +228,13 @@ def test_non_finite_reference_fails_closed(monkeypatch):
     rep = compare_energy(RBM_M, energy=lambda p, x: np.zeros(x.shape[0]), n_batches=1)
     assert not rep.passed and "nonfinite" in rep.suspects, str(rep)
     assert "reference" in rep.results["energy"].note
+
+
+def test_non_finite_reference_objective_fails_closed(monkeypatch):
+    """compare_objective: ebm_ref's own loss not finite -> a failed report saying so, never a pass."""
+    from ebm_ref import objectives
+
+    monkeypatch.setattr(objectives.ExactMLE, "_value_and_grad", lambda self, model, x, seed: (float("nan"), {k: np.zeros_like(v) for k, v in model.params.items()}))
+    res = compare_objective("ExactMLE", _ising_loss, ISING, S)
+    assert not res.passed and res.suspects == ("nonfinite",), str(res)
+    assert "reference" in res.note

@@ -323,6 +323,15 @@ def compare_objective(
         return _loss_and_grads(out, "value_fn", e0[1] if isinstance(out, tuple) and len(out) == 2 else None)
 
     e1 = ours(seed + 1)
+    for s_, e in ((seed, e0), (seed + 1, e1)):
+        bad = [k for k, v in e[1].items() if not np.all(np.isfinite(v))]
+        if not np.isfinite(e[0]) or bad:
+            # fail closed on ebm_ref's side too: nothing finite to compare with
+            what = "loss" if not np.isfinite(e[0]) else f"gradient of {bad[0]!r}"
+            return ObjectiveComparison(
+                label, "exact", threshold=rtol, suspects=("nonfinite",),
+                note=f"ebm_ref's reference {what} is not finite at seed {s_} for this model and `x`; nothing was compared",
+            )
     deterministic = e0[0] == e1[0] and all(np.array_equal(e0[1][k], e1[1][k]) for k in e0[1])
     mode = "exact" if deterministic else "expectation"
     try:
