@@ -17,7 +17,7 @@ import numpy as np
 
 from ._rng import as_seed_sequence
 from ._validation import check_int, check_nonneg_int, check_positive
-from .energies._base import EnergyModel
+from .energies import EnergyModel
 
 __all__ = ["SGD", "Adam", "History", "fit"]
 
@@ -32,11 +32,13 @@ class _Optimizer:
 
     def __init__(self):
         self._state = {}
+        self._shapes = None
         self.t = 0
 
     def reset(self):
-        """Forget the optimiser state (moments, step counter)."""
+        """Forget the optimiser state (moments, step counter, the parameter shapes it is bound to)."""
         self._state = {}
+        self._shapes = None
         self.t = 0
 
     def step(self, params, grads, zero_mask=None):
@@ -53,9 +55,25 @@ class _Optimizer:
         Returns
         -------
         dict of str to ndarray
+
+        Raises
+        ------
+        ValueError
+            For mismatched keys or shapes, or when the optimiser carries
+            state (momentum, Adam moments) built for parameters of other
+            shapes (``reset()`` first).
         """
         if set(grads) != set(params):
             raise ValueError(f"`grads` keys {sorted(grads)} do not match `params` keys {sorted(params)}.")
+        shapes = {name: np.shape(p) for name, p in params.items()}
+        if self._state and self._shapes != shapes:
+            # moments of one model applied to another would be silently
+            # broadcast (or fail deep inside numpy): refuse, naming both
+            raise ValueError(
+                f"this {type(self).__name__} optimiser's state was built for parameters of shapes {self._shapes}; "
+                f"got {shapes}. Call `optimizer.reset()` or use a new optimiser for another model."
+            )
+        self._shapes = shapes
         self.t += 1
         out = {}
         for name, p in params.items():
@@ -216,6 +234,21 @@ class _Progress:
         self.stream.flush()
 
 
+def _largest(params):
+    return max((float(np.max(np.abs(v))) for v in params.values() if np.size(v)), default=0.0)
+
+
+def _check_update(new_params, step, optimizer):
+    """Refuse a diverged update here, naming ``lr``, before ``with_params`` would blame the parameters."""
+    for name, value in new_params.items():
+        if not np.all(np.isfinite(value)):
+            raise FloatingPointError(
+                f"fit: the update diverged at step {step}: the optimiser step ({optimizer!r}) made parameter "
+                f"`{name}` non-finite although the loss and gradient were finite; lower `lr` "
+                f"(now {optimizer.lr!r})."
+            )
+
+
 def fit(model, data, objective, optimizer, n_steps, batch_size, seed, callback=None):
     r"""Minimise ``objective`` over minibatches of ``data``.
 
@@ -251,7 +284,12 @@ def fit(model, data, objective, optimizer, n_steps, batch_size, seed, callback=N
     Raises
     ------
     FloatingPointError
-        If the loss or the gradient stops being finite (the step is named).
+        If the loss or the gradient stops being finite, or the update
+        diverges (a finite gradient times the learning rate overflows, or
+        the new parameters leave the model's valid range); the step and the
+        optimiser's ``lr`` are named. An error of the objective after the
+        first step is re-raised (same type) saying that the updates may have
+        diverged.
 
     Notes
     -----
@@ -310,7 +348,19 @@ def fit(model, data, objective, optimizer, n_steps, batch_size, seed, callback=N
         batch = x[perm[pos : pos + batch_size]]
         pos += batch_size
         step_seed = np.random.SeedSequence(ss.entropy, spawn_key=base + (_STREAM_STEP, step))
-        loss, grads = objective.value_and_grad(model, batch, step_seed)
+        try:
+            loss, grads = objective.value_and_grad(model, batch, step_seed)
+        except (ValueError, FloatingPointError) as exc:
+            if step == 0:
+                raise
+            # the same objective accepted step 0: what changed is the model,
+            # i.e. the updates; say so instead of only echoing a message
+            # about an argument (``v``, ``x``) the user never passed
+            raise type(exc)(
+                f"fit: the objective failed at step {step} after {step} updates by {optimizer!r} "
+                f"(largest |parameter| now {_largest(model.params):.3g}); the updates may have diverged: "
+                f"lower `lr`. The objective said: {exc}"
+            ) from exc
         loss = float(loss)
         if not math.isfinite(loss) or not all(np.all(np.isfinite(g)) for g in grads.values()):
             raise FloatingPointError(
@@ -318,8 +368,16 @@ def fit(model, data, objective, optimizer, n_steps, batch_size, seed, callback=N
                 "lower the learning rate or check the data."
             )
         losses[step] = loss
-        new_params = optimizer.step(model.params, grads, zero_mask)
-        model = model.with_params(new_params)
+        with np.errstate(over="ignore", invalid="ignore"):
+            new_params = optimizer.step(model.params, grads, zero_mask)
+        _check_update(new_params, step, optimizer)
+        try:
+            model = model.with_params(new_params)
+        except ValueError as exc:
+            raise FloatingPointError(
+                f"fit: the update diverged at step {step}: the optimiser step ({optimizer!r}) gave parameters "
+                f"the model refuses; lower `lr` (now {optimizer.lr!r}). The model said: {exc}"
+            ) from exc
         progress.update(step + 1, loss)
         if callback is not None:
             callback(step + 1, model, loss)

@@ -239,6 +239,12 @@ class Ising(EnergyModel):
 
         E(x) = -\tfrac12 x^\top J x - h^\top x .
 
+    For real ``x`` so large that products :math:`x_i x_j` overflow (e.g.
+    ``x ~ 1e200``) the energy is ``+inf`` or ``-inf`` with the sign of the
+    exact value, never NaN: such rows are recomputed as
+    :math:`E(s u) = s^2 Q(u) + s L(u)` with :math:`s = \max_i |x_i|`,
+    :math:`Q(u) = (E(u) + E(-u))/2`, :math:`L(u) = (E(u) - E(-u))/2`.
+
     Derivatives are those of this formula with *every* entry of ``J`` an
     independent variable (see ``docs/conventions.md``), valid also for a
     non-symmetric ``J`` (finite-difference checks move a single entry):
@@ -684,6 +690,17 @@ class Ising(EnergyModel):
         return self.NUMBA_KIND, ip, np.concatenate([data, ising_fields(self)]), d
 
     def _energy(self, x):
+        with np.errstate(over="ignore", invalid="ignore"):
+            e = self._energy_formula(x)
+        big = ~np.isfinite(e)
+        if big.any():  # x_i x_j overflowed (inf - inf = NaN): scale out s = max|x| (class Notes)
+            s = np.max(np.abs(x[big]), axis=1)
+            ep, em = self._energy_formula(x[big] / s[:, None]), self._energy_formula(-x[big] / s[:, None])
+            with np.errstate(over="ignore"):
+                e[big] = s * (s * (0.5 * (ep + em)) + 0.5 * (ep - em))
+        return e
+
+    def _energy_formula(self, x):
         if self.lattice is not None:
             # -1/2 x^T J x = -K * (sum over bonds of x_i x_j), each bond once
             s = self.lattice

@@ -29,7 +29,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._rng import STREAM_OBJECTIVE, as_seed_sequence
-from ..energies._base import EnergyModel
+from ..energies import EnergyModel
 
 __all__ = ["Objective"]
 
@@ -45,6 +45,54 @@ def _sampler_seed(seed, index=1):
     """SeedSequence handed to a sampler called inside an objective."""
     ss = as_seed_sequence(seed)
     return np.random.SeedSequence(ss.entropy, spawn_key=tuple(ss.spawn_key) + (STREAM_OBJECTIVE, int(index)))
+
+
+_DOMAIN_VALUES = {"binary": (0.0, 1.0), "spin": (-1.0, 1.0)}
+
+
+def _sampler_states(out, model, x0, owner, sampler):
+    """The final states a user-supplied ``sampler`` returned inside ``owner``, validated.
+
+    One validator for every objective that calls a sampler (CD, PCD, ...):
+    a sampler's bad output must be reported as the sampler's fault, naming
+    it, not later as a bad ``x`` the user never passed. Accepts a
+    :class:`~ebm_ref.samplers.SampleResult` (anything with ``.x``) or the
+    states themselves.
+
+    Raises
+    ------
+    ValueError
+        If the states are not a real array of the shape of ``x0``, contain
+        NaN/inf, or leave the model's binary/spin domain.
+    """
+    name = getattr(sampler, "__name__", None) or getattr(getattr(sampler, "func", None), "__name__", None)
+    who = f"the `sampler` of {owner}" + (f" ({name})" if name else "")
+    x = getattr(out, "x", out)
+    try:
+        arr = np.asarray(x)
+    except Exception as exc:  # an object numpy cannot read at all
+        raise ValueError(f"{who} returned something that is not an array of states: {exc}") from None
+    if np.iscomplexobj(arr):
+        raise ValueError(f"{who} returned complex states (dtype {arr.dtype}); states must be real.")
+    if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
+        raise ValueError(f"{who} returned states of dtype {arr.dtype}; expected a real numeric array.")
+    arr = arr.astype(np.float64)
+    if arr.shape != x0.shape:
+        raise ValueError(f"{who} must return states of the shape of its start `x0`, {x0.shape}; got {arr.shape}.")
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        i, j = np.argwhere(bad)[0]
+        raise ValueError(f"{who} returned non-finite states ({float(arr[i, j])!r} at row {i}, unit {j}).")
+    allowed = _DOMAIN_VALUES.get(model.domain)
+    if allowed is not None:
+        bad = (arr != allowed[0]) & (arr != allowed[1])
+        if bad.any():
+            i, j = np.argwhere(bad)[0]
+            raise ValueError(
+                f"{who} returned states outside the model's {model.domain} domain {{{allowed[0]:g}, {allowed[1]:g}}} "
+                f"({float(arr[i, j])!r} at row {i}, unit {j})."
+            )
+    return arr
 
 
 def _check_model(model, owner):

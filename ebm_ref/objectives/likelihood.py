@@ -7,7 +7,7 @@ import copy as _copy
 import numpy as np
 
 from .._validation import check_int
-from ._base import Objective, _objective_rng, _sampler_seed
+from ._base import Objective, _objective_rng, _sampler_seed, _sampler_states
 
 __all__ = ["ExactMLE", "CD", "PCD"]
 
@@ -72,14 +72,7 @@ def _default_sampler(model, owner):
 
 def _run_sampler(sampler, model, x0, k, seed, owner):
     """Call ``sampler(model, x0, k, seed=...)`` and return its final states."""
-    out = sampler(model, x0, k, seed=seed)
-    x = getattr(out, "x", out)
-    x = np.asarray(x, dtype=np.float64)
-    if x.shape != x0.shape:
-        raise ValueError(
-            f"the sampler of {owner} must return states of the shape of `x0`, {x0.shape}; got {x.shape}."
-        )
-    return x
+    return _sampler_states(sampler(model, x0, k, seed=seed), model, x0, owner, sampler)
 
 
 def _surrogate(model, x, negatives):

@@ -12,9 +12,6 @@ regime and saturated units (|pre-activation| of hundreds, where a naive
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -22,184 +19,8 @@ from . import _diagnose as _dg
 
 __all__ = ["QuantityComparison", "EnergyComparison", "compare_energy", "assert_energy_matches"]
 
-PRIMITIVES = (
-    "energy",
-    "grad_x",
-    "hessian_diag",
-    "grad_params",
-    "grad_params_of_grad_x",
-    "grad_params_of_hessian_diag",
-)
-
-
-@dataclass
-class QuantityComparison:
-    """Worst disagreement of one primitive over every batch and scale.
-
-    Attributes
-    ----------
-    name : str
-        The primitive (``"energy"``, ``"grad_params"``, ...).
-    max_abs_error, max_rel_error : float
-        Worst absolute and relative error against the exact reference
-        (``inf`` for a non-finite or complex output or a wrong shape / key
-        set).
-    score : float
-        Worst error in units of the tolerance after the tolerance model
-        (dtype allowance, accepted framework behaviour): passes iff <= 1.
-    where : dict
-        Where the worst error occurred: ``scale``, ``batch``, ``key``
-        (parameter name, or ``None``), ``index`` (entry), as Python numbers.
-    x : ndarray or None
-        The input row at ``where`` for per-sample quantities, else the batch.
-    got, expected : float
-        The two values at ``where``.
-    note : str
-        Why a comparison could not be made (shape, keys, non-finite, complex).
-    n_compared : int
-        Number of entries compared.
-    dtype : str
-        Floating dtype of the third-party results (lowest precision seen).
-    allowance : float
-        The dtype allowance ``C eps_dtype`` relative to the quantity's scale
-        (0 for float64).
-    suspects : tuple of str
-        Codes of the explanations that fit the numbers (docs/checking.md).
-    diagnosis : str or None
-        The same in a sentence.
-    accepted : tuple of str
-        Codes of documented behaviours accepted under their tolerance
-        (``"float32"``, ``"softplus_threshold"``).
-    worst_entries : list of dict
-        The few worst entries of the worst batch.
-    """
-
-    name: str
-    max_abs_error: float = 0.0
-    max_rel_error: float = 0.0
-    where: dict = field(default_factory=dict)
-    x: np.ndarray | None = field(default=None, repr=False)
-    got: float = float("nan")
-    expected: float = float("nan")
-    note: str = ""
-    n_compared: int = 0
-    dtype: str = "float64"
-    score: float = 0.0
-    allowance: float = 0.0
-    suspects: tuple = ()
-    diagnosis: str | None = None
-    accepted: tuple = ()
-    strict: bool = False
-    worst_entries: list = field(default_factory=list, repr=False)
-    _per_sample: bool = field(default=True, repr=False)
-
-    def passed(self, rtol=None):
-        """Whether the primitive agrees (``rtol`` is the report's; kept for compatibility)."""
-        if self.n_compared == 0 and not self.note:
-            return False  # nothing compared is never a pass
-        if self.strict and "softplus_threshold" in self.accepted:
-            return False
-        return bool(self.score <= 1.0)
-
-    def describe(self, rtol):
-        ok = self.passed(rtol)
-        status = "ok" if ok else "MISMATCH"
-        if self.note and self.max_rel_error == np.inf and "shape" in self.suspects:
-            # a shape or key error first and alone: the numbers mean nothing then
-            return f"{self.name}: {status}: {self.note} (at {self.where})"
-        text = (
-            f"{self.name} [{self.dtype}]: max rel error {self.max_rel_error:.3e}, max abs error "
-            f"{self.max_abs_error:.3e}, score {self.score:.3g} ({self.n_compared} entries) {status}"
-        )
-        if self.accepted:
-            text += f"\n    accepted: {', '.join(self.accepted)}" + (" (strict: not accepted)" if not ok and self.strict else "")
-        if not ok:
-            text += f"\n    worst at {self.where}: got {self.got!r}, expected {self.expected!r}"
-            for e in self.worst_entries[1:]:
-                text += f"\n    also at key={e['key']!r} index={e['index']}: got {e['got']!r}, expected {e['expected']!r}"
-            if self.x is not None and self._per_sample:
-                text += f"\n    input x = {np.array2string(np.asarray(self.x), precision=6)}"
-            if self.note:
-                text += f"\n    note: {self.note}"
-        if self.diagnosis:
-            text += f"\n    diagnosis: {self.diagnosis}"
-        return text
-
-
-@dataclass
-class EnergyComparison:
-    """Report of :func:`compare_energy`: one :class:`QuantityComparison` per primitive."""
-
-    model: str
-    rtol: float
-    scales: tuple
-    results: dict = field(default_factory=dict)
-    strict: bool = False
-
-    @property
-    def passed(self):
-        return bool(self.results) and all(r.passed(self.rtol) for r in self.results.values())
-
-    @property
-    def worst(self):
-        """``(name, max_rel_error)`` of the worst primitive."""
-        if not self.results:
-            return None, 0.0
-        name = max(self.results, key=lambda k: self.results[k].max_rel_error)
-        return name, self.results[name].max_rel_error
-
-    @property
-    def failed(self):
-        """Names of the primitives that disagree, in the order of the primitives."""
-        return [k for k, r in self.results.items() if not r.passed(self.rtol)]
-
-    @property
-    def dtype(self):
-        """Lowest-precision dtype received over every primitive."""
-        names = [r.dtype for r in self.results.values()]
-        return max(names, key=lambda n: _dg.EPS.get(n, 0.0)) if names else "float64"
-
-    @property
-    def suspects(self):
-        """Codes of the explanations found, in order of appearance.
-
-        Over the primitives that fail when the report fails (a behaviour
-        accepted in a passing primitive does not explain a failure
-        elsewhere), over every primitive when it passes.
-        """
-        out = []
-        failed = set(self.failed)
-        for r in self.results.values():
-            if failed and r.name not in failed:
-                continue
-            out.extend(c for c in r.suspects if c not in out)
-        return tuple(out)
-
-    @property
-    def diagnosis(self):
-        """One sentence per primitive with a diagnosis (``None`` if none)."""
-        parts = [f"{r.name}: {r.diagnosis}" for r in self.results.values() if r.diagnosis]
-        return " ".join(parts) if parts else None
-
-    def __str__(self):
-        lines = [
-            f"compare_energy against {self.model} (scales {self.scales}, rtol {self.rtol:g}, dtype {self.dtype}"
-            + (f": allowance {_dg.ROUNDING_C:g} * eps({self.dtype}) * scale" if _dg.is_low_precision(self.dtype) else "")
-            + (", strict" if self.strict else "")
-            + "):"
-        ]
-        for r in self.results.values():
-            lines.append("  " + r.describe(self.rtol))
-        lines.append("  -> " + ("all match" if self.passed else f"MISMATCH in {', '.join(self.failed)}"))
-        if self.suspects:
-            lines.append(f"  suspects: {', '.join(self.suspects)}")
-        return "\n".join(lines)
-
-    def assert_ok(self):
-        """Raise ``AssertionError`` carrying the report if a primitive disagrees."""
-        if not self.passed:
-            raise AssertionError(str(self))
-        return self
+from ._compare_report import PRIMITIVES, EnergyComparison, QuantityComparison
+from ._energysuspects import _as_dict, _reference, _suspects
 
 
 # --------------------------------------------------------------------- models
@@ -222,11 +43,21 @@ def _perturbed_params(model, scale, rng, jitter):
             if p.ndim == 2 and p.shape[0] == p.shape[1]:
                 noise = 0.5 * (noise + noise.T)
             noise = np.where(zeros[k], 0.0, noise)
-        out[k] = scale * (p + noise)
+        with np.errstate(over="ignore"):  # an overflowing scale is refused below, naming `scales`
+            out[k] = scale * (p + noise)
     try:
         return model.with_params(out)
     except ValueError:
-        return model.with_params({k: scale * p for k, p in base.items()})
+        pass
+    with np.errstate(over="ignore"):
+        plain = {k: scale * p for k, p in base.items()}
+    try:
+        return model.with_params(plain)
+    except ValueError as exc:
+        # the user chose the scale, not the parameter the model names
+        raise ValueError(
+            f"`scales` entry {scale!r} gives parameters the model refuses ({exc}); use smaller scales."
+        ) from None
 
 
 def _draw_batch(model, rng, n, extension):
@@ -252,18 +83,6 @@ def _call_user(fn, *args):
         return fn(*args)
 
 
-def _reference(m, prim, x, aux):
-    if prim in ("energy", "grad_x", "hessian_diag"):
-        return getattr(m, prim)(x)
-    return getattr(m, prim)(x, aux)
-
-
-def _as_dict(value):
-    if isinstance(value, Mapping):
-        return dict(value)
-    return {None: value}
-
-
 class _Batch:
     """One compared batch of one primitive: the numbers the suspects are tested on."""
 
@@ -281,124 +100,6 @@ class _Batch:
         return all(_dg.fits(self.got[k], np.asarray(other_ref[k], dtype=np.float64), rtol, self.floor, self.allow[k]) for k in self.ref)
 
 
-def _transposed_model(m):
-    """``m`` with every non-symmetric square 2-D parameter transposed (None if there is none)."""
-    params = m.params
-    out, changed = {}, False
-    for k, p in params.items():
-        if p.ndim == 2 and p.shape[0] == p.shape[1] and not np.array_equal(p, p.T):
-            out[k] = p.T.copy()
-            changed = True
-        else:
-            out[k] = p
-    return m._with_params_unchecked(out) if changed else None
-
-
-#: one-parameter transformations tested by :func:`_param_suspects`: (code, factor, words)
-_PARAM_TRANSFORMS = (
-    ("param_sign", -1.0, "negated"),
-    ("param_dropped", 0.0, "set to zero (its term dropped)"),
-    ("param_scale", 2.0, "doubled"),
-    ("param_scale", 0.5, "halved"),
-)
-
-
-def _fits_transformed(b, mt, name, key, c, chain, lin, rtol):
-    """Whether batch ``b`` equals ``mt``'s ``name`` (times ``c`` on key ``key`` if ``chain``)."""
-    try:
-        with np.errstate(all="ignore"), (_dg.linearised_softplus() if lin else contextlib.nullcontext()):
-            ref = _as_dict(_reference(mt, name, b.x, b.aux))
-    except (ValueError, TypeError, NotImplementedError):
-        return False
-    ref = {k: np.asarray(v, dtype=np.float64) for k, v in ref.items()}
-    if chain:
-        ref[key] = c * ref[key]
-    return all(np.all(np.isfinite(v)) for v in ref.values()) and b.fits(ref, rtol)
-
-
-def _param_suspects(name, failing, rtol):
-    r"""One parameter negated, zeroed, doubled or halved: ``got(theta) == ref(T theta)`` on every failing batch.
-
-    The third-party code is taken to compute ebm_ref's formula at ``theta'``
-    equal to ``theta`` with one array ``p`` multiplied by ``c`` (a sign,
-    a dropped term, a missing or extra factor 2). Its energy and
-    ``x``-derivatives are then ebm_ref's at ``theta'``; its parameter
-    derivatives follow the chain rule, ``d/dp = c * (d/dp')(theta')`` and
-    the other keys unchanged. Only ebm_ref's model is re-evaluated (four
-    transformations per parameter array and failing batch); a code is named
-    only when every failing batch fits to the comparison's tolerance.
-    """
-    codes, said = [], []
-    if not failing:
-        return codes, said
-    chain = name.startswith("grad_params")
-    for key in failing[0].m.params:
-        for code, c, words in _PARAM_TRANSFORMS:
-            ok = True
-            for b in failing:
-                params = b.m.params
-                p = params[key]
-                if p.size == 0 or not np.any(p):
-                    ok = False  # the transformation changes nothing
-                    break
-                try:  # a model that refuses the transformed parameters cannot be what the user computed
-                    mt = b.m._with_params_unchecked({k: (c * v if k == key else v) for k, v in params.items()})
-                except (ValueError, TypeError):
-                    ok = False
-                    break
-                # torch's linearised softplus is accepted here as everywhere (compare_energy's Notes)
-                ways = (False, True) if _dg.uses_softplus(mt) else (False,)
-                if not any(_fits_transformed(b, mt, name, key, c, chain, lin, rtol) for lin in ways):
-                    ok = False
-                    break
-            if ok:
-                codes.append(code)
-                said.append(f"{name} equals the reference computed with parameter {key!r} {words}")
-    return codes, said
-
-
-def _suspects(name, failing, n_scales_passed, rtol, max_scale):
-    """Test the usual suspects on the failing batches of one primitive."""
-    codes, said = [], []
-    pairs = [p for b in failing for p in b.pairs(name)]
-    floor_of = lambda p: p[3]  # noqa: E731
-    allow_of = lambda p: p[4]  # noqa: E731
-    c, s = _dg.factor_suspects(pairs, rtol, floor_of, allow_of)
-    codes += c
-    said += s
-    if not codes and name in ("energy", "grad_x", "hessian_diag"):
-        c, s = _dg.offset_suspects([p for b in failing for p in b.pairs(name)], rtol, floor_of, allow_of)
-        codes += c
-        said += s
-    if not codes:
-        c, s = _dg.transpose_suspects(pairs, rtol, floor_of, allow_of)
-        codes += c
-        said += s
-    if not codes:
-        ok = True
-        for b in failing:
-            mt = _transposed_model(b.m)
-            if mt is None or not b.fits(_as_dict(_reference(mt, name, b.x, b.aux)), rtol):
-                ok = False
-                break
-        if ok and failing:
-            codes.append("transpose")
-            said.append(f"{name} equals the reference computed with the square weight matrix transposed")
-    if not codes and name == "grad_params" and failing:
-        for label, make in (("unweighted sum", lambda b: np.ones(b.x.shape[0])), ("plain mean", lambda b: np.full(b.x.shape[0], 1.0 / b.x.shape[0]))):
-            if all(b.fits(b.m.grad_params(b.x, make(b)), rtol) for b in failing):
-                codes.append("weights")
-                said.append(f"grad_params ignores the per-sample weights (it equals the {label} over the batch)")
-                break
-    c, s = _param_suspects(name, failing, rtol)
-    codes += c
-    said += s
-    if failing and n_scales_passed and len({b.scale for b in failing}) == 1 and max(b.scale for b in failing) == max_scale:
-        codes.append("saturation")
-        said.append(f"errors appear only at the largest parameter scale {failing[0].scale:g} (saturated units)")
-    return codes, said
-
-
 def _read(value, expected, what):
     if len(expected) == 1 and None in expected:
         return {None: _dg.read_array(value, what, shape=np.shape(expected[None]))}
@@ -408,11 +109,30 @@ def _read(value, expected, what):
 _PER_SAMPLE = ("energy", "grad_x", "hessian_diag")
 
 
+def _check_reference(exp, k):
+    """Fail closed on ebm_ref's own side too: a non-finite reference value is never compared."""
+    for key, e in exp.items():
+        bad = ~np.isfinite(e)
+        if bad.any():
+            index = tuple(int(i) for i in np.argwhere(bad)[0])
+            err = _dg.BadResult(
+                "nonfinite",
+                f"ebm_ref's reference `{k}`{'' if key is None else f'[{key!r}]'} is {float(e[index])!r} at {index}: "
+                "nothing can be compared there (the parameters at this scale overflow the reference); "
+                "use smaller `scales`",
+                index=index,
+                value=float("nan"),
+            )
+            err.key = key
+            raise err
+
+
 def _compare_batch(res, k, raw, exp, m, x, aux, scale, b, rtol, atol, strict, state):
     """Compare one batch of primitive ``k``; updates ``res`` and ``state``."""
     dt = _dg.dtype_name(raw)
     res.dtype = _dg.lower_precision(res.dtype, dt)
     try:
+        _check_reference(exp, k)
         got = _read(raw, exp, f"`{k}` output")
     except _dg.BadResult as bad:
         state["codes"].append(bad.code)

@@ -173,6 +173,16 @@ def _to_numpy(value):
     return np.asarray(value)
 
 
+class Report:
+    """What every report of the kit shares: ``assert_ok`` for pytest (one definition)."""
+
+    def assert_ok(self):
+        """Raise ``AssertionError`` carrying the whole report if the check failed; else return the report."""
+        if not self.passed:
+            raise AssertionError(str(self))
+        return self
+
+
 class BadResult(Exception):
     """A third-party result that cannot be compared: ``code`` (a suspect) and ``message``."""
 
@@ -273,10 +283,12 @@ def scores(got, ref, rtol, floor, allowance):
 
 def fit_factor(got, ref):
     """Least-squares ``c`` of ``got ~ c * ref`` (``None`` when ``ref`` is zero)."""
-    rr = float(np.sum(ref * ref))
-    if rr == 0.0 or not np.all(np.isfinite(got)):
-        return None
-    return float(np.sum(got * ref)) / rr
+    with np.errstate(over="ignore", invalid="ignore"):  # entries near 1e308 overflow: no factor
+        rr = float(np.sum(ref * ref))
+        if rr == 0.0 or not np.isfinite(rr) or not np.all(np.isfinite(got)):
+            return None
+        c = float(np.sum(got * ref)) / rr
+    return c if np.isfinite(c) else None
 
 
 def fits(got, ref, rtol, floor, allowance):
@@ -330,11 +342,12 @@ def offset_suspects(pairs, rtol, floor_of, allowance_of, per_group=True):
         return [], []
     offs = []
     for p in pairs:
-        d = p[1] - p[2]
+        with np.errstate(over="ignore", invalid="ignore"):  # near-1e308 values: no finite offset
+            d = p[1] - p[2]
+            c = float(np.mean(d)) if d.size else 0.0
         if d.size < 2 and not per_group:
             return [], []
-        c = float(np.mean(d))
-        if c == 0.0 or not fits(p[1], p[2] + c, rtol, floor_of(p), allowance_of(p) + 0.0):
+        if c == 0.0 or not np.isfinite(c) or not fits(p[1], p[2] + c, rtol, floor_of(p), allowance_of(p) + 0.0):
             return [], []
         offs.append(c)
     if len(pairs) == 1 and pairs[0][1].size < 2:
