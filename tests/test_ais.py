@@ -17,6 +17,7 @@ from scipy import special, stats
 
 from ebm_ref.energies import GRBM, RBM, Ising
 from ebm_ref.estimate import AISResult, ais, betas, log_likelihood, reverse_ais
+from zoo import random_rbm
 
 
 # Two-sided normal quantile for a per-assertion false-failure rate of 1e-4.
@@ -25,8 +26,7 @@ Z_1E4 = stats.norm.ppf(1 - 1e-4 / 2)  # 3.89
 
 # ---------------------------------------------------------------- models
 def make_rbm(V=12, H=6, seed=1234, scale=1.0):
-    g = np.random.default_rng(seed)
-    return RBM(scale * g.standard_normal((V, H)), g.standard_normal(V), g.standard_normal(H))
+    return random_rbm(V, H, scale, bias_scale=1.0, seed=seed)
 
 
 def make_grbm(V=4, H=8, seed=99):

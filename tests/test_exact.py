@@ -12,6 +12,7 @@ from scipy.special import logsumexp
 from ebm_ref import exact
 from ebm_ref.energies import RBM, EnergyModel, Ising
 from ebm_ref.testing import check_grad
+from zoo import random_rbm
 
 
 
@@ -37,7 +38,7 @@ def _naive_log_z_rbm(model):
 
 
 def _rbm(rng, V, H, scale):
-    return RBM(rng.normal(0, scale, (V, H)), rng.normal(0, scale, V), rng.normal(0, scale, H))
+    return random_rbm(V, H, scale, seed=rng)
 
 
 @pytest.mark.parametrize("V, H", [(3, 7), (7, 3), (5, 5), (1, 4), (9, 1), (12, 6)])
