@@ -38,9 +38,9 @@ N_CHAINS = 20000
 # override the fixed-start steps in ``Entry.fixed_steps``).
 STEPS = {
     "gibbs": (5, 60), "gwg": (20, 400), "rwmh": (20, 400), "dula": (10, 200),
-    "parallel_tempering": (5, 60), "swendsen_wang": (5, 60), "wolff": (10, 200),
-    "boltzmann_auxiliary": (5, 60), "langevin": (20, 600), "hmc": (10, 150),
-    "gibbs_langevin": (20, 300),
+    "parallel_tempering": (3, 30), "swendsen_wang": (5, 60), "wolff": (10, 200),
+    "boltzmann_auxiliary": (5, 60), "langevin": (20, 200), "hmc": (5, 60),
+    "gibbs_langevin": (10, 150),
 }
 REAL_STEPS = {"rwmh": (20, 400)}  # continuous RW-MH
 
