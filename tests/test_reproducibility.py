@@ -13,7 +13,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from _threads_harness import run_at_thread_counts
+from _threads_harness import assert_identical, result_arrays, run_at_thread_counts
 from ebm_ref.energies import GRBM, RBM, Ising
 from ebm_ref.samplers._binary import rwmh_binary
 from ebm_ref.samplers.gibbs import gibbs
@@ -88,17 +88,8 @@ IN_ZOO = {"gibbs-rbm", "gibbs-grbm", "gibbs-seq", "gibbs-seq01", "gibbs-cb5", "g
           "gwg-rbm", "mh-ising", "mh-rbm"}
 NOT_IN_ZOO = [c for c in CASES if c[0] not in IN_ZOO]
 
-FIELDS = ("x", "acceptance_rate", "trace", "energies")
-
-
-def _arrays(res):
-    return {k: getattr(res, k) for k in FIELDS if getattr(res, k) is not None}
-
-
-def _assert_identical(a, b, what):
-    assert a.keys() == b.keys(), what
-    for k in a:
-        assert np.array_equal(a[k], b[k], equal_nan=True), f"{what}: field {k} differs"
+_arrays = result_arrays
+_assert_identical = assert_identical
 
 
 def test_bit_identical_with_one_and_two_threads(tmp_path):

@@ -15,14 +15,12 @@ Deterministic: no false-failure rate.
 import pathlib
 import textwrap
 
-import numpy as np
 import pytest
 
 import zoo
-from _threads_harness import run_at_thread_counts
+from _threads_harness import assert_identical, result_arrays, run_at_thread_counts
 
 HERE = pathlib.Path(__file__).resolve().parent
-FIELDS = ("x", "acceptance_rate", "trace", "energies")
 N_STEPS, SEED, THIN = 7, 123, 3
 
 
@@ -30,8 +28,7 @@ def _configs():
     out = []
     for e in zoo.ENTRIES:
         for name, settings, _ in e.configs():
-            ident = "-".join([e.id, name] + [f"{k}={v}" for k, v in settings.items()])
-            out.append((ident, e.id, name, settings))
+            out.append((zoo.config_id(e.id, name, settings), e.id, name, settings))
     return out
 
 
@@ -42,19 +39,15 @@ def run_config(eid, name, settings, n_chains):
     """The zoo's small model at its sampler scale, ``n_chains`` chains from fixed seeds."""
     entry = zoo.BY_ID[eid]
     model = entry.make("small")
-    x0 = zoo.model_states(model, n_chains, seed=0) if n_chains > 0 else None
-    res = zoo.run_sampler(name, model, x0, N_STEPS, SEED, thin=THIN, **settings)
-    return {k: getattr(res, k) for k in FIELDS if getattr(res, k) is not None}
+    x0 = zoo.model_states(model, n_chains, seed=0)
+    return result_arrays(zoo.run_sampler(name, model, x0, N_STEPS, SEED, thin=THIN, **settings))
 
 
 def _prefix(arrays, n):
     return {k: (v[:, :n] if k == "trace" else v[:n]) for k, v in arrays.items()}
 
 
-def _assert_identical(a, b, what):
-    assert a.keys() == b.keys(), what
-    for k in a:
-        assert np.array_equal(a[k], b[k], equal_nan=True), f"{what}: field {k} differs"
+_assert_identical = assert_identical
 
 
 def test_bit_identical_with_one_and_two_threads(tmp_path):

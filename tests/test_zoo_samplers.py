@@ -64,8 +64,8 @@ def _exact_configs():
         for name, settings, is_exact in e.configs():
             if is_exact:
                 slow = name in e.slow_samplers
-                ident = "-".join([e.id, name] + [f"{k}={v}" for k, v in settings.items()])
-                out.append(pytest.param(e, name, settings, marks=[pytest.mark.slow] if slow else [], id=ident))
+                out.append(pytest.param(e, name, settings, marks=[pytest.mark.slow] if slow else [],
+                                        id=zoo.config_id(e.id, name, settings)))
     return out
 
 

@@ -126,6 +126,11 @@ PUBLIC_SAMPLERS = tuple(RUNNERS)
 BIASED = {"adjust": False}
 
 
+def config_id(entry_id, name, settings):
+    """Test id of one (model, sampler, settings) configuration."""
+    return "-".join([entry_id, name] + [f"{k}={v}" for k, v in settings.items()])
+
+
 def run_sampler(name, model, x0, n_steps, seed, thin=0, **settings):
     """Run public sampler ``name`` with the zoo's calling convention."""
     return RUNNERS[name](model, x0, n_steps, seed, thin, **settings)
