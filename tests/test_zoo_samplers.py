@@ -42,7 +42,7 @@ STEPS = {
     "boltzmann_auxiliary": (5, 60), "langevin": (20, 200), "hmc": (5, 60),
     "gibbs_langevin": (10, 150),
 }
-REAL_STEPS = {"rwmh": (20, 400)}  # continuous RW-MH
+REAL_STEPS = {"rwmh": (10, 200)}  # continuous RW-MH (one proposal moves every coordinate)
 
 
 def _has_reference(entry):
