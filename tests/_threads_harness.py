@@ -29,3 +29,18 @@ def run_at_thread_counts(script, tmp_path, counts=("1", "2"), timeout=600):
         with np.load(out) as z:
             results.append({k: z[k] for k in z.files})
     return results
+
+
+FIELDS = ("x", "acceptance_rate", "trace", "energies")
+
+
+def result_arrays(res):
+    """The per-chain fields of a ``SampleResult`` that are set, by name."""
+    return {k: getattr(res, k) for k in FIELDS if getattr(res, k) is not None}
+
+
+def assert_identical(a, b, what):
+    """Same names and bit-identical arrays (NaN equal to NaN) in two dicts of arrays."""
+    assert a.keys() == b.keys(), what
+    for k in a:
+        assert np.array_equal(a[k], b[k], equal_nan=True), f"{what}: field {k} differs"

@@ -9,9 +9,6 @@ and states its false-failure rate next to it.
 
 import itertools
 import json
-import os
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
@@ -20,8 +17,8 @@ from scipy import special, stats
 
 from ebm_ref.energies import GRBM, RBM, Ising
 from ebm_ref.estimate import AISResult, ais, betas, log_likelihood, reverse_ais
+from zoo import random_rbm
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # Two-sided normal quantile for a per-assertion false-failure rate of 1e-4.
 Z_1E4 = stats.norm.ppf(1 - 1e-4 / 2)  # 3.89
@@ -29,8 +26,7 @@ Z_1E4 = stats.norm.ppf(1 - 1e-4 / 2)  # 3.89
 
 # ---------------------------------------------------------------- models
 def make_rbm(V=12, H=6, seed=1234, scale=1.0):
-    g = np.random.default_rng(seed)
-    return RBM(scale * g.standard_normal((V, H)), g.standard_normal(V), g.standard_normal(H))
+    return random_rbm(V, H, scale, bias_scale=1.0, seed=seed)
 
 
 def make_grbm(V=4, H=8, seed=99):
@@ -293,24 +289,19 @@ _THREAD_SCRIPT = textwrap.dedent(
         r = reverse_ais(m, f.x, betas(25), 12)
         out.append([f.log_weights.tobytes().hex(), f.x.tobytes().hex(),
                     r.log_weights.tobytes().hex(), r.x.tobytes().hex()])
-    print(json.dumps(out))
+    import sys
+    np.savez(sys.argv[1], out=np.array(json.dumps(out)))
     """
 )
 
 
-def _run_threads(n):
-    env = dict(os.environ, NUMBA_NUM_THREADS=str(n), PYTHONPATH=REPO)
-    out = subprocess.run(
-        [sys.executable, "-c", _THREAD_SCRIPT], env=env, capture_output=True, text=True,
-        timeout=600, cwd=REPO,
-    )
-    assert out.returncode == 0, out.stderr
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
-def test_thread_count_invariance():
+def test_thread_count_invariance(tmp_path):
     """Bit-identical weights and states with NUMBA_NUM_THREADS=1 and 2."""
-    one, two = _run_threads(1), _run_threads(2)
+    from _threads_harness import run_at_thread_counts
+
+    script = tmp_path / "run.py"
+    script.write_text(_THREAD_SCRIPT)
+    one, two = (json.loads(str(r["out"])) for r in run_at_thread_counts(script, tmp_path))
     assert len(one) == 4
     assert one == two
 

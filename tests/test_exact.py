@@ -2,8 +2,6 @@
 
 import itertools
 import json
-import os
-import subprocess
 import sys
 import types
 
@@ -14,8 +12,8 @@ from scipy.special import logsumexp
 from ebm_ref import exact
 from ebm_ref.energies import RBM, EnergyModel, Ising
 from ebm_ref.testing import check_grad
+from zoo import random_rbm
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _naive_states(d, domain):
@@ -40,7 +38,7 @@ def _naive_log_z_rbm(model):
 
 
 def _rbm(rng, V, H, scale):
-    return RBM(rng.normal(0, scale, (V, H)), rng.normal(0, scale, V), rng.normal(0, scale, H))
+    return random_rbm(V, H, scale, seed=rng)
 
 
 @pytest.mark.parametrize("V, H", [(3, 7), (7, 3), (5, 5), (1, 4), (9, 1), (12, 6)])
@@ -265,19 +263,17 @@ out = {
     "g_ising": [float(v).hex() for a in exact.mle_grad(ising, x).values() for v in a.ravel()],
     "probs": [float(v).hex() for v in exact.probabilities(Ising.random(11, 1.0, 2))[1]],
 }
-print(json.dumps(out))
+import sys
+np.savez(sys.argv[1], out=np.array(json.dumps(out)))
 """
 
 
-def test_bit_identical_across_thread_counts():
-    results = []
-    for threads in ("1", "2"):
-        env = dict(os.environ, NUMBA_NUM_THREADS=threads, PYTHONPATH=REPO)
-        proc = subprocess.run(
-            [sys.executable, "-c", _THREAD_SCRIPT], env=env, cwd=REPO, capture_output=True, text=True, timeout=600
-        )
-        assert proc.returncode == 0, proc.stderr
-        results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+def test_bit_identical_across_thread_counts(tmp_path):
+    from _threads_harness import run_at_thread_counts
+
+    script = tmp_path / "run.py"
+    script.write_text(_THREAD_SCRIPT)
+    results = [json.loads(str(r["out"])) for r in run_at_thread_counts(script, tmp_path)]
     assert results[0] == results[1]
 
 

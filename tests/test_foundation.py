@@ -8,6 +8,7 @@ from ebm_ref import _rng
 from ebm_ref._numerics import log_sigmoid, sigmoid_prime, softplus
 from ebm_ref.energies import RBM
 from ebm_ref.testing import check_energy_derivatives, check_grad
+from zoo import random_rbm
 
 
 def test_xoshiro_known_outputs():
@@ -77,7 +78,7 @@ def test_stable_numerics(a):
 
 
 def _rbm(rng, V, H, scale):
-    return RBM(rng.normal(0, scale, (V, H)), rng.normal(0, scale, V), rng.normal(0, scale, H))
+    return random_rbm(V, H, scale, seed=rng)
 
 
 @pytest.mark.parametrize("V,H", [(1, 1), (6, 3), (9, 12)])

@@ -21,8 +21,9 @@ import numpy as np
 import pytest
 from scipy.special import expit, logsumexp
 
-from ebm_ref.energies import RBM, Ising, StudentT
+from ebm_ref.energies import Ising, StudentT
 from ebm_ref.testing import check_objective_grad, check_sampler, compare_energy, compare_objective
+from zoo import random_rbm
 
 ALPHA = 1e-4
 
@@ -289,8 +290,7 @@ def ising_ratio_matching_missing_2(p, s, seed):
 
 # ===================================================================== models
 def _rbm(V, H, w_scale, seed):
-    rng = np.random.default_rng(seed)
-    return RBM(w_scale * rng.standard_normal((V, H)), 0.5 * rng.standard_normal(V), 0.5 * rng.standard_normal(H))
+    return random_rbm(V, H, w_scale, bias_scale=0.5, seed=seed)
 
 
 def _binary_data(model, n, seed):

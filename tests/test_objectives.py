@@ -10,16 +10,16 @@ import numpy as np
 import pytest
 
 from ebm_ref import objectives as O
-from ebm_ref.energies import GRBM, RBM, GaussianMixture, Ising, MLPEnergy, StudentT
+from ebm_ref.energies import GRBM, GaussianMixture, Ising, MLPEnergy, StudentT
 from ebm_ref.testing import check_grad
+from zoo import random_rbm
 
 SEED = 11
 
 
 # ----------------------------------------------------------------- model zoo
 def _rbm():
-    r = np.random.default_rng(1)
-    return RBM(r.normal(0, 1.0, (6, 3)), r.normal(0, 0.5, 6), r.normal(0, 0.5, 3))
+    return random_rbm(6, 3, 1.0, bias_scale=0.5, seed=1)
 
 
 def _ising_spin():

@@ -13,13 +13,13 @@ from ebm_ref import exact
 from ebm_ref.energies import EnergyModel, RBM, GaussianMixture, Ising
 from ebm_ref.objectives import PseudoLikelihood
 from ebm_ref.testing import check_grad
+from zoo import random_rbm
 
 ALPHA = 1e-4
 
 
 def _rbm(V=5, H=3, scale=1.0, seed=0):
-    r = np.random.default_rng(seed)
-    return RBM(r.normal(0, scale, (V, H)), r.normal(0, scale, V), r.normal(0, scale, H))
+    return random_rbm(V, H, scale, seed=seed)
 
 
 class _RBMWithoutHook(RBM):

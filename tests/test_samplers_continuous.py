@@ -10,13 +10,13 @@ check is also run on a deliberately broken kernel that it must reject.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
 import pytest
 from scipy import special, stats
+
+from _threads_harness import run_at_thread_counts
 
 from ebm_ref._rng import as_seed_sequence, chain_states, np_normals, np_uniforms
 from ebm_ref.energies import GRBM, RBM, EnergyModel, GaussianMixture, LatentEnergy, MLPEnergy, StudentT
@@ -578,14 +578,9 @@ def test_bit_identical_with_one_and_two_threads(tmp_path):
     )
     path = tmp_path / "run.py"
     path.write_text(script)
-    outs = []
-    for threads in ("1", "2"):
-        out = tmp_path / f"out{threads}.npz"
-        env = dict(os.environ, NUMBA_NUM_THREADS=threads)
-        subprocess.run([sys.executable, str(path), str(out)], check=True, env=env, timeout=600)
-        outs.append(np.load(out))
-    assert set(outs[0].files) == set(outs[1].files) and len(outs[0].files) > 20
-    for k in outs[0].files:
+    outs = run_at_thread_counts(path, tmp_path)
+    assert set(outs[0]) == set(outs[1]) and len(outs[0]) > 20
+    for k in outs[0]:
         np.testing.assert_array_equal(outs[0][k], outs[1][k], err_msg=k)
 
 

@@ -41,14 +41,14 @@ from ebm_ref.energies._base import EnergyModel
 from ebm_ref.samplers import TemperingResult, gibbs, parallel_tempering
 from ebm_ref.samplers import tempering as pt_mod
 from ebm_ref.testing._samplercheck import _pooled_chisquare, _state_index, enumerate_distribution
+from zoo import random_rbm
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 ALPHA = 1e-4
 
 
 def _rbm(seed=0, V=3, H=2, scale=2.0):
-    r = np.random.default_rng(seed)
-    return RBM(scale * r.normal(size=(V, H)), r.normal(size=V), r.normal(size=H))
+    return random_rbm(V, H, scale, bias_scale=1.0, seed=seed)
 
 
 def _ising(d, scale, seed):

@@ -221,21 +221,14 @@ out = []
 for obj in (O.CD(k=2), O.PCD(k=1, n_chains=40), O.EnergyDiscrepancy("bernoulli", 0.2, 4)):
     m, h = fit(model, data, obj, Adam(0.05), 5, 16, seed=7)
     out.append(np.concatenate([h.loss] + [v.ravel() for v in m.params.values()]))
-np.save(sys.argv[1], np.concatenate(out))
+np.savez(sys.argv[1], out=np.concatenate(out))
 """
 
 
 def test_fit_bit_identical_across_numba_thread_counts(tmp_path):
-    import os
-    import subprocess
-    import sys
+    from _threads_harness import run_at_thread_counts
 
-    results = []
-    for threads in ("1", "2"):
-        path = tmp_path / f"out{threads}.npy"
-        env = dict(os.environ, NUMBA_NUM_THREADS=threads)
-        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-        env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
-        subprocess.run([sys.executable, "-c", _THREAD_SCRIPT, str(path)], check=True, env=env, timeout=600)
-        results.append(np.load(path))
+    script = tmp_path / "run.py"
+    script.write_text(_THREAD_SCRIPT)
+    results = [r["out"] for r in run_at_thread_counts(script, tmp_path)]
     assert np.array_equal(results[0], results[1])
