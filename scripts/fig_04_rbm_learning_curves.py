@@ -38,7 +38,7 @@ import time
 import numpy as np
 
 from ebm_ref import exact
-from ebm_ref._threads import limit_threads
+from ebm_ref import limit_threads
 from ebm_ref.energies import RBM
 from ebm_ref.estimate import betas as ais_betas
 from ebm_ref.estimate import log_likelihood as ais_log_likelihood

@@ -41,7 +41,7 @@ import time
 import numpy as np
 
 from ebm_ref import exact
-from ebm_ref._threads import limit_threads
+from ebm_ref import limit_threads
 from ebm_ref.energies import RBM, Ising
 from ebm_ref.samplers import gibbs, gwg, rwmh
 

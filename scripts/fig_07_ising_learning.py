@@ -41,7 +41,7 @@ import time
 
 import numpy as np
 
-from ebm_ref._threads import limit_threads
+from ebm_ref import limit_threads
 from ebm_ref.energies import Ising
 from ebm_ref.objectives import CD, PCD, EnergyDiscrepancy, GradientRatioMatching, RatioMatching
 from ebm_ref.samplers import gibbs
