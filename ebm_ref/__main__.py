@@ -118,11 +118,9 @@ def main(argv=None):
 
 
 def _extra_commands():
-    """Sub-command registrars contributed by other modules (e.g. ``reference``)."""
-    if importlib.util.find_spec(f"{__package__}.reference") is None:
-        return []
+    """Sub-command registrars contributed by other modules (``reference``, ``sweep``)."""
     from .reference import register_cli
-    from .sweep._cli import register_cli as register_sweep
+    from .sweep import register_cli as register_sweep
 
     return [register_cli, register_sweep]
 
