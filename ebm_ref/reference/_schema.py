@@ -74,7 +74,7 @@ def read_entries(name):
         head = fh.read(4)
     if not head:
         raise _error(name, "the file is empty")
-    if head[:2] != b"PK":
+    if head not in (b"PK\x03\x04", b"PK\x05\x06"):  # a zip's first member, or an empty zip
         raise _error(name, "not a NumPy .npz (zip) archive")
     entries = {}
     key = None
@@ -83,6 +83,8 @@ def read_entries(name):
             for key in data.files:
                 entries[key] = data[key]
     except ValueError as exc:
+        if key is None:
+            raise _error(name, f"the archive cannot be read ({exc})") from None
         if "pickle" in str(exc):
             raise _error(name, f"entry {key!r} is an object array, which only pickle can read") from None
         raise _error(name, f"entry {key!r} cannot be read ({exc})") from None
