@@ -103,11 +103,15 @@ def main(argv=None):
     from .bench import available_suites
 
     suites = available_suites()
-    p_bench = sub.add_parser("bench", help="benchmarks as JSON lines")
+    p_bench = sub.add_parser(
+        "bench",
+        help="benchmarks as JSON lines",
+        description=f"Benchmarks as JSON lines, one per measurement. Suites: {', '.join(suites)}.",
+    )
     p_bench.add_argument(
         "suites", nargs="*", metavar="SUITE", help=f"suite names, any of: {', '.join(suites)} (default: all)"
     )
-    p_bench.add_argument("--quick", action="store_true", help="smaller sizes (smoke test)")
+    p_bench.add_argument("--quick", action="store_true", help="smaller sizes, a smoke test (default: off)")
     p_bench.set_defaults(func=cmd_bench, parser=p_bench)
 
     for extra in _extra_commands():

@@ -166,20 +166,19 @@ def register_cli(subparsers):
         "reference",
         help="write a reference-value .npz for a random model",
         description="Write ebm_ref's reference values (energy, derivatives, log Z) for a random model to an .npz file.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     sizes = "; ".join(f"{k}: {v[2]}" for k, v in MODELS.items())
     p.add_argument("model", type=_model_name, choices=list(MODELS), metavar="MODEL", help=f"one of {', '.join(MODELS)}")
-    p.add_argument("--sizes", type=_positive_int, nargs="*", default=[], help=f"positive integers; {sizes}")
-    p.add_argument("--seed", type=_seed, default=0, help="seed of the model and the inputs")
-    p.add_argument("--n", type=_positive_int, default=8, help="number of input states")
-    p.add_argument("--scale", type=_finite, default=1.0, help="weight scale (rbm, grbm, ising, ising-lattice)")
-    p.add_argument("--domain", default="spin", choices=("spin", "binary"), help="Ising domain")
+    p.add_argument("--sizes", type=_positive_int, nargs="*", default=[], help=f"positive integers; {sizes} (default: none)")
+    p.add_argument("--seed", type=_seed, default=0, help="seed of the model and the inputs (default: 0)")
+    p.add_argument("--n", type=_positive_int, default=8, help="number of input states (default: 8)")
+    p.add_argument("--scale", type=_finite, default=1.0, help="weight scale for rbm, grbm, ising, ising-lattice (default: 1.0)")
+    p.add_argument("--domain", default="spin", choices=("spin", "binary"), help="Ising domain (default: spin)")
     p.add_argument(
         "--quantities", nargs="*", default=None, choices=QUANTITIES, metavar="Q",
         help=f"subset of {', '.join(QUANTITIES)} (default: all)",
     )
-    p.add_argument("-o", "--output", required=True, help="output path ending in .npz (no suffix: .npz is appended)")
-    p.add_argument("--force", action="store_true", help="replace an existing output file (never through a symbolic link)")
+    p.add_argument("-o", "--output", required=True, help="output path (required), ending in .npz; without a suffix .npz is appended")
+    p.add_argument("--force", action="store_true", help="replace an existing output file, never through a symbolic link (default: off)")
     p.set_defaults(func=_cmd_reference, parser=p)
     return p
