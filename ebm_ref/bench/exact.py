@@ -125,6 +125,23 @@ def _timed_threads(fn, repeat=3):
     return out
 
 
+def _log_z_line(kernel, size, threads, sec, cpu, n_states, numpy_times, diff):
+    """The fields every log Z line has (the NumPy baseline's wall and CPU seconds in ``numpy_times``)."""
+    np_seconds, np_cpu = numpy_times
+    return {
+        "kernel": kernel,
+        "size": size,
+        "threads": threads,
+        "seconds": sec,
+        "cpu_seconds": cpu,
+        "states_per_s": n_states / sec,
+        "numpy_seconds": np_seconds,
+        "numpy_cpu_seconds": np_cpu,
+        "speedup_vs_numpy": np_seconds / sec,
+        "abs_diff_vs_numpy": abs(diff),
+    }
+
+
 def run(quick=False):
     """Yield the JSON-line dicts of this suite (see the module docstring)."""
     V, H = (16, 64) if quick else (20, 64)
@@ -146,22 +163,14 @@ def run(quick=False):
     value = log_partition(rbm)
     times = _timed_threads(lambda: log_partition(rbm))
     for t, (sec, cpu) in times.items():
-        yield {
-            "kernel": "rbm_log_z",
-            "size": f"{V}x{H}",
-            "threads": t,
-            "seconds": sec,
-            "cpu_seconds": cpu,
-            "states_per_s": n_states / sec,
-            "numpy_seconds": np_seconds,
-            "numpy_cpu_seconds": np_cpu,
-            "speedup_vs_numpy": np_seconds / sec,
-            "floor_seconds": floor[t][0],
-            "ratio_to_floor": sec / floor[t][0],
-            "cpu_ratio_to_floor": cpu / floor[t][1],
-            "abs_diff_vs_numpy": abs(value - np_value),
-            "targets": ">= 2x numpy, <= 1.5x floor",
-        }
+        line = _log_z_line("rbm_log_z", f"{V}x{H}", t, sec, cpu, n_states, (np_seconds, np_cpu), value - np_value)
+        line.update(
+            floor_seconds=floor[t][0],
+            ratio_to_floor=sec / floor[t][0],
+            cpu_ratio_to_floor=cpu / floor[t][1],
+            targets=">= 2x numpy, <= 1.5x floor",
+        )
+        yield line
     for t, (sec, cpu) in floor.items():
         yield {
             "kernel": "softplus_floor",
@@ -180,17 +189,8 @@ def run(quick=False):
     d = L * L
     value = log_partition(model)
     times = _timed_threads(lambda: log_partition(model))
+    size = f"{L}x{L} periodic (2^{d} states)"
     for t, (sec, cpu) in times.items():
-        yield {
-            "kernel": "ising_log_z",
-            "size": f"{L}x{L} periodic (2^{d} states)",
-            "threads": t,
-            "seconds": sec,
-            "cpu_seconds": cpu,
-            "numpy_cpu_seconds": np_cpu,
-            "states_per_s": (1 << d) / sec,
-            "numpy_seconds": np_seconds,
-            "speedup_vs_numpy": np_seconds / sec,
-            "abs_diff_vs_numpy": abs(value - np_value),
-            "targets": "< 1 s on 2 cores, >= 20x numpy",
-        }
+        line = _log_z_line("ising_log_z", size, t, sec, cpu, 1 << d, (np_seconds, np_cpu), value - np_value)
+        line["targets"] = "< 1 s on 2 cores, >= 20x numpy"
+        yield line

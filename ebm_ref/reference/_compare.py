@@ -89,7 +89,7 @@ def compare(path, outputs, *, rtol=1e-10, atol=1e-12):
     ReferenceFileError
         If ``path`` is not an intact reference file (see :func:`load`).
     TypeError
-        If ``outputs`` is not a mapping.
+        If ``outputs`` is not a mapping (nor pairs a dict can be made of).
 
     Notes
     -----
@@ -97,8 +97,10 @@ def compare(path, outputs, *, rtol=1e-10, atol=1e-12):
     \mathrm{atol})`, as in :func:`ebm_ref.testing.compare_energy`.
     """
     ref = path if isinstance(path, Reference) else load(path)
-    if not isinstance(outputs, Mapping):
-        raise TypeError(f"`outputs` must be a dict of quantity -> array; got {type(outputs).__name__}.")
+    try:
+        outputs = dict(outputs)
+    except (TypeError, ValueError):
+        raise TypeError(f"`outputs` must be a dict of quantity -> array; got {type(outputs).__name__}.") from None
     extra = [k for k in outputs if k not in ref.values]
     if extra:
         raise ValueError(
