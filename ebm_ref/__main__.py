@@ -1,4 +1,4 @@
-"""Command line: ``python -m ebm_ref {figures,bench,reference} ...``.
+"""Command line: ``python -m ebm_ref {figures,bench,reference,sweep} ...``.
 
 * ``figures [NAME ...]``: run ``scripts/fig_*.py`` and write the PNGs into
   ``figures/``. Each script has ``main(out_dir, seed=0) -> {"files": [...],
@@ -6,6 +6,11 @@
   the numbers of this run, and the image link) goes to ``<stem>.md`` and
   ``figures/README.md`` collects them all.
 * ``bench [SUITE ...]``: JSON lines of throughput and ratios to plain NumPy.
+* ``reference MODEL ...``: a reference-value file (``ebm_ref.reference``).
+* ``sweep SPEC``: a built-in task over a grid (``ebm_ref.sweep``).
+
+A user mistake is a usage error (one ``error:`` line on stderr, exit 2),
+never a traceback; docs/cli.md.
 """
 
 from __future__ import annotations
