@@ -112,9 +112,11 @@ def destination(path):
     p = pathlib.Path(os.fspath(path))
     if p.name in ("", ".", ".."):
         raise ValueError(f"`path` {str(path)!r} names no file.")
+    if p.name.endswith(".npz"):  # also ".npz" alone, which Path sees as a dotfile without suffix
+        return p
     if p.suffix == "":
         p = p.with_name(p.name + ".npz")
-    elif p.suffix != ".npz":
+    else:
         raise ValueError(
             f"`path` {str(path)!r} must end in .npz (a name without a suffix gets .npz appended); "
             f"got the suffix {p.suffix!r}."
