@@ -1,4 +1,4 @@
-"""Command line: ``python -m ebm_ref {figures,bench,reference} ...``.
+"""Command line: ``python -m ebm_ref {figures,bench,reference,sweep} ...``.
 
 * ``figures [NAME ...]``: run ``scripts/fig_*.py`` and write the PNGs into
   ``figures/``. Each script has ``main(out_dir, seed=0) -> {"files": [...],
@@ -6,6 +6,11 @@
   the numbers of this run, and the image link) goes to ``<stem>.md`` and
   ``figures/README.md`` collects them all.
 * ``bench [SUITE ...]``: JSON lines of throughput and ratios to plain NumPy.
+* ``reference MODEL ...``: a reference-value file (``ebm_ref.reference``).
+* ``sweep SPEC``: a built-in task over a grid (``ebm_ref.sweep``).
+
+A user mistake is a usage error (one ``error:`` line on stderr, exit 2),
+never a traceback; docs/cli.md.
 """
 
 from __future__ import annotations
@@ -148,11 +153,15 @@ def main(argv=None):
     from .bench import available_suites
 
     suites = available_suites()
-    p_bench = sub.add_parser("bench", help="benchmarks as JSON lines")
+    p_bench = sub.add_parser(
+        "bench",
+        help="benchmarks as JSON lines",
+        description=f"Benchmarks as JSON lines, one per measurement. Suites: {', '.join(suites)}.",
+    )
     p_bench.add_argument(
         "suites", nargs="*", metavar="SUITE", help=f"suite names, any of: {', '.join(suites)} (default: all)"
     )
-    p_bench.add_argument("--quick", action="store_true", help="smaller sizes (smoke test)")
+    p_bench.add_argument("--quick", action="store_true", help="smaller sizes, a smoke test (default: off)")
     p_bench.set_defaults(func=cmd_bench, parser=p_bench)
 
     for extra in _extra_commands():
@@ -163,11 +172,9 @@ def main(argv=None):
 
 
 def _extra_commands():
-    """Sub-command registrars contributed by other modules (e.g. ``reference``)."""
-    if importlib.util.find_spec(f"{__package__}.reference") is None:
-        return []
+    """Sub-command registrars contributed by other modules (``reference``, ``sweep``)."""
     from .reference import register_cli
-    from .sweep._cli import register_cli as register_sweep
+    from .sweep import register_cli as register_sweep
 
     return [register_cli, register_sweep]
 

@@ -16,10 +16,11 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import functools
+import os
 
 import numba
 
-__all__ = ["openblas_thread_controls", "blas_threads", "limit_threads"]
+__all__ = ["openblas_thread_controls", "blas_threads", "limit_threads", "available_cores", "capped_numba_threads"]
 
 _NAMES = ("scipy_openblas_{}_num_threads64_", "openblas_{}_num_threads64_", "openblas_{}_num_threads")
 
@@ -65,6 +66,14 @@ def blas_threads(n):
         yield int(n)
     finally:
         setter(before)
+
+
+def available_cores():
+    """Cores this process may run on (its CPU affinity where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
 
 
 def capped_numba_threads(n):

@@ -17,6 +17,7 @@ import numpy as np
 
 from ._rng import as_seed_sequence
 from ._validation import check_int, check_nonneg_int, check_positive
+from ._progress import ProgressLine
 from .energies import EnergyModel
 
 __all__ = ["SGD", "Adam", "History", "fit"]
@@ -210,28 +211,14 @@ class History:
 
 
 class _Progress:
-    """A one-line progress display, only on a terminal."""
+    """fit's progress line (step, loss, rate): on a terminal only."""
 
     def __init__(self, n_steps, stream=None):
-        self.stream = sys.stdout if stream is None else stream
-        isatty = getattr(self.stream, "isatty", None)
-        self.active = bool(isatty and isatty())
         self.n = n_steps
-        self.t0 = time.perf_counter()
-        self.last = -1.0
+        self.line = ProgressLine(sys.stdout if stream is None else stream, interval=0.1)
 
     def update(self, step, loss, final=False):
-        if not self.active:
-            return
-        now = time.perf_counter()
-        if not final and now - self.last < 0.1:
-            return
-        self.last = now
-        rate = step / max(now - self.t0, 1e-12)
-        self.stream.write(f"\r  step {step}/{self.n}  loss {loss: .6g}  {rate:.1f} it/s ")
-        if final:
-            self.stream.write("\n")
-        self.stream.flush()
+        self.line.show(lambda el: f"  step {step}/{self.n}  loss {loss: .6g}  {step / max(el, 1e-12):.1f} it/s", final)
 
 
 def _largest(params):

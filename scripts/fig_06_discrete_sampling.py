@@ -39,7 +39,7 @@ import numpy as np
 
 import _figkit
 from ebm_ref import exact
-from ebm_ref._threads import limit_threads
+from ebm_ref import limit_threads
 from ebm_ref.energies import RBM, Ising
 from ebm_ref.samplers import gibbs, gwg, rwmh
 

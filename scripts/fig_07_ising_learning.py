@@ -40,7 +40,7 @@ from __future__ import annotations
 import numpy as np
 
 import _figkit
-from ebm_ref._threads import limit_threads
+from ebm_ref import limit_threads
 from ebm_ref.energies import Ising
 from ebm_ref.objectives import CD, PCD, EnergyDiscrepancy, GradientRatioMatching, RatioMatching
 from ebm_ref.samplers import gibbs

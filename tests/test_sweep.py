@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 from ebm_ref import sweep
-from ebm_ref.sweep import _runner
+from ebm_ref.sweep import _executors, _runner
 
 TESTS = pathlib.Path(__file__).resolve().parent
 ROOT = TESTS.parent
@@ -475,7 +475,7 @@ def test_bad_arguments(kwargs, exc, match, tmp_path, monkeypatch):
 
 
 def test_unreachable_scheduler(monkeypatch, tmp_path):
-    monkeypatch.setattr(_runner, "CONNECT_TIMEOUT", "1s")
+    monkeypatch.setattr(_executors, "CONNECT_TIMEOUT", "1s")
     with pytest.raises(ConnectionError, match="cannot reach the Dask scheduler") as err:
         sweep.run(failing_task, {"i": [0]}, 0, executor="tcp://127.0.0.1:9", out=tmp_path / "o")
     assert "\n" not in str(err.value)

@@ -16,7 +16,7 @@ from ebm_ref import exact, sweep
 from ebm_ref.__main__ import main
 from ebm_ref.energies import RBM, Ising
 from ebm_ref.reference import save
-from ebm_ref.sweep import _runner
+from ebm_ref.sweep import _executors
 from ebm_ref.sweep._cli import read_spec
 from ebm_ref.sweep.tasks import TASKS, ais_log_z, complete_settings
 
@@ -112,7 +112,7 @@ def test_spec_mistakes_exit_2_with_one_line(text, match, models, tmp_path, capsy
 
 
 def test_option_and_file_mistakes_exit_2(models, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(_runner, "CONNECT_TIMEOUT", "1s")
+    monkeypatch.setattr(_executors, "CONNECT_TIMEOUT", "1s")
     good = _write(tmp_path / "s.toml", f'task = "ais_log_z"\n[grid]\nmodel = "{models["rbm"][0]}"\nn_betas = 20\n')
     _one_line_error(*_cli([str(tmp_path / "absent.toml")], capsys), "cannot read spec file")
     _one_line_error(*_cli([_write(tmp_path / "s.yaml", "task: x")], capsys), "must end in .toml or .json")

@@ -107,8 +107,8 @@ def _measure(quick):
     import numba
 
     from ..energies import MLPEnergy
-    from ..energies.mlp import mlp_layers
-    from ..samplers.langevin import langevin
+    from ..samplers import langevin
+    from ._mlp import mlp_layers
 
     threads = numba.get_num_threads()
     out = []
@@ -116,7 +116,7 @@ def _measure(quick):
         if quick:
             n_chains = max(64, n_chains // 8)
         model = MLPEnergy((d, *widths), activation="softplus", seed=0)
-        layers, w_out, b_out = mlp_layers(model.params)
+        layers, w_out, b_out = mlp_layers(model)
         x0 = np.random.default_rng(0).normal(size=(n_chains, d))
         n_steps = 5 if quick else 50
         repeat = 3 if quick else 5

@@ -98,19 +98,15 @@ def run(quick=False):
         "log_z": res.log_z,
         "stderr": res.stderr,
     }
-    yield {
-        "kernel": "numpy_gibbs",
-        **common,
-        "seconds_scaled": round(t_np, 3),
-        "measured_steps": numpy_steps,
-        "note": f"timed {numpy_steps} batched steps, scaled linearly to {n_steps}",
-        "ratio_numba_speedup": round(t_np / t_ais, 3),
-    }
-    yield {
-        "kernel": "numpy_ais",
-        **common,
-        "seconds_scaled": round(t_np_ais, 3),
-        "measured_steps": numpy_steps,
-        "note": f"timed {numpy_steps} AIS steps (Gibbs + weights), scaled linearly to {n_betas - 1}",
-        "ratio_numba_speedup": round(t_np_ais / t_ais, 3),
-    }
+    for kernel, t, what, done in (
+        ("numpy_gibbs", t_np, "batched steps", n_steps),
+        ("numpy_ais", t_np_ais, "AIS steps (Gibbs + weights)", n_betas - 1),
+    ):
+        yield {
+            "kernel": kernel,
+            **common,
+            "seconds_scaled": round(t, 3),
+            "measured_steps": numpy_steps,
+            "note": f"timed {numpy_steps} {what}, scaled linearly to {done}",
+            "ratio_numba_speedup": round(t / t_ais, 3),
+        }

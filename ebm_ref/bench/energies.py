@@ -9,7 +9,7 @@ targets (``hessian_diag <= (d + 3) x energy``, ``grad_params_of_hessian_diag
 * ``energy``: the textbook forward pass (``logaddexp`` activations);
 * ``hessian_diag``: the textbook forward recursion that propagates both the
   input Jacobian and the per-coordinate second derivatives through the
-  layers (``_hessian_diag_forward``, twice the matrix products);
+  layers (plain NumPy, batched matrix products: twice those of ``energy``);
 * ``LatentEnergy.energy``: ``scipy.special.logsumexp`` over the grid of
   ``E(y, z_j)`` computed coordinate-wise.
 
@@ -32,6 +32,7 @@ import time
 import numpy as np
 
 from .._threads import blas_threads
+from ._mlp import plain_energy, plain_hessian_diag
 from . import best_time
 
 __all__ = ["run"]
@@ -69,25 +70,9 @@ def _line(model, prim, n, cpu, wall, t_energy, threads):
     }
 
 
-def _plain_mlp_energy(params, x):
-    z = x
-    l = 1
-    while f"W{l}" in params:
-        z = np.logaddexp(0.0, z @ params[f"W{l}"].T + params[f"b{l}"])
-        l += 1
-    return z @ params["w_out"] + params["b_out"]
-
-
-def _mlp_lines(d, n, repeat, threads):
-    from ..energies.mlp import MLPEnergy, _hessian_diag_forward
-
-    rng = np.random.default_rng(d)
-    model = MLPEnergy((d, 64, 64), "softplus", seed=0)
-    x = rng.standard_normal((n, d))
-    v = rng.standard_normal((n, d))
-    c = rng.standard_normal((n, d))
-    name = f"MLPEnergy(d={d}, hidden=64x64, softplus)"
-    calls = {
+def _primitive_calls(model, x, v, c):
+    """The six primitives of ``model`` at ``x`` (``v``, ``c``: the mixed-derivative directions)."""
+    return {
         "energy": lambda: model.energy(x),
         "grad_x": lambda: model.grad_x(x),
         "hessian_diag": lambda: model.hessian_diag(x),
@@ -95,12 +80,22 @@ def _mlp_lines(d, n, repeat, threads):
         "grad_params_of_grad_x": lambda: model.grad_params_of_grad_x(x, v),
         "grad_params_of_hessian_diag": lambda: model.grad_params_of_hessian_diag(x, c),
     }
-    times = _timed(calls, repeat)
-    p = model.params
+
+
+def _mlp_lines(d, n, repeat, threads):
+    from ..energies import MLPEnergy
+
+    rng = np.random.default_rng(d)
+    model = MLPEnergy((d, 64, 64), "softplus", seed=0)
+    x = rng.standard_normal((n, d))
+    v = rng.standard_normal((n, d))
+    c = rng.standard_normal((n, d))
+    name = f"MLPEnergy(d={d}, hidden=64x64, softplus)"
+    times = _timed(_primitive_calls(model, x, v, c), repeat)
     base = _timed(
         {
-            "energy": lambda: _plain_mlp_energy(p, x),
-            "hessian_diag": lambda: _hessian_diag_forward(model, x),
+            "energy": lambda: plain_energy(model, x),
+            "hessian_diag": lambda: plain_hessian_diag(model, x),
         },
         repeat,
     )
@@ -116,7 +111,7 @@ def _mlp_lines(d, n, repeat, threads):
             line["meets_target"] = bool(ratio <= limit)
         if prim in base:
             line["numpy_baseline"] = (
-                "textbook forward pass (logaddexp)" if prim == "energy" else "forward J and S recursion"
+                "textbook forward pass (logaddexp)" if prim == "energy" else "NumPy forward J and S recursion"
             )
             line["ratio_to_numpy"] = round(cpu / base[prim][0], 3)
         yield line
@@ -133,15 +128,7 @@ def _latent_lines(n, repeat, threads):
     rng = np.random.default_rng(1)
     v = rng.standard_normal((n, 2))
     c = rng.standard_normal((n, 2))
-    calls = {
-        "energy": lambda: model.energy(y),
-        "grad_x": lambda: model.grad_x(y),
-        "hessian_diag": lambda: model.hessian_diag(y),
-        "grad_params": lambda: model.grad_params(y),
-        "grad_params_of_grad_x": lambda: model.grad_params_of_grad_x(y, v),
-        "grad_params_of_hessian_diag": lambda: model.grad_params_of_hessian_diag(y, c),
-    }
-    times = _timed(calls, repeat)
+    times = _timed(_primitive_calls(model, y, v, c), repeat)
     zg = model.z_grid
     w = model.params["w"]
     m = zg.size

@@ -1,8 +1,8 @@
 r"""Benchmark suite ``samplers``: discrete samplers against plain NumPy.
 
-Lines (each at 2 threads and at 1 thread; Numba threads through
-``numba.set_num_threads``, OpenBLAS threads through its
-``openblas_set_num_threads`` when the library exposes it):
+Only the public samplers are timed. Lines (each at 2 threads and at 1
+thread, set with :func:`ebm_ref.limit_threads`; OpenBLAS is held at one
+thread for the lines without matrix products):
 
 * ``rbm_block_gibbs``: 784 x 500 RBM, 1000 chains, float64. Seconds per
   full step (h|v then v|h) of :func:`ebm_ref.samplers.gibbs` (setup and
@@ -12,14 +12,14 @@ Lines (each at 2 threads and at 1 thread; Numba threads through
   line's thread count), and against a plain-NumPy step (``expit`` and
   ``Generator.random``). The sampler itself pins OpenBLAS to one thread
   and spreads its 128-chain blocks over the line's thread count of
-  Python threads (see ``ebm_ref.samplers.gibbs._block_gibbs``). ``setup_s`` is a whole 0-step
+  Python threads (docs/threads.md). ``setup_s`` is a whole 0-step
   ``gibbs`` call: input checks, seeding (well under 1 ms) and, for most of
   it, the final free energies (``RBM.energy`` on 128-row blocks: one more
   ``v W`` product plus a softplus over the hidden units, also on one
   OpenBLAS thread).
 * ``ising_checkerboard``: periodic L x L ``Ising.lattice`` at beta = 0.44,
-  32 chains (two lock-step groups of ``_binary.LANES = 16`` chains, one
-  per thread at 2 threads), spin updates per second of the public
+  32 chains (two lock-step groups of 16 chains, one per thread at 2
+  threads), spin updates per second of the public
   :func:`ebm_ref.samplers.gibbs` (the checkerboard kernel that it runs for
   a lattice with even sides), set-up excluded: the best ``n``-sweep call
   minus the best 0-sweep call, whose time is ``setup_s``. Against a
@@ -30,15 +30,11 @@ Lines (each at 2 threads and at 1 thread; Numba threads through
 * ``ising_lattice_1024``: ``Ising.lattice(1024, 0.44)``: build time (best
   of 5) and peak memory of the build (``tracemalloc``; the dense ``J`` it
   no longer stores would be 8.8 TB), targets < 50 ms and < 50 MB; then 100
-  sweeps of 16 chains through the public ``gibbs`` against the
-  checkerboard kernel called directly on the same chains and draws, both
-  with their own set-up subtracted as above (``public_over_kernel_rate``,
-  target >= 0.8), and whole calls compared
-  (``public_over_kernel_whole_call``: the public call also checks and
-  copies the states and computes the final energies).
+  sweeps of 16 chains through the public ``gibbs``, set-up subtracted as
+  above (``setup_s``; ``whole_call_s`` is the whole call).
 * ``gwg_ising``: 100-spin ``Ising.random(100, 1.0)``, 256 chains: accepted
-  flips per second of :func:`ebm_ref.samplers.gwg` against a batched NumPy
-  GWG (fields by ``x @ J``).
+  flips per second of :func:`ebm_ref.samplers.gwg` (set-up subtracted as
+  above) against a batched NumPy GWG (fields by ``x @ J``).
 
 Each ratio is also given in process CPU time (``*_cpu_time``), which is
 less sensitive to other processes on a shared machine.
@@ -49,16 +45,13 @@ are appended when that module exists.
 
 from __future__ import annotations
 
-import ctypes
-import glob
 import importlib.util
-import os
 import time
 
 import numpy as np
 from scipy.special import expit
 
-from . import best_time
+from .._threads import blas_threads, limit_threads, openblas_thread_controls
 
 __all__ = ["run"]
 
@@ -82,34 +75,6 @@ def _best_wall_cpu(fn, repeat=5):
     return wall, cpu
 
 
-# ------------------------------------------------------------------ threads
-
-
-def _openblas_setter():
-    import numpy
-
-    libdir = os.path.join(os.path.dirname(numpy.__file__), os.pardir, "numpy.libs")
-    for path in glob.glob(os.path.join(libdir, "*openblas*.so*")):
-        lib = ctypes.CDLL(path)
-        for name in ("scipy_openblas_set_num_threads64_", "openblas_set_num_threads64_", "openblas_set_num_threads"):
-            fn = getattr(lib, name, None)
-            if fn is not None:
-                fn.argtypes = [ctypes.c_int]
-                return fn
-    return None
-
-
-def _set_threads(n):
-    """Set Numba (and, when possible, OpenBLAS) threads; returns whether BLAS was pinned."""
-    import numba
-
-    numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
-    setter = _openblas_setter()
-    if setter is not None:
-        setter(n)
-    return setter is not None
-
-
 # -------------------------------------------------------------- RBM Gibbs
 
 
@@ -122,8 +87,6 @@ def _numpy_rbm_step(v, W, b_v, b_h, rng):
 
 def _bench_rbm(quick, threads):
     from ..energies import RBM
-    from ..samplers._common import prepare
-    from ..samplers.gibbs import _rbm_block_gibbs, gibbs
 
     V, H, n = (64, 32, 100) if quick else (784, 500, 1000)
     steps = 3 if quick else 5
@@ -133,12 +96,10 @@ def _bench_rbm(quick, threads):
     W, b_v, b_h = p["W"], p["b_v"], p["b_h"]
     v0 = (r.random((n, V)) < 0.5).astype(np.float64)
     h0 = (r.random((n, H)) < 0.5).astype(np.float64)
-    gibbs(model, v0, 1, seed=0)  # compile / warm up
-    t_setup = best_time(lambda: gibbs(model, v0, 0, seed=0))
-    prep = prepare(model, v0, steps, 0)
-    # the step loop alone (no seeding of the 1000 rows, no final energies)
-    t_step, c_step = _best_wall_cpu(lambda: _rbm_block_gibbs(model, prep))
-    t_step, c_step = t_step / steps, c_step / steps
+    # the step loop alone: an n-step call minus a 0-step call (checks,
+    # seeding, final energies), as for the lattice lines
+    t_run, c_run, t_setup, _ = _public_rate(_gibbs, model, v0, steps, 0)
+    t_step, c_step = _per(t_run, steps), _per(c_run, steps)
     t_mm, c_mm = _best_wall_cpu(lambda: (v0 @ W, h0 @ W.T))
     gen = np.random.default_rng(1)
     t_np, c_np = _best_wall_cpu(lambda: _numpy_rbm_step(v0, W, b_v, b_h, gen), repeat=3)
@@ -150,13 +111,13 @@ def _bench_rbm(quick, threads):
         "step_s": t_step,
         "setup_s": t_setup,
         "matmuls_s": t_mm,
-        "step_over_matmuls": t_step / t_mm,
+        "step_over_matmuls": _ratio(t_step, t_mm),
         "target_step_over_matmuls": 1.3,
         "numpy_step_s": t_np,
-        "speedup_vs_numpy": t_np / t_step if t_step > 0 else None,
-        "chain_steps_per_s": n / t_step if t_step > 0 else None,
-        "step_over_matmuls_cpu_time": c_step / c_mm if c_mm > 0 else None,
-        "speedup_vs_numpy_cpu_time": c_np / c_step if c_step > 0 else None,
+        "speedup_vs_numpy": _ratio(t_np, t_step),
+        "chain_steps_per_s": _ratio(n, t_step),
+        "step_over_matmuls_cpu_time": _ratio(c_step, c_mm) if c_mm > 0 else None,
+        "speedup_vs_numpy_cpu_time": _ratio(c_np, c_step),
     }
 
 
@@ -218,20 +179,36 @@ class _NumpyCheckerboard:
         return float(np.abs(sum(a.sum(axis=(1, 2), dtype=np.int64) for a in self.s)).mean() / self.L**2)
 
 
-def _public_gibbs_rate(model, x0, sweeps, seed):
-    """``(wall, cpu, setup)``: seconds of ``sweeps`` sweeps of the public ``gibbs``, set-up excluded.
+def _gibbs(model, x0, n_steps, seed):
+    from ..samplers import gibbs
 
-    The set-up (input checks, copying ``x0``, seeding, final energies) is
-    measured as a whole 0-step call; ``wall`` and ``cpu`` are the best
-    ``sweeps``-step call minus the best 0-step call (all ``sweeps`` sweeps
-    together), ``setup`` the best 0-step wall time.
+    return gibbs(model, x0, n_steps, seed=seed)
+
+
+def _gwg(model, x0, n_steps, seed):
+    from ..samplers import gwg
+
+    return gwg(model, x0, n_steps, seed=seed)
+
+
+def _public_rate(sampler, model, x0, n_steps, seed):
+    """``(wall, cpu, setup, whole)``: seconds of ``n_steps`` steps of a public sampler, set-up excluded.
+
+    ``sampler(model, x0, n_steps, seed)`` is one public call. The set-up
+    (input checks, copying ``x0``, seeding, final energies) is measured as
+    a whole 0-step call; ``wall`` and ``cpu`` are the best ``n_steps``-step
+    call minus the best 0-step call (all steps together, None when noise
+    makes the difference non-positive), ``setup`` the best 0-step wall
+    time and ``whole`` the best ``n_steps``-step wall time.
     """
-    from ..samplers.gibbs import gibbs
-
-    gibbs(model, x0[:1], 1, seed=seed)  # compile / load the cache
-    t0, c0 = _best_wall_cpu(lambda: gibbs(model, x0, 0, seed=seed))
-    tn, cn = _best_wall_cpu(lambda: gibbs(model, x0, sweeps, seed=seed), repeat=3)
+    sampler(model, x0[:1], 1, seed)  # compile / load the cache
+    t0, c0 = _best_wall_cpu(lambda: sampler(model, x0, 0, seed))
+    tn, cn = _best_wall_cpu(lambda: sampler(model, x0, n_steps, seed), repeat=3)
     return _positive(tn - t0), _positive(cn - c0), t0, tn
+
+
+def _per(t, n):
+    return t / n if t is not None else None
 
 
 def _positive(t):
@@ -240,7 +217,7 @@ def _positive(t):
 
 
 def _ratio(a, b):
-    return a / b if a is not None and b is not None else None
+    return a / b if a is not None and b else None
 
 
 def _bench_lattice(L, n_chains, quick, threads):
@@ -255,7 +232,7 @@ def _bench_lattice(L, n_chains, quick, threads):
     model = Ising.lattice(L, beta)
     r = np.random.default_rng(2)
     x = np.where(r.random((n_chains, d)) < 0.5, 1.0, -1.0)
-    t_nb, c_nb, t_setup, _ = _public_gibbs_rate(model, x, sweeps, 3)
+    t_nb, c_nb, t_setup, _ = _public_rate(_gibbs, model, x, sweeps, 3)
     ref = _NumpyCheckerboard(x.reshape(n_chains, L, L), beta, np.random.default_rng(4))
     ref.sweep()
 
@@ -265,9 +242,7 @@ def _bench_lattice(L, n_chains, quick, threads):
 
     t_np, c_np = _best_wall_cpu(np_sweeps)
     updates = n_chains * d * sweeps
-    from ..samplers.gibbs import gibbs
-
-    out = gibbs(model, x, sweeps, seed=3).x
+    out = _gibbs(model, x, sweeps, 3).x
     return {
         "bench": "ising_checkerboard",
         "threads": threads,
@@ -286,12 +261,10 @@ def _bench_lattice(L, n_chains, quick, threads):
 
 
 def _bench_lattice_large(quick, threads):
-    """``Ising.lattice(1024, 0.44)``: build cost, and public ``gibbs`` against its kernel."""
+    """``Ising.lattice(1024, 0.44)``: build cost, and the public ``gibbs`` on it."""
     import tracemalloc
 
-    from .._rng import as_seed_sequence, chain_states
     from ..energies import Ising
-    from ..samplers import _binary
 
     L, beta, n_chains = 1024, 0.44, 16
     sweeps = 10 if quick else 100
@@ -308,23 +281,7 @@ def _bench_lattice_large(quick, threads):
     d = L * L
     r = np.random.default_rng(5)
     x0 = np.where(r.random((n_chains, d)) < 0.5, 1.0, -1.0)
-    t_pub, c_pub, t_setup, t_pub_total = _public_gibbs_rate(model, x0, sweeps, 6)
-    # the kernel alone, on the same chains and draws; its own set-up
-    # (copying the states, seeding, packing to int8 and back) is likewise a
-    # 0-sweep call
-    thr = _binary.uniform_thresholds(_binary.lattice_table(beta, 0.0, True))
-    trace = np.empty((0, n_chains, d))
-    states = {}
-
-    def kernel(n_sweeps):
-        x = x0.copy()
-        rng = chain_states(as_seed_sequence(6), n_chains)
-        states["x"] = x
-        _binary.lattice_checkerboard_run(L, thr, True, x, n_sweeps, 0, rng, trace)
-
-    t_k0, c_k0 = _best_wall_cpu(lambda: kernel(0))
-    t_kn, c_kn = _best_wall_cpu(lambda: kernel(sweeps), repeat=3)
-    t_k, c_k = _positive(t_kn - t_k0), _positive(c_kn - c_k0)
+    t_pub, c_pub, t_setup, t_whole = _public_rate(_gibbs, model, x0, sweeps, 6)
     updates = n_chains * d * sweeps
     return {
         "bench": "ising_lattice_1024",
@@ -339,21 +296,10 @@ def _bench_lattice_large(quick, threads):
         "target_build_peak_bytes": 50e6,
         "dense_J_bytes_avoided": d * d * 8,
         "setup_s": t_setup,
-        "kernel_setup_s": t_k0,
+        "whole_call_s": t_whole,
         "spin_updates_per_s": _ratio(updates, t_pub),
-        "kernel_spin_updates_per_s": _ratio(updates, t_k),
-        "public_over_kernel_rate": _ratio(t_k, t_pub),
-        "public_over_kernel_rate_cpu_time": _ratio(c_k, c_pub),
-        "public_over_kernel_whole_call": t_kn / t_pub_total,
-        "target_public_over_kernel_rate": 0.8,
-        "same_chains_as_kernel": bool(np.array_equal(states["x"], _gibbs_x(model, x0, sweeps, 6))),
+        "spin_updates_per_cpu_s": _ratio(updates, c_pub),
     }
-
-
-def _gibbs_x(model, x0, sweeps, seed):
-    from ..samplers.gibbs import gibbs
-
-    return gibbs(model, x0, sweeps, seed=seed).x
 
 
 # --------------------------------------------------------------------- GWG
@@ -392,31 +338,15 @@ def _numpy_gwg(J, h, x, n_steps, rng):
 
 
 def _bench_gwg(quick, threads):
-    from .._rng import as_seed_sequence, chain_states
     from ..energies import Ising
-    from ..samplers import _binary
-    from ..samplers.gwg import gwg
 
     d, n = (20, 64) if quick else (100, 256)
     steps, np_steps = (50, 20) if quick else (400, 100)
     model = Ising.random(d, 1.0, seed=5)
     r = np.random.default_rng(6)
     x0 = np.where(r.random((n, d)) < 0.5, 1.0, -1.0)
-    gwg(model, x0, 1, seed=0)  # compile
-    indptr, indices, data = _binary.ising_csr(model)
-    h_vec = np.ascontiguousarray(model.params["h"])
-    rng = chain_states(as_seed_sequence(0), n)
-    accepted = np.zeros(n, dtype=np.int64)
-    trace = np.empty((0, n, d))
-    total = []
-
-    def nb_run():
-        x = x0.copy()
-        _binary.ising_gwg_run(indptr, indices, data, h_vec, True, x, steps, 0, rng, trace, accepted)
-        total.append(int(accepted.sum()))
-
-    t_nb, c_nb = _best_wall_cpu(nb_run)
-    acc = float(np.mean(total))
+    t_nb, c_nb, t_setup, _ = _public_rate(_gwg, model, x0, steps, 0)
+    acc = float(np.sum(_gwg(model, x0, steps, 0).acceptance_rate)) * steps
     J, h = model.params["J"], model.params["h"]
     gen = np.random.default_rng(7)
     counts = []
@@ -431,12 +361,13 @@ def _bench_gwg(quick, threads):
         "threads": threads,
         "d": d,
         "n_chains": n,
-        "accepted_flips_per_s": acc / t_nb,
+        "accepted_flips_per_s": _ratio(acc, t_nb),
+        "setup_s": t_setup,
         "acceptance_rate": acc / (n * steps),
         "numpy_accepted_flips_per_s": acc_np / t_np,
         "numpy_acceptance_rate": acc_np / (n * np_steps),
-        "speedup_vs_numpy": (acc / t_nb) / (acc_np / t_np),
-        "speedup_vs_numpy_cpu_time": (acc / c_nb) / (acc_np / c_np),
+        "speedup_vs_numpy": _ratio(_ratio(acc, t_nb), acc_np / t_np),
+        "speedup_vs_numpy_cpu_time": _ratio(_ratio(acc, c_nb), acc_np / c_np),
     }
 
 
@@ -452,30 +383,26 @@ def run(quick=False):
     # the kernels without BLAS first: idle OpenBLAS workers keep spinning
     # after a call and would steal the cores from the Numba threads
     for threads in (2, 1):
-        _set_threads(threads)
-        setter = _openblas_setter()
-        if setter is not None:
-            setter(1)
-        for L in lattice_sizes:
-            line = _bench_lattice(L, n_lat, quick, threads)
-            rates[(L, threads)] = line["spin_updates_per_s"]
-            yield line
-        yield _bench_lattice_large(quick, threads)
-        yield _bench_gwg(quick, threads)
+        with limit_threads(threads), blas_threads(1):
+            for L in lattice_sizes:
+                line = _bench_lattice(L, n_lat, quick, threads)
+                rates[(L, threads)] = line["spin_updates_per_s"]
+                yield line
+            yield _bench_lattice_large(quick, threads)
+            yield _bench_gwg(quick, threads)
     for threads in (2, 1):
-        pinned = _set_threads(threads)
-        line = _bench_rbm(quick, threads)
-        line["blas_threads_pinned"] = pinned
+        with limit_threads(threads):
+            line = _bench_rbm(quick, threads)
+        line["blas_threads_pinned"] = openblas_thread_controls() is not None
         yield line
     for L in lattice_sizes:
         yield {
             "bench": "ising_checkerboard_thread_scaling",
             "L": L,
             "n_chains": n_lat,
-            "speedup_2_over_1_threads": rates[(L, 2)] / rates[(L, 1)],
+            "speedup_2_over_1_threads": _ratio(rates[(L, 2)], rates[(L, 1)]),
             "target": 1.8,
         }
-    _set_threads(2)
     if importlib.util.find_spec("ebm_ref.bench._langevin_bench"):
         from ._langevin_bench import run as _run_lang
 

@@ -40,7 +40,7 @@ def bench_task(settings, seed):
 def run(quick=False):
     """Yield one JSON-ready dict: wall times for 1 and 2 workers and their ratio."""
     from .. import sweep
-    from ..sweep._runner import available_cores
+    from .._threads import available_cores
 
     n_steps = 5_000 if quick else 100_000
     grid = {"model_seed": list(range(16)), "n_steps": [n_steps]}

@@ -14,6 +14,7 @@ Dask is imported only when a Dask scheduler or client is passed. See
 ``docs/sweeps.md`` for seeds, durability and running on a cluster.
 """
 
+from ._cli import register_cli  # noqa: F401  (the ``sweep`` sub-command; not part of __all__)
 from ._keys import canonical, task_id
 from ._keys import task_seed as _task_seed
 from ._runner import Record, load, run

@@ -179,13 +179,16 @@ def register_cli(subparsers):
         f"(tasks: {', '.join(TASKS)}).",
     )
     p.add_argument("spec", help="spec file (.toml or .json) with task, seed and grid")
-    p.add_argument("--executor", default="local", help="'local' (default: a local process pool) or a Dask "
-                   "scheduler address tcp://host:port")
-    p.add_argument("--workers", type=int, default=None, help="local worker processes (default: cores); with "
-                   "Dask, the most tasks in flight")
-    p.add_argument("--out", default=None, help="folder for durable per-task records and the manifest")
-    p.add_argument("--resume", action="store_true", help="keep the finished tasks in --out, run the rest")
-    p.add_argument("--retries", type=int, default=0, help="resubmissions of a task lost with its worker")
+    p.add_argument("--executor", default="local", help="'local' (a local process pool) or a Dask scheduler "
+                   "address tcp://host:port (default: local)")
+    p.add_argument("--workers", type=int, default=None, help="local worker processes; with Dask, the most "
+                   "tasks in flight (default: the number of cores)")
+    p.add_argument("--out", default=None, help="folder for durable per-task records and the manifest "
+                   "(default: none, records kept in memory only)")
+    p.add_argument("--resume", action="store_true", help="keep the finished tasks in --out, run the rest "
+                   "(default: off)")
+    p.add_argument("--retries", type=int, default=0, help="resubmissions of a task lost with its worker "
+                   "(default: 0)")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar on stderr (default: when stderr is a terminal)")
     p.set_defaults(func=_cmd_sweep)

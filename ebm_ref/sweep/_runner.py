@@ -1,27 +1,29 @@
-r"""The sweep driver: grid expansion, executors, retries, progress, records."""
+r"""The sweep driver: grid expansion, the run loop (retries, resume, progress), records.
+
+Where the tasks run (process pool, executor, Dask) is ``_executors``.
+"""
 
 from __future__ import annotations
 
 import collections
 import concurrent.futures as cf
 import itertools
-import multiprocessing
 import os
 import pickle
 import queue as queue_mod
 import sys
-import time
 
 import numpy as np
 
+from .._progress import ProgressLine
 from .._rng import as_seed_sequence
+from .._threads import available_cores
 from .._validation import check_int
 from . import _keys, _store, _worker
+from ._executors import describe, open_executor
 
 __all__ = ["run", "Record", "expand_grid", "available_cores", "load"]
 
-#: How long to try to reach a Dask scheduler given by its address.
-CONNECT_TIMEOUT = "10s"
 
 
 class Record(dict):
@@ -75,14 +77,6 @@ def _make_record(settings, results, error, task, seconds, attempts):
     return Record(settings, results, error=error, task=task, seconds=seconds, attempts=attempts)
 
 
-def available_cores():
-    """Cores this process may run on (its CPU affinity where the OS has one)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
-
-
 def expand_grid(grid):
     """The list of settings dicts of ``grid`` (see :func:`run`)."""
     if isinstance(grid, dict):
@@ -128,131 +122,32 @@ def _fn_name(fn):
     return f"{module}:{qual}"
 
 
-class _Progress:
-    """A one-line progress bar on stderr (only when enabled)."""
+class _SweepProgress:
+    """The sweep's bar, ``sweep [####....] done/total, elapsed, ETA``, on stderr."""
 
     def __init__(self, total, enabled):
-        self.total, self.enabled = total, enabled
-        self.t0 = time.perf_counter()
-        self.last = 0.0
+        self.total = total
+        self.line = ProgressLine(sys.stderr, enabled=enabled, interval=0.2)
 
-    def show(self, done, failed, force=False):
-        if not self.enabled:
-            return
-        now = time.perf_counter()
-        if not force and now - self.last < 0.2:
-            return
-        self.last = now
-        el = now - self.t0
+    def _render(self, done, failed, el):
         width = 24
         fill = int(width * done / self.total) if self.total else width
         eta = f", ~{el / done * (self.total - done):.0f} s left" if 0 < done < self.total else ""
         bad = f", {failed} failed" if failed else ""
-        sys.stderr.write(f"\rsweep [{'#' * fill}{'.' * (width - fill)}] {done}/{self.total}{bad}, {el:.0f} s{eta} ")
-        sys.stderr.flush()
+        return f"sweep [{'#' * fill}{'.' * (width - fill)}] {done}/{self.total}{bad}, {el:.0f} s{eta}"
+
+    def show(self, done, failed):
+        self.line.show(lambda el: self._render(done, failed, el))
 
     def close(self, done, failed):
-        if self.enabled:
-            self.show(done, failed, force=True)
-            sys.stderr.write("\n")
-            sys.stderr.flush()
+        self.line.show(lambda el: self._render(done, failed, el), final=True)
 
 
-class _Local:
-    """Our own process pool, rebuilt when a worker dies."""
-
-    def __init__(self, workers, threads):
-        self.workers, self.threads = workers, threads
-        self.generation = 0
-        self.pool = self._new()
-
-    def _new(self):
-        # spawn: a fresh interpreter per worker; see run()'s Notes
-        ctx = multiprocessing.get_context("spawn")
-        return cf.ProcessPoolExecutor(
-            max_workers=self.workers, mp_context=ctx, initializer=_worker.init_worker, initargs=(self.threads,)
-        )
-
-    def submit(self, *args):
-        try:
-            return self.pool.submit(*args)
-        except cf.BrokenExecutor:
-            # a worker died and the pool knows before its futures told us
-            self.recover(self.generation)
-            return self.pool.submit(*args)
-
-    def recover(self, generation):
-        """After a lost future of ``generation``: replace the pool if it broke."""
-        if generation == self.generation and getattr(self.pool, "_broken", False):
-            self.pool.shutdown(wait=False, cancel_futures=True)
-            self.pool = self._new()
-            self.generation += 1
-
-    def close(self, cancel=False):
-        self.pool.shutdown(wait=True, cancel_futures=cancel)
-
-
-class _External:
-    """An executor we were given (or a Dask client we connected)."""
-
-    def __init__(self, executor, client=None):
-        self.pool, self.client = executor, client
-        self.generation = 0
-
-    def submit(self, *args):
-        return self.pool.submit(*args)
-
-    def recover(self, generation):
-        pass
-
-    def close(self, cancel=False):
-        if self.client is not None:  # we made the client: close it (and its executor)
-            try:
-                self.pool.shutdown(wait=not cancel)
-            finally:
-                self.client.close()
-
-
-def _is_dask_client(obj):
-    return type(obj).__module__.split(".")[0] == "distributed" and hasattr(obj, "get_executor")
-
-
-def _connect(address):
-    try:
-        import distributed
-    except ImportError:
-        raise ImportError(
-            f"`executor` {address!r} names a Dask scheduler, but dask.distributed is not installed "
-            "(pip install 'ebm_ref[dask]')."
-        ) from None
-    try:
-        client = distributed.Client(address, timeout=CONNECT_TIMEOUT, set_as_default=False)
-    except (OSError, TimeoutError) as exc:
-        raise ConnectionError(f"`executor`: cannot reach the Dask scheduler at {address!r} ({exc}).") from None
-    return client
-
-
-def _open_executor(executor, workers, n_tasks):
-    """(backend, window, threads, description)."""
-    if workers is not None:
-        workers = check_int(workers, "workers", minimum=1)
-    if executor is None or (isinstance(executor, str) and executor == "local"):
-        n = min(workers or available_cores(), n_tasks)
-        threads = max(1, available_cores() // n)
-        return _Local(n, threads), n, threads, f"local process pool, {n} workers x {threads} threads"
-    if isinstance(executor, str):
-        client = _connect(executor)
-        return (_External(client.get_executor(pure=False), client), workers or n_tasks, 1,
-                f"dask scheduler {executor}")
-    if _is_dask_client(executor):
-        return (_External(executor.get_executor(pure=False)), workers or n_tasks, 1,
-                f"dask client {getattr(executor, 'scheduler', None) and executor.scheduler.address}")
-    if isinstance(executor, cf.Executor):
-        return _External(executor), workers or n_tasks, 1, type(executor).__name__
-    raise TypeError(
-        "`executor` must be None or 'local', a Dask scheduler address ('tcp://host:port'), a "
-        f"distributed.Client or a concurrent.futures.Executor; got {type(executor).__name__}."
-    )
+def _record_from_file(meta, tid):
+    """The Record of a stored task file (a failed task keeps no results)."""
+    ok = meta.get("status") == "ok"
+    return Record(meta["settings"], meta["results"] if ok else {}, error=None if ok else meta.get("error"),
+                  task=tid, seconds=meta.get("seconds"), attempts=meta.get("attempts") or 1)
 
 
 def _check_bool(value, name):
@@ -389,23 +284,21 @@ def run(fn, grid, seed, *, executor=None, workers=None, out=None, resume=False, 
         check_int(workers, "workers", minimum=1)
     if resume and out is None:
         raise ValueError("`resume=True` needs `out`, the folder of the sweep to resume.")
-    show = progress if progress is not None else bool(getattr(sys.stderr, "isatty", lambda: False)())
 
     records = {}
     store = None
     if out is not None:
-        info = {"started": _store._now(), "environment": _store.environment(), "executor": _describe(executor),
+        info = {"started": _store._now(), "environment": _store.environment(), "executor": describe(executor),
                 "workers": workers, "n_tasks": len(tasks)}
         store = _store.Store.open(out, fn_name, ss, tasks, ids, resume, info)
         if resume:
             for tid in store.finished_ids() & set(ids):
                 meta = store.read(tid)
                 if meta is not None:
-                    records[tid] = Record(meta["settings"], meta["results"], task=tid,
-                                          seconds=meta.get("seconds"), attempts=meta.get("attempts") or 1)
+                    records[tid] = _record_from_file(meta, tid)
 
     todo = [i for i, tid in enumerate(ids) if tid not in records]
-    backend = _open_executor(executor, workers, len(todo)) if todo else None
+    backend = open_executor(executor, workers, len(todo)) if todo else None
     if store is not None:
         try:
             store.begin()
@@ -413,7 +306,7 @@ def run(fn, grid, seed, *, executor=None, workers=None, out=None, resume=False, 
             if backend is not None:
                 backend[0].close(cancel=True)
             raise
-    bar = _Progress(len(tasks), show)
+    bar = _SweepProgress(len(tasks), progress)  # None: only on a terminal
     failed = 0
     if todo:
         backend, window, threads, _ = backend
@@ -487,12 +380,6 @@ def run(fn, grid, seed, *, executor=None, workers=None, out=None, resume=False, 
     return [records[tid] for tid in ids]
 
 
-def _describe(executor):
-    if executor is None or isinstance(executor, str):
-        return executor or "local"
-    return type(executor).__name__
-
-
 def load(out):
     """Read the records of a sweep folder written by :func:`run`.
 
@@ -529,7 +416,5 @@ def load(out):
         meta = _store.read_record_file(root / "tasks" / f"{tid}.json")
         if meta is None:
             continue
-        ok = meta.get("status") == "ok"
-        recs.append(Record(meta["settings"], meta["results"] if ok else {}, error=None if ok else meta.get("error"),
-                           task=tid, seconds=meta.get("seconds"), attempts=meta.get("attempts") or 1))
+        recs.append(_record_from_file(meta, tid))
     return recs

@@ -87,7 +87,7 @@ def execute(fn, settings, seed, threads, attempt):
     formatted traceback), ``seconds``, ``host``, ``pid``. ``attempt`` only
     makes resubmissions distinct (Dask keys tasks by their arguments).
     """
-    from .._threads import limit_threads
+    from .. import limit_threads
 
     t0 = time.perf_counter()
     payload = {"host": socket.gethostname(), "pid": os.getpid(), "attempt": attempt}
