@@ -18,7 +18,7 @@ Lines (each at 2 threads and at 1 thread; Numba threads through
   ``v W`` product plus a softplus over the hidden units, also on one
   OpenBLAS thread).
 * ``ising_checkerboard``: periodic L x L ``Ising.lattice`` at beta = 0.44,
-  32 chains (two lock-step groups of ``_binary.LANES = 16`` chains, one
+  32 chains (two lock-step groups of ``_rng.LANES = 16`` chains, one
   per thread at 2 threads), spin updates per second of the public
   :func:`ebm_ref.samplers.gibbs` (the checkerboard kernel that it runs for
   a lattice with even sides), set-up excluded: the best ``n``-sweep call
@@ -123,7 +123,8 @@ def _numpy_rbm_step(v, W, b_v, b_h, rng):
 def _bench_rbm(quick, threads):
     from ..energies import RBM
     from ..samplers._common import prepare
-    from ..samplers.gibbs import _rbm_block_gibbs, gibbs
+    from ..samplers import gibbs
+    from ..samplers._gibbs_sweeps import _rbm_block_gibbs
 
     V, H, n = (64, 32, 100) if quick else (784, 500, 1000)
     steps = 3 if quick else 5
@@ -226,7 +227,7 @@ def _public_gibbs_rate(model, x0, sweeps, seed):
     ``sweeps``-step call minus the best 0-step call (all ``sweeps`` sweeps
     together), ``setup`` the best 0-step wall time.
     """
-    from ..samplers.gibbs import gibbs
+    from ..samplers import gibbs
 
     gibbs(model, x0[:1], 1, seed=seed)  # compile / load the cache
     t0, c0 = _best_wall_cpu(lambda: gibbs(model, x0, 0, seed=seed))
@@ -265,7 +266,7 @@ def _bench_lattice(L, n_chains, quick, threads):
 
     t_np, c_np = _best_wall_cpu(np_sweeps)
     updates = n_chains * d * sweeps
-    from ..samplers.gibbs import gibbs
+    from ..samplers import gibbs
 
     out = gibbs(model, x, sweeps, seed=3).x
     return {
@@ -291,7 +292,7 @@ def _bench_lattice_large(quick, threads):
 
     from .._rng import as_seed_sequence, chain_states
     from ..energies import Ising
-    from ..samplers import _binary
+    from ..samplers import _lattice
 
     L, beta, n_chains = 1024, 0.44, 16
     sweeps = 10 if quick else 100
@@ -312,7 +313,7 @@ def _bench_lattice_large(quick, threads):
     # the kernel alone, on the same chains and draws; its own set-up
     # (copying the states, seeding, packing to int8 and back) is likewise a
     # 0-sweep call
-    thr = _binary.uniform_thresholds(_binary.lattice_table(beta, 0.0, True))
+    thr = _lattice.uniform_thresholds(_lattice.lattice_table(beta, 0.0, True))
     trace = np.empty((0, n_chains, d))
     states = {}
 
@@ -320,7 +321,7 @@ def _bench_lattice_large(quick, threads):
         x = x0.copy()
         rng = chain_states(as_seed_sequence(6), n_chains)
         states["x"] = x
-        _binary.lattice_checkerboard_run(L, thr, True, x, n_sweeps, 0, rng, trace)
+        _lattice.lattice_checkerboard_run(L, thr, True, x, n_sweeps, 0, rng, trace)
 
     t_k0, c_k0 = _best_wall_cpu(lambda: kernel(0))
     t_kn, c_kn = _best_wall_cpu(lambda: kernel(sweeps), repeat=3)
@@ -351,7 +352,7 @@ def _bench_lattice_large(quick, threads):
 
 
 def _gibbs_x(model, x0, sweeps, seed):
-    from ..samplers.gibbs import gibbs
+    from ..samplers import gibbs
 
     return gibbs(model, x0, sweeps, seed=seed).x
 
@@ -394,8 +395,7 @@ def _numpy_gwg(J, h, x, n_steps, rng):
 def _bench_gwg(quick, threads):
     from .._rng import as_seed_sequence, chain_states
     from ..energies import Ising
-    from ..samplers import _binary
-    from ..samplers.gwg import gwg
+    from ..samplers import _flip, gwg
 
     d, n = (20, 64) if quick else (100, 256)
     steps, np_steps = (50, 20) if quick else (400, 100)
@@ -403,8 +403,8 @@ def _bench_gwg(quick, threads):
     r = np.random.default_rng(6)
     x0 = np.where(r.random((n, d)) < 0.5, 1.0, -1.0)
     gwg(model, x0, 1, seed=0)  # compile
-    indptr, indices, data = _binary.ising_csr(model)
-    h_vec = np.ascontiguousarray(model.params["h"])
+    form = model.numba_form()
+    cache = np.empty((n, form.n_work))
     rng = chain_states(as_seed_sequence(0), n)
     accepted = np.zeros(n, dtype=np.int64)
     trace = np.empty((0, n, d))
@@ -412,7 +412,8 @@ def _bench_gwg(quick, threads):
 
     def nb_run():
         x = x0.copy()
-        _binary.ising_gwg_run(indptr, indices, data, h_vec, True, x, steps, 0, rng, trace, accepted)
+        accepted[:] = 0
+        _flip.flip_mh_run(form.kind, form.ip, form.fp, _flip.PROPOSE_GWG, x, cache, 0, steps, 0, rng, trace, accepted)
         total.append(int(accepted.sum()))
 
     t_nb, c_nb = _best_wall_cpu(nb_run)

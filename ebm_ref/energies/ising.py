@@ -19,7 +19,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .._numerics import sigmoid
+from .._jit import jit
+from .._numerics import nb_flip_value, sigmoid
 from .._rng import as_seed_sequence
 from .._validation import check_int
 from ._base import EnergyModel
@@ -769,3 +770,92 @@ class Ising(EnergyModel):
         g2 = self._grad_params_of_hessian_diag(x, 0.5 * c * delta * delta)
         return {k: g1[k] + g2[k] for k in g1}
 
+
+
+# --------------------------------------------------------------------------
+# Binary-family kernels (kind 6; dispatched by ``energies.kernels``).
+# Layout of ``numba_form``: ip = [d, spin, nnz, indptr (d + 1), indices (nnz)],
+# fp = [data (nnz), h (d)] (the CSR of ``J``, rows in unit order). The
+# per-chain cache is the local field ``f = J x + h`` (d).
+
+
+@jit
+def nb_field(ip, fp, x, i):
+    """``h_i + sum_j J_ij x_j`` of unit ``i``, summed from ``h_i`` in CSR order."""
+    d, nnz = ip[0], ip[2]
+    fi = fp[nnz + i]
+    for k in range(ip[3 + i], ip[4 + i]):
+        fi += fp[k] * x[ip[4 + d + k]]
+    return fi
+
+
+@jit
+def nb_init_cache(ip, fp, x, f):
+    """Local fields ``f_i = h_i + sum_j J_ij x_j`` of one state (CSR order)."""
+    for i in range(ip[0]):
+        f[i] = nb_field(ip, fp, x, i)
+
+
+@jit
+def nb_flip_delta(ip, fp, x, f, i, fresh):
+    r"""Exact ``E(x^{(i)}) - E(x) = -(x'_i - x_i) f_i`` (``J_ii = 0``: linear in ``x_i``).
+
+    ``fresh``: ``f_i`` recomputed from the neighbours of ``i`` (no drift of
+    a running sum; random-walk MH), else read from the cache ``f`` (GWG).
+    """
+    fi = nb_field(ip, fp, x, i) if fresh else f[i]
+    return -(nb_flip_value(x[i], ip[1] != 0) - x[i]) * fi
+
+
+@jit
+def nb_apply_flip(ip, fp, x, f, i):
+    """Flip ``x_i`` and update the fields ``f_j += J_ij (x'_i - x_i)`` along row ``i``."""
+    d = ip[0]
+    new = nb_flip_value(x[i], ip[1] != 0)
+    delta = new - x[i]
+    for k in range(ip[3 + i], ip[4 + i]):
+        f[ip[4 + d + k]] += fp[k] * delta
+    x[i] = new
+
+
+@jit
+def nb_flip_logits(ip, fp, x, f, work, lg):
+    r"""GWG logits ``-dE~_j / 2`` from the fields (``grad_x E = -f``; ``work`` unused).
+
+    ``dE~_j = (x'_j - x_j) grad_j``: spins ``2 x_j f_j``, 0/1 units
+    ``-(1 - 2 x_j) f_j``.
+    """
+    spin = ip[1] != 0
+    for j in range(ip[0]):
+        if spin:
+            lg[j] = -x[j] * f[j]
+        else:
+            lg[j] = 0.5 * (1.0 - 2.0 * x[j]) * f[j]
+
+
+@jit
+def nb_energy_grad(ip, fp, x, work, g):
+    r"""``E = -1/2 x^T J x - h^T x`` and ``g = dE/dx = -(h + J x)`` (CSR order; ``work`` unused)."""
+    d, nnz = ip[0], ip[2]
+    e = 0.0
+    for i in range(d):
+        fi = 0.0
+        for k in range(ip[3 + i], ip[4 + i]):
+            fi += fp[k] * x[ip[4 + d + k]]
+        h = fp[nnz + i]
+        e -= x[i] * (0.5 * fi + h)
+        g[i] = -(h + fi)
+    return e
+
+
+@jit
+def nb_energy(ip, fp, x, work):
+    r"""``E = -1/2 x^T J x - h^T x`` of one state (CSR order, as ``nb_energy_grad``; ``work`` unused)."""
+    d, nnz = ip[0], ip[2]
+    e = 0.0
+    for i in range(d):
+        fi = 0.0
+        for k in range(ip[3 + i], ip[4 + i]):
+            fi += fp[k] * x[ip[4 + d + k]]
+        e -= x[i] * (0.5 * fi + fp[nnz + i])
+    return e

@@ -57,7 +57,7 @@ def _default_sampler(model, owner):
     # imported from the defining modules, so this does not depend on how the
     # samplers package exports its names
     if type(model).__name__ in ("RBM", "GRBM", "Ising"):
-        from ..samplers.gibbs import gibbs
+        from ..samplers import gibbs
 
         return gibbs
     if model.domain in ("binary", "spin"):
