@@ -427,6 +427,41 @@ class EnergyModel(abc.ABC):
         """Hook: ``(kind, ip, fp, n_work)`` for the kernels (see :meth:`numba_form`)."""
         return None
 
+    # ------------------------------------------------ optional: exact quantities
+    def exact_log_partition(self):
+        """Closed-form ``(log Z, error bound)``, or ``None`` when there is none.
+
+        :func:`ebm_ref.exact.log_partition` calls this first; a model with
+        a closed form (or an enumeration of its own, e.g. a GRBM's hidden
+        layer) overrides the private hook ``_exact_log_partition()``.
+
+        Returns
+        -------
+        (float, float) or None
+        """
+        out = self._exact_log_partition()
+        return None if out is None else (float(out[0]), float(out[1]))
+
+    def _exact_log_partition(self):
+        """Hook: ``(log Z, bound)`` in closed form; ``None``: no closed form."""
+        return None
+
+    def exact_mean_grad_params(self):
+        r"""Model expectation :math:`\mathbb{E}_p[\partial E/\partial\theta]`, or ``None``.
+
+        :func:`ebm_ref.exact.mle_grad` calls this first (private hook
+        ``_exact_mean_grad_params()``, default ``None``: no closed form).
+
+        Returns
+        -------
+        dict of str to ndarray, or None
+        """
+        return self._exact_mean_grad_params()
+
+    def _exact_mean_grad_params(self):
+        """Hook: the expectation as a dict of arrays; ``None``: no closed form."""
+        return None
+
     # ------------------------------------------- optional: Hessian-vector products
     @property
     def has_hvp(self):
