@@ -33,6 +33,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .._numerics import softplus
 from .._validation import (
     check_batch,
     check_domain,
@@ -426,6 +427,70 @@ class EnergyModel(abc.ABC):
     def _numba_form(self):
         """Hook: ``(kind, ip, fp, n_work)`` for the kernels (see :meth:`numba_form`)."""
         return None
+
+    # ------------------------------------------- AIS path (tempered transitions)
+    def tempered_form(self, base=None):
+        r"""The annealing path of AIS packed for the tempered-transition driver.
+
+        Used by :func:`ebm_ref.estimate.ais` and ``reverse_ais``. A path
+        runs from a tractable base :math:`f_0` to the model. Models with a
+        specialised path (RBM, GRBM, Ising) override the private hook
+        ``_tempered_form(base)``; the default, for every other binary or spin
+        model with a Numba form, anneals from the independent base
+        :math:`f_0(x) = e^{g^\top x}`, :math:`\log f_\beta = -\beta E(x) +
+        (1-\beta) g^\top x`, with single-site Gibbs sweeps as transitions.
+
+        Parameters
+        ----------
+        base : None, "uniform" or array_like of states
+            The base's field ``g``: the model's own default (zero for the
+            generic path), zero, or the add-one smoothed log-odds of each
+            unit in the given data states.
+
+        Returns
+        -------
+        (NumbaForm, ndarray, float) or None
+            The form the driver reads (its ``kind`` selects the model's
+            tempered kernel), the base field ``g`` (float64, possibly
+            empty) and :math:`\log Z_0`; ``None`` when the model has no AIS
+            path (a continuous model without one).
+        """
+        out = self._tempered_form(base)
+        if out is None:
+            return None
+        kind, ip, fp, n_work, g, log_z0 = out
+        form = NumbaForm(
+            int(kind), np.ascontiguousarray(ip, dtype=np.int64), np.ascontiguousarray(fp, dtype=np.float64), int(n_work)
+        )
+        return form, np.ascontiguousarray(g, dtype=np.float64), float(log_z0)
+
+    def _tempered_form(self, base):
+        """Hook: ``(kind, ip, fp, n_work, g, log Z_0)``; default: the generic binary path."""
+        form = self.numba_form()
+        if form is None or self.domain not in ("binary", "spin"):
+            return None
+        g = self._base_field(base, np.zeros(self.n_features))
+        if self.domain == "spin":
+            log_z0 = np.logaddexp(g, -g).sum()
+        else:
+            log_z0 = softplus(g).sum()
+        return form.kind, form.ip, form.fp, form.n_work, g, log_z0
+
+    def _base_field(self, base, default):
+        """Field ``g`` of an independent base: ``default``, zero, or smoothed data log-odds."""
+        if base is None:
+            return np.array(default, dtype=np.float64)
+        if isinstance(base, str):
+            if base == "uniform":
+                return np.zeros(self.n_features)
+            raise ValueError(f"`base` must be None, 'uniform' or an array of data states; got {base!r}.")
+        x2d, _ = self.check_states(base, "base")
+        n = x2d.shape[0]
+        ones = (x2d > 0).sum(axis=0)
+        p = (ones + 1.0) / (n + 2.0)
+        logit = np.log(p) - np.log1p(-p)
+        # For spins, p(s_i = +1) = sigmoid(2 g_i).
+        return 0.5 * logit if self.domain == "spin" else logit
 
     # ------------------------------------------------ optional: exact quantities
     def exact_log_partition(self):

@@ -19,9 +19,11 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .._jit import jit
-from .._numerics import nb_flip_value, sigmoid
-from .._rng import as_seed_sequence
+from numba import prange
+
+from .._jit import jit, jit_inline, pjit
+from .._numerics import nb_flip_value, nb_sigmoid, sigmoid, softplus
+from .._rng import as_seed_sequence, nb_uniform
 from .._validation import check_int
 from ._base import EnergyModel
 
@@ -684,6 +686,22 @@ class Ising(EnergyModel):
         ip = np.concatenate([[d, int(self.domain == "spin"), indices.shape[0]], indptr, indices])
         return self.NUMBA_KIND, ip, np.concatenate([data, ising_fields(self)]), d
 
+    def _tempered_form(self, base):
+        # ip: [d, nnz, indptr (d + 1), indices (nnz)]; fp: [data (nnz), h (d)]
+        # from the nonzeros of the dense J in row order; g: the base's field
+        # (default h)
+        p = self.params  # dense J and h, also for a lattice
+        J, h = p["J"], p["h"]
+        g = self._base_field(base, h)
+        rows, cols = np.nonzero(J)
+        indptr = np.searchsorted(rows, np.arange(J.shape[0] + 1))
+        ip = np.concatenate([[J.shape[0], cols.shape[0]], indptr, cols])
+        if self.domain == "spin":
+            log_z0 = float(np.logaddexp(g, -g).sum())
+        else:
+            log_z0 = float(softplus(g).sum())
+        return self.NUMBA_KIND, ip, np.concatenate([J[rows, cols], h]), 0, g, log_z0
+
     def _energy(self, x):
         if self.lattice is not None:
             # -1/2 x^T J x = -K * (sum over bonds of x_i x_j), each bond once
@@ -859,3 +877,62 @@ def nb_energy(ip, fp, x, work):
             fi += fp[k] * x[ip[4 + d + k]]
         e -= x[i] * (0.5 * fi + fp[nnz + i])
     return e
+
+
+# --------------------------------------------------------------------------
+# AIS: tempered transitions (dispatched by energies.kernels.tempered_run)
+@jit_inline
+def _tempered_local(indptr, indices, data, x, c, i):
+    """``(J x)_i`` from the CSR rows of J (neighbours in increasing order)."""
+    f = 0.0
+    for p in range(indptr[i], indptr[i + 1]):
+        f += data[p] * x[c, indices[p]]
+    return f
+
+
+@pjit
+def nb_tempered_run(ip, fp, g, spin, path, x, rng, logw, from_base, finish):
+    r"""AIS along ``path`` for the Ising model with an independent base.
+
+    .. math::
+
+        \log f_\beta(s) = \beta\,(\tfrac12 s^\top J s + h^\top s) + (1-\beta)\, g^\top s;
+
+    transition: one systematic single-site Gibbs sweep ``i = 0 .. d-1`` with
+    local field :math:`\phi_i = \beta((Js)_i + h_i) + (1-\beta) g_i`:
+    :math:`p(s_i = +1) = \sigma(2\phi_i)` for spins, :math:`p(x_i = 1) =
+    \sigma(\phi_i)` for {0,1} (J has a zero diagonal). With ``from_base`` the
+    initial state is drawn from the independent base with field ``g``;
+    ``finish=False`` also makes the transition after the last weight (so a
+    path can be run in consecutive pieces). No input checks.
+    """
+    d = ip[0]
+    nnz = ip[1]
+    indptr = ip[2 : d + 3]
+    indices = ip[d + 3 : d + 3 + nnz]
+    data = fp[:nnz]
+    h = fp[nnz : nnz + d]
+    n = x.shape[0]
+    K = path.shape[0] - 1
+    lo = -1.0 if spin else 0.0
+    scale = 2.0 if spin else 1.0
+    for c in prange(n):
+        s = rng[c]
+        if from_base:
+            for i in range(d):
+                x[c, i] = 1.0 if nb_uniform(s) < nb_sigmoid(scale * g[i]) else lo
+        for k in range(1, K + 1):
+            beta0 = path[k - 1]
+            beta1 = path[k]
+            quad = 0.0
+            lin = 0.0
+            for i in range(d):
+                quad += x[c, i] * _tempered_local(indptr, indices, data, x, c, i)
+                lin += (h[i] - g[i]) * x[c, i]
+            logw[c] += (beta1 - beta0) * (0.5 * quad + lin)
+            if k == K and finish:
+                break
+            one_m = 1.0 - beta1
+            for i in range(d):
+                phi = beta1 * (_tempered_local(indptr, indices, data, x, c, i) + h[i]) + one_m * g[i]
+                x[c, i] = 1.0 if nb_uniform(s) < nb_sigmoid(scale * phi) else lo

@@ -25,7 +25,7 @@ import numpy as np
 from numba import prange
 
 from .._jit import jit, pjit
-from . import fvbm, ising, rbm
+from . import fvbm, grbm, ising, rbm
 
 # --------------------------------------------------------------------------
 # continuous family: energy and gradient of one state / a tile of states
@@ -159,4 +159,32 @@ def bin_energy_rows(kind, ip, fp, n_work, x, out):
 
 # --------------------------------------------------------------------------
 # tempered transitions (AIS and reverse AIS)
+#
+# One AIS step sequence along a path of inverse temperatures, forward or
+# reverse, for the models with a specialised path (their own annealing
+# family and transition; ``EnergyModel.tempered_form`` packs them). Every
+# other binary model is annealed by the generic driver of
+# ``ebm_ref.estimate`` on the binary-family functions above.
+#
+#   tempered_run(kind, ip, fp, g, spin, path, x, rng, logw, from_base,
+#                finish, n_threads)
+#       logw[c] += sum_k log f_{path[k]}(x_c) - log f_{path[k-1]}(x_c), with a
+#       transition at path[k] after each weight update but the last (after
+#       the last too when ``finish`` is false, so a path can be cut into
+#       consecutive calls); ``g`` the base field, ``from_base``: draw x from
+#       the base first; ``n_threads`` only groups chains into blocks.
+
+#: Kinds with a specialised tempered path: GRBM, RBM, Ising.
+TEMPERED_KINDS = (3, 5, 6)
+
+
+@jit
+def tempered_run(kind, ip, fp, g, spin, path, x, rng, logw, from_base, finish, n_threads):
+    """Run the specialised AIS path of ``kind`` (see above). No input checks."""
+    if kind == 5:
+        rbm.nb_tempered_run(ip, fp, g, path, x, rng, logw, from_base, finish, n_threads)
+    elif kind == 3:
+        grbm.nb_tempered_run(ip, fp, g, path, x, rng, logw, from_base, finish, n_threads)
+    elif kind == 6:
+        ising.nb_tempered_run(ip, fp, g, spin, path, x, rng, logw, from_base, finish)
 

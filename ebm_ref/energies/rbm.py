@@ -2,12 +2,15 @@ r"""Bernoulli-Bernoulli restricted Boltzmann machine."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .._jit import jit
 from .._numerics import nb_sigmoid, nb_softplus, sigmoid, sigmoid_prime, softplus
 from .._validation import check_batch
 from ._base import EnergyModel
+from ._tempered import boltzmann_run
 
 __all__ = ["RBM"]
 
@@ -190,6 +193,16 @@ class RBM(EnergyModel):
         fp = np.concatenate([p["W"].ravel(), p["b_v"], p["b_h"]])
         return self.NUMBA_KIND, np.array([V, H], dtype=np.int64), fp, H
 
+    def _tempered_form(self, base):
+        # ip: [V, H]; fp: [W (V, H), W^T (H, V), b_v, b_h]; g: the base's visible
+        # log-odds b_A (default b_v: Salakhutdinov & Murray's base)
+        p = self._params
+        V, H = p["W"].shape
+        b_A = self._base_field(base, p["b_v"])
+        fp = np.concatenate([p["W"].ravel(), np.ascontiguousarray(p["W"].T).ravel(), p["b_v"], p["b_h"]])
+        log_z0 = float(H * math.log(2.0) + softplus(b_A).sum())
+        return self.NUMBA_KIND, np.array([V, H], dtype=np.int64), fp, H, b_A, log_z0
+
     def _energy(self, x):
         a = self._pre_hidden(x)
         return -x @ self._params["b_v"] - softplus(a).sum(axis=1)
@@ -370,3 +383,17 @@ def nb_energy_grad(ip, fp, v, a, g):
             gk -= fp[k * H + j] * a[j]
         g[k] = gk
     return e
+
+
+# --------------------------------------------------------------------------
+# AIS: tempered transitions (dispatched by energies.kernels.tempered_run)
+@jit
+def nb_tempered_run(ip, fp, g, path, x, rng, logw, from_base, finish, n_threads):
+    """AIS steps along ``path`` from the base ``Bern(sigmoid(g))`` (see ``_tempered.boltzmann_run``)."""
+    V = ip[0]
+    H = ip[1]
+    W = fp[: V * H].reshape((V, H))
+    WT = fp[V * H : 2 * V * H].reshape((H, V))
+    b_v = fp[2 * V * H : 2 * V * H + V]
+    b_h = fp[2 * V * H + V : 2 * V * H + V + H]
+    boltzmann_run(False, W, WT, b_v, b_h, g, path, x, rng, logw, from_base, finish, n_threads)
