@@ -71,7 +71,7 @@ def _path(model, base):
     out = model.tempered_form(base) if isinstance(model, EnergyModel) else None
     if out is None:
         raise TypeError(
-            "`model` must be an RBM, a GRBM, an Ising model or another binary model with a Numba form "
+            "`model` must be one of RBM, GRBM, Ising, or another binary model with a Numba form (e.g. FVBM) "
             f"for AIS; got {type(model).__name__}."
         )
     form, g, log_z0 = out

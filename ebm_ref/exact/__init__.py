@@ -33,6 +33,7 @@ import math
 import numpy as np
 
 from .._states import all_states
+from .._validation import check_memory
 from ..energies import EnergyModel, Ising, RBM
 from . import _blocks
 from . import _enumerate as _en
@@ -268,6 +269,11 @@ def probabilities(model):
     (Gray codes).
     """
     _check_model(model)
+    if _enumerable(model) and model.n_features <= MAX_PROB_BITS:
+        d = model.n_features
+        # the states, their log-weights and probabilities (and, through
+        # model.energy, one temporary of the states' size)
+        check_memory(8 * (2 * d + 3) << d, f"probabilities of 2^{d} states", "use a model with fewer units")
     route = _fast_route(model)
     if route == "rbm":
         p = model.params
