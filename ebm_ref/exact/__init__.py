@@ -35,7 +35,7 @@ import numpy as np
 from .._states import all_states
 from .._validation import check_memory
 from ..energies import EnergyModel, Ising, RBM
-from . import _blocks
+from . import _blocks, _bounds
 from . import _enumerate as _en
 from ._kaufman import ising_energy_2d, ising_log_partition_2d, ising_specific_heat_2d
 
@@ -119,8 +119,8 @@ def _rbm_log_z(model, c, b, M, path="auto"):
         _en.rbm_lse_mult(c, b, M, T, Tinv, gstart, cb, mx, sm)
     else:
         _en.rbm_walk(c, b, M, _en.softplus_groups(m), cb, _en.MODE_LSE, 0.0, mx, sm, _E1, _E2, _E2, _E3)
-    value = _en.combine_chunks(mx, sm)
-    err = _en.rbm_value_error(c, b, M) + _en.sum_error(1 << n, 1 << cb, value)
+    value = _bounds.combine_chunks(mx, sm)
+    err = _bounds.rbm_value_error(c, b, M) + _bounds.sum_error(1 << n, 1 << cb, value)
     return value, err
 
 
@@ -134,8 +134,8 @@ def _ising_log_z(arrays, use_symmetry=True):
     mx = np.empty(1 << cb)
     sm = np.empty(1 << cb)
     _en.ising_walk(lo, h, indptr, indices, data, const, n_walk, cb, _en.MODE_LSE, 0.0, mx, sm, _E1, _E2, _E3)
-    value = _en.combine_chunks(mx, sm) + (math.log(2.0) if half else 0.0)
-    err = _en.ising_value_error(S, h, const) + _en.sum_error(1 << n_walk, 1 << cb, value)
+    value = _bounds.combine_chunks(mx, sm) + (math.log(2.0) if half else 0.0)
+    err = _bounds.ising_value_error(S, h, const) + _bounds.sum_error(1 << n_walk, 1 << cb, value)
     return value, err
 
 
