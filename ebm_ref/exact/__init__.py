@@ -145,9 +145,9 @@ def log_partition(model, return_error=False):
     Parameters
     ----------
     model : EnergyModel
-        An ``RBM`` or ``Ising`` model (enumeration), a model with a closed
-        form (a method ``_exact_log_partition()``), or a real-valued model
-        with at most 2 features (quadrature).
+        A binary or spin model (enumeration), a model whose
+        ``exact_log_partition()`` is not ``None`` (closed form), or a
+        real-valued model with at most 2 features (quadrature).
     return_error : bool, default False
         Also return a bound on the absolute error.
 
@@ -167,7 +167,8 @@ def log_partition(model, return_error=False):
 
     Notes
     -----
-    Dispatch: (1) ``model._exact_log_partition()`` when the model has it;
+    Dispatch (public methods only): (1) ``model.exact_log_partition()``
+    when it is not ``None``;
     (2) ``RBM``: enumerate the smaller layer ``z`` (the hidden layer when
     ``H <= V``) and sum the other, ``y``, analytically,
 
@@ -186,7 +187,11 @@ def log_partition(model, return_error=False):
     stay within +-600 keeps :math:`e^{a_j}` multiplicatively instead of
     evaluating softplus per unit. (3) A ``"real"``-domain model with
     ``n_features <= 2``: ``quadrature_log_partition(model)`` of
-    ``ebm_ref.exact._quadrature``.
+    ``ebm_ref.exact._quadrature``. Between (2) and (3): any other binary or
+    spin model (no Gray-code kernel, or a subclass that redefines a
+    formula and so has no Numba form) is enumerated through its own
+    ``energy`` in blocks of states (``ebm_ref.exact._blocks``), at most
+    :data:`MAX_GENERIC_BITS` units.
 
     Error bound for enumeration: :math:`\delta + \epsilon`, where
     :math:`\delta` bounds the rounding of every state's log-weight
@@ -385,14 +390,30 @@ def _ising_moments(model):
     return {"J": gJ, "h": -E1}
 
 
+def _enumerated_moments(model):
+    """``E_p[dE/dtheta]`` by enumeration: a Gray-code kernel or ``model.grad_params`` by blocks."""
+    route = _fast_route(model)
+    if route == "rbm":
+        return _rbm_moments(model)
+    if route == "ising":
+        return _ising_moments(model)
+    if _enumerable(model):
+        _check_bits(model.n_features, MAX_GENERIC_BITS, "all units, through model.energy", "mle_grad", model)
+        return _blocks.moments_blocks(model, log_partition(model))
+    raise ValueError(
+        f"`model` ({model._describe()}) has no exact model expectation for mle_grad: expected a binary "
+        "or spin model, or a model whose exact_mean_grad_params() is not None."
+    )
+
+
 def mle_grad(model, x):
     r"""Exact gradient of the average log-likelihood (an ascent direction).
 
     Parameters
     ----------
     model : EnergyModel
-        ``RBM``, ``Ising``, or a model with a method
-        ``_exact_mean_grad_params()`` returning the model expectation of
+        A binary or spin model (enumeration), or a model whose
+        ``exact_mean_grad_params()`` returns the model expectation of
         :math:`\partial E/\partial\theta` as a dict.
     x : array_like of shape (n, d) or (d,)
         Data states of the model's domain.
@@ -433,21 +454,8 @@ def mle_grad(model, x):
     _check_model(model)
     x2, _ = model.check_states(x)
     model_term = model.exact_mean_grad_params()
-    route = _fast_route(model) if model_term is None else None
-    if model_term is not None:
-        pass
-    elif route == "rbm":
-        model_term = _rbm_moments(model)
-    elif route == "ising":
-        model_term = _ising_moments(model)
-    elif _enumerable(model):
-        _check_bits(model.n_features, MAX_GENERIC_BITS, "all units, through model.energy", "mle_grad", model)
-        model_term = _blocks.moments_blocks(model, log_partition(model))
-    else:
-        raise ValueError(
-            f"`model` ({model._describe()}) has no exact model expectation for mle_grad: expected a binary "
-            "or spin model, or a model whose exact_mean_grad_params() is not None."
-        )
+    if model_term is None:
+        model_term = _enumerated_moments(model)
     data_term = model.grad_params(x2)
     out = {k: np.asarray(model_term[k], dtype=np.float64) - data_term[k] for k in data_term}
     for name, mask in model.structural_zeros().items():
