@@ -114,3 +114,27 @@ def nb_exp_nonpos(x):
     p = p * r + 1.0
     scale = np.int64((n + 54 + 1023) << 52).view(np.float64)
     return (p * scale) * _TWO_M54
+
+
+@jit
+def nb_bernoulli_logit(u, a):
+    r"""``u < sigmoid(a)`` without a branch or a division: ``u e^{-a} < 1 - u``.
+
+    Equivalent for every real ``a``: ``e^{-a} = inf`` (a < -709) gives
+    False (sigmoid rounds to 0), ``e^{-a} = 0`` gives True (sigmoid rounds
+    to 1). A data-dependent branch on the sign of ``a``, as in a stable
+    sigmoid, is mispredicted half the time on random pre-activations
+    (measured 2.5x slower per unit). (The block Gibbs kernels use the
+    vectorisable variant ``u (1 + e^{-|a|}) < top`` instead: a different
+    rounding, so the two are kept apart to keep every stream's bits.)
+    """
+    return u * math.exp(-a) < 1.0 - u
+
+
+@jit
+def nb_flip_value(xi, spin):
+    """The other state of a binary unit: ``-x`` for spins, ``1 - x`` for 0/1."""
+    if spin:
+        return -xi
+    return 1.0 - xi
+

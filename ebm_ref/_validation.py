@@ -9,6 +9,7 @@ Nothing is clipped or broadcast into another meaning.
 from __future__ import annotations
 
 import numbers
+import os
 
 import numpy as np
 
@@ -24,6 +25,9 @@ __all__ = [
     "check_nonneg_int",
     "check_int",
     "check_abs_bound",
+    "check_memory",
+    "memory_limit",
+    "MEMORY_LIMIT_ENV",
     "DOMAINS",
 ]
 
@@ -186,3 +190,44 @@ def check_int(value, name, minimum=None):
 def check_nonneg_int(value, name):
     """An integer >= 0 (``n_steps``, ``thin``)."""
     return check_int(value, name, minimum=0)
+
+
+#: Environment variable that overrides :func:`memory_limit` (bytes).
+MEMORY_LIMIT_ENV = "EBM_REF_MEMORY_LIMIT"
+
+
+def memory_limit():
+    """Largest allocation (bytes) an entry point accepts before it starts.
+
+    ``$EBM_REF_MEMORY_LIMIT`` (an integer number of bytes) when set;
+    otherwise half of the machine's physical memory (``os.sysconf``), or
+    8 GiB where the platform does not report it.
+    """
+    env = os.environ.get(MEMORY_LIMIT_ENV)
+    if env is not None:
+        try:
+            value = int(env)
+        except ValueError:
+            raise ValueError(f"${MEMORY_LIMIT_ENV} must be an integer number of bytes; got {env!r}.") from None
+        if value <= 0:
+            raise ValueError(f"${MEMORY_LIMIT_ENV} must be > 0; got {value}.")
+        return value
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
+    except (AttributeError, ValueError, OSError):
+        return 8 << 30
+
+
+def check_memory(nbytes, what, hint):
+    """``ValueError`` when ``nbytes`` (an estimate) exceeds :func:`memory_limit`.
+
+    Called before anything is allocated; the message gives the estimate, the
+    limit and ``hint`` (how to reduce the request).
+    """
+    limit = memory_limit()
+    if nbytes > limit:
+        raise ValueError(
+            f"{what} would need about {nbytes / 2**30:.3g} GiB, above the limit of {limit / 2**30:.3g} GiB "
+            f"(half the physical memory, or ${MEMORY_LIMIT_ENV}); {hint}."
+        )
+

@@ -355,7 +355,7 @@ def test_dispatch_closed_form_and_quadrature(monkeypatch):
         exact.log_partition(_Gauss1D(3))
     with pytest.raises(ValueError, match=r"`model`.*mle_grad"):
         exact.mle_grad(_Gauss1D(1), np.zeros((1, 1)))
-    with pytest.raises(ValueError, match=r"`model`.*RBM or an Ising"):
+    with pytest.raises(ValueError, match=r"`model`.*binary or spin model"):
         exact.probabilities(_Gauss1D(1))
 
 
@@ -375,3 +375,74 @@ def test_bad_inputs():
         exact.mle_grad(model, [[np.nan, 1.0, 1.0]])
     with pytest.raises(ValueError, match=r"`x`.*-1.0/\+1.0"):
         exact.log_likelihood(Ising.random(3, 1.0, 0), [[0.0, 1.0, 1.0]])
+
+
+# ------------------------------------- generic enumeration (model.energy)
+def _low_rank(seed=0):
+    from ebm_ref.energies import LowRankBoltzmann
+
+    return LowRankBoltzmann.random(6, 2, 0.5, seed=seed)
+
+
+def test_generic_enumeration_of_a_binary_model_without_kernel():
+    """LowRankBoltzmann has no Gray-code kernel: it is enumerated through its
+    own energy and agrees with the same distribution written as an Ising
+    model (enumerated by the Ising kernel)."""
+    model = _low_rank()
+    ising = model.to_ising()
+    lz, err = exact.log_partition(model, return_error=True)
+    lz_i, err_i = exact.log_partition(ising, return_error=True)
+    assert abs(lz - lz_i) <= err + err_i
+    assert 0.0 < err < 1e-10
+    s1, p1 = exact.probabilities(model)
+    s2, p2 = exact.probabilities(ising)
+    np.testing.assert_array_equal(s1, s2)
+    np.testing.assert_allclose(p1, p2, rtol=1e-12, atol=0)
+    x = np.random.default_rng(3).integers(0, 2, size=(7, 6)).astype(float)
+    _check_mle_grad(model, x).assert_ok()
+
+
+def test_subclass_redefining_the_energy_is_not_enumerated_by_the_parent_kernel():
+    """A subclass that changes the formula loses the Numba form (see
+    EnergyModel.numba_form), so exact uses its energy, not the Ising kernel."""
+
+    class Shifted(Ising):
+        def _energy(self, x):
+            return super()._energy(x) + 0.25 * x[:, 0]
+
+    J = np.zeros((4, 4))
+    J[0, 1] = J[1, 0] = 0.7
+    base = Ising(J, np.full(4, 0.2), domain="binary")
+    model = Shifted(J, np.full(4, 0.2), domain="binary")
+    states = exact.probabilities(base)[0]
+    ref = logsumexp(-model.energy(states))
+    assert abs(exact.log_partition(model) - ref) < 1e-13
+    assert abs(exact.log_partition(base) - ref) > 0.01  # the parent's value differs
+
+
+def test_generic_enumeration_limits(monkeypatch):
+    from ebm_ref.energies import LowRankBoltzmann
+
+    big = LowRankBoltzmann(np.ones(exact.MAX_GENERIC_BITS + 1), np.zeros((exact.MAX_GENERIC_BITS + 1, 1)),
+                           np.zeros(exact.MAX_GENERIC_BITS + 1))
+    with pytest.raises(ValueError, match=r"`model`.*2\^25.*model.energy.*log_partition"):
+        exact.log_partition(big)
+    with pytest.raises(ValueError, match=r"`model`.*2\^25.*mle_grad"):
+        exact.mle_grad(big, np.ones(exact.MAX_GENERIC_BITS + 1))
+    # the memory check runs before anything is allocated
+    monkeypatch.setenv("EBM_REF_MEMORY_LIMIT", "1000")
+    with pytest.raises(ValueError, match=r"probabilities of 2\^6 states.*GiB.*EBM_REF_MEMORY_LIMIT"):
+        exact.probabilities(_low_rank())
+
+
+def test_states_blocks_are_the_lexicographic_order():
+    from ebm_ref._states import all_states, state_block, state_blocks
+
+    for domain, lo in (("binary", 0.0), ("spin", -1.0)):
+        full = all_states(5, domain)
+        ref = np.array(list(itertools.product([lo, 1.0], repeat=5)))
+        np.testing.assert_array_equal(full, ref)
+        pieces = [b for _, b in state_blocks(5, domain, block=7)]
+        assert [len(b) for b in pieces] == [7, 7, 7, 7, 4]
+        np.testing.assert_array_equal(np.concatenate(pieces), ref)
+        np.testing.assert_array_equal(state_block(5, domain, 9, 13), ref[9:13])

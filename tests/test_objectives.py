@@ -195,7 +195,7 @@ def test_pcd_chains_persist_and_reset():
     pcd.value_and_grad(model, x, 1)
     # the second call starts where the first ended: same as sampling from c1
     from ebm_ref.objectives._base import _sampler_seed
-    from ebm_ref.samplers.gibbs import gibbs
+    from ebm_ref.samplers import gibbs
 
     expected = gibbs(model, c1, 1, seed=_sampler_seed(1)).x
     assert np.array_equal(pcd.chains, expected)

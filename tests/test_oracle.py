@@ -209,7 +209,7 @@ def _ebm_sampler(fn, cls, **kw):
 
 
 def test_ebm_ref_samplers_pass_check_sampler():
-    from ebm_ref.samplers.gibbs import gibbs
+    from ebm_ref.samplers import gibbs
     from ebm_ref.samplers.gwg import gwg
 
     rbm = MODELS["rbm"]
@@ -227,7 +227,7 @@ def test_ebm_ref_samplers_pass_check_sampler():
 
 
 def test_ebm_ref_continuous_samplers_pass_check_sampler():
-    from ebm_ref.samplers.gibbs import gibbs
+    from ebm_ref.samplers import gibbs
     from ebm_ref.samplers.langevin import langevin
 
     # MALA is exact at any step size (alpha = 1e-4 false-failure rate)
@@ -302,7 +302,7 @@ def test_check_sampler_argument_errors():
 
 
 def test_check_sampler_is_deterministic():
-    from ebm_ref.samplers.gibbs import gibbs
+    from ebm_ref.samplers import gibbs
 
     f = _ebm_sampler(gibbs, RBM)
     a = check_sampler(f, MODELS["rbm"], n_chains=2000, seed=9)

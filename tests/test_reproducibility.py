@@ -16,7 +16,7 @@ import pytest
 from _threads_harness import assert_identical, result_arrays, run_at_thread_counts
 from ebm_ref.energies import GRBM, RBM, Ising
 from ebm_ref.samplers._binary import rwmh_binary
-from ebm_ref.samplers.gibbs import gibbs
+from ebm_ref.samplers import gibbs
 from ebm_ref.samplers.gwg import gwg
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
@@ -28,7 +28,7 @@ SETUP = textwrap.dedent(
     import numpy as np
     from ebm_ref.energies import GRBM, RBM, Ising
     from ebm_ref.samplers._binary import rwmh_binary
-    from ebm_ref.samplers.gibbs import gibbs
+    from ebm_ref.samplers import gibbs
     from ebm_ref.samplers.gwg import gwg
 
     def _rbm():

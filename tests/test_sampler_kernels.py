@@ -18,7 +18,7 @@ from scipy.special import logsumexp
 from ebm_ref.energies import RBM, Ising
 # import from the submodules: the package's lazy __getattr__ returns the submodule when
 # `from ebm_ref.samplers import gibbs` runs before anything imported it (reported)
-from ebm_ref.samplers.gibbs import gibbs
+from ebm_ref.samplers import gibbs
 from ebm_ref.samplers.gwg import gwg
 from ebm_ref.samplers._binary import colour_order, ising_csr, rwmh_binary
 

@@ -21,6 +21,7 @@ _LOCATIONS = {
     "LatentEnergy": ".latent",
     "ConditionalLatentEnergy": ".latent",
     "LowRankBoltzmann": ".boltzmann",
+    "FVBM": ".fvbm",
 }
 
 __all__ = ["EnergyModel", "NumbaForm", "RBM", *_LOCATIONS]

@@ -29,7 +29,6 @@ from __future__ import annotations
 import abc
 import numbers
 from collections.abc import Mapping
-from typing import NamedTuple
 
 import numpy as np
 
@@ -40,39 +39,12 @@ from .._validation import (
     check_param,
     check_weights,
 )
+from ._hooks import ModelHooks, NumbaForm
 
 __all__ = ["EnergyModel", "NumbaForm"]
 
 
-class NumbaForm(NamedTuple):
-    """A model's parameters packed for the Numba kernels (docs/models.md).
-
-    Attributes
-    ----------
-    kind : int
-        The model class's ``NUMBA_KIND``: the small integer on which the
-        family dispatch of ``ebm_ref.energies.kernels`` branches.
-    ip : ndarray of int64, shape (k,)
-        Sizes and offsets, in the layout the model's own kernels read.
-    fp : ndarray of float64, shape (m,)
-        Every number the formulas need (derived quantities such as
-        ``exp(log_scale)`` computed once per call).
-    n_work : int
-        Length of the per-chain float64 scratch buffer the kernels need.
-    """
-
-    kind: int
-    ip: np.ndarray
-    fp: np.ndarray
-    n_work: int
-
-
-# Formula hooks whose override in a subclass invalidates an inherited Numba
-# form (the kernels would evaluate the parent's formula).
-_FORMULA_HOOKS = ("_energy", "_grad_x", "_flip_energy_delta")
-
-
-class EnergyModel(abc.ABC):
+class EnergyModel(ModelHooks, abc.ABC):
     """Base class of every energy model (see the module docstring).
 
     Attributes
@@ -382,50 +354,6 @@ class EnergyModel(abc.ABC):
     def _grad_params_of_flip_energy_delta(self, x, c):
         both = np.concatenate([self._flipped_rows(x), x])
         return self._grad_params(both, np.concatenate([c.ravel(), -c.sum(axis=1)]))
-
-    # ------------------------------------------------------ Numba form (hook)
-    #: Small integer identifying the model's kernels in ``energies.kernels``
-    #: (None: the model has no Numba form). Unique across model classes.
-    NUMBA_KIND = None
-
-    def numba_form(self):
-        """The model packed for the Numba kernels, or ``None``.
-
-        Samplers, AIS and exact enumeration call this (never a model's
-        private attributes) and use the fast kernels when it returns a
-        :class:`NumbaForm`, the generic NumPy path otherwise.
-
-        Returns
-        -------
-        NumbaForm or None
-            ``None`` when the class provides no form, and also for a
-            subclass that overrides a formula hook (``_energy``,
-            ``_grad_x``, ``_flip_energy_delta``) of the class that defined
-            the form without redefining the form: the inherited kernels
-            would evaluate the parent's formula, so such a subclass is
-            sampled on the generic path (correct, slower).
-        """
-        cls = type(self)
-        owner = next(c for c in cls.__mro__ if "_numba_form" in c.__dict__)
-        if owner is EnergyModel or cls.NUMBA_KIND is None:
-            return None
-        for name in _FORMULA_HOOKS:
-            if getattr(cls, name) is not getattr(owner, name):
-                return None
-        form = self._numba_form()
-        if form is None:
-            return None
-        kind, ip, fp, n_work = form
-        return NumbaForm(
-            int(kind),
-            np.ascontiguousarray(ip, dtype=np.int64),
-            np.ascontiguousarray(fp, dtype=np.float64),
-            int(n_work),
-        )
-
-    def _numba_form(self):
-        """Hook: ``(kind, ip, fp, n_work)`` for the kernels (see :meth:`numba_form`)."""
-        return None
 
     # ------------------------------------------- optional: Hessian-vector products
     @property

@@ -6,6 +6,7 @@ import numbers
 
 import numpy as np
 
+from .._jit import jit
 from .._numerics import sigmoid, softplus
 from .._validation import check_batch
 from ._base import EnergyModel
@@ -345,3 +346,22 @@ class LowRankBoltzmann(EnergyModel):
         U = self._params["U"]
         cs = c.sum(axis=0)
         return {"d_diag": -cs, "U": -2.0 * cs[:, None] * U, "mu": np.zeros(self.n_features)}
+
+
+# --------------------------------------------------------------------------
+# kernels (the sampler's final energies and the bound's log joint, row by row)
+@jit
+def nb_energy_rows(d, U, mu, x, out):
+    """``out[c] = E(x[c])`` chain by chain (batch-size invariant). No input checks."""
+    n, m = x.shape
+    k = U.shape[1]
+    for c in range(n):
+        e = 0.0
+        for i in range(m):
+            e -= 0.5 * d[i] * x[c, i] * x[c, i] + mu[i] * x[c, i]
+        for j in range(k):
+            t = 0.0
+            for i in range(m):
+                t += U[i, j] * x[c, i]
+            e -= 0.5 * t * t
+        out[c] = e

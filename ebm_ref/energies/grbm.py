@@ -2,6 +2,8 @@ r"""Gaussian-Bernoulli restricted Boltzmann machine (Liao et al. 2022 form)."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .._jit import jit
@@ -9,6 +11,7 @@ from .._numerics import logsumexp, nb_sigmoid, nb_softplus, sigmoid, sigmoid_pri
 from .._validation import check_abs_bound, check_batch
 from ._base import EnergyModel
 from ._grbm_exact import hidden_block, hidden_scores, log_partition, mean_grad_params
+from ._tempered import boltzmann_run
 
 __all__ = ["GRBM", "MAX_HIDDEN_ENUMERATION", "MAX_HIDDEN_MIXTURE"]
 
@@ -271,6 +274,21 @@ class GRBM(EnergyModel):
         fp = np.concatenate([p["W"].ravel(), p["mu"], p["b_h"], np.exp(-p["log_var"])])
         return self.NUMBA_KIND, np.array([V, H], dtype=np.int64), fp, H
 
+    def _tempered_form(self, base):
+        # ip: [V, H]; fp: [W (V, H), W^T (H, V), mu, b_h, sigma]; the base is
+        # N(mu, sigma^2) with independent uniform hidden units (no field g)
+        if base is not None:
+            raise ValueError(
+                "`base` must be None for GRBM (the base is N(mu, sigma^2) with independent "
+                f"uniform hidden units); got {type(base).__name__}."
+            )
+        p = self._params
+        V, H = p["W"].shape
+        sigma = np.exp(0.5 * p["log_var"])
+        fp = np.concatenate([p["W"].ravel(), np.ascontiguousarray(p["W"].T).ravel(), p["mu"], p["b_h"], sigma])
+        log_z0 = float(H * math.log(2.0) + 0.5 * V * math.log(2.0 * math.pi) + 0.5 * p["log_var"].sum())
+        return self.NUMBA_KIND, np.array([V, H], dtype=np.int64), fp, H, np.empty(0), log_z0
+
     def _energy(self, x):
         p = self._params
         s = np.exp(-p["log_var"])
@@ -468,3 +486,18 @@ class GRBM(EnergyModel):
                 "log_var": (-s * u * v + sx * (A @ W.T) + tu * (Bv @ W.T) + tv * (Bu @ W.T)).sum(axis=0),
             }
         )
+
+
+# --------------------------------------------------------------------------
+# AIS: tempered transitions (dispatched by energies.kernels.tempered_run)
+@jit
+def nb_tempered_run(ip, fp, g, path, x, rng, logw, from_base, finish, n_threads):
+    """AIS steps along ``path`` from the base ``N(mu, sigma^2)`` (``g`` unused; see ``_tempered.boltzmann_run``)."""
+    V = ip[0]
+    H = ip[1]
+    W = fp[: V * H].reshape((V, H))
+    WT = fp[V * H : 2 * V * H].reshape((H, V))
+    mu = fp[2 * V * H : 2 * V * H + V]
+    b_h = fp[2 * V * H + V : 2 * V * H + V + H]
+    sigma = fp[2 * V * H + V + H : 2 * V * H + 2 * V + H]
+    boltzmann_run(True, W, WT, mu, b_h, sigma, path, x, rng, logw, from_base, finish, n_threads)

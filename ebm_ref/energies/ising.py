@@ -19,8 +19,11 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .._numerics import sigmoid
-from .._rng import as_seed_sequence
+from numba import prange
+
+from .._jit import jit, jit_inline, pjit
+from .._numerics import nb_flip_value, nb_sigmoid, sigmoid, softplus
+from .._rng import as_seed_sequence, nb_uniform
 from .._validation import check_int
 from ._base import EnergyModel
 
@@ -689,6 +692,22 @@ class Ising(EnergyModel):
         ip = np.concatenate([[d, int(self.domain == "spin"), indices.shape[0]], indptr, indices])
         return self.NUMBA_KIND, ip, np.concatenate([data, ising_fields(self)]), d
 
+    def _tempered_form(self, base):
+        # ip: [d, nnz, indptr (d + 1), indices (nnz)]; fp: [data (nnz), h (d)]
+        # from the nonzeros of the dense J in row order; g: the base's field
+        # (default h)
+        p = self.params  # dense J and h, also for a lattice
+        J, h = p["J"], p["h"]
+        g = self._base_field(base, h)
+        rows, cols = np.nonzero(J)
+        indptr = np.searchsorted(rows, np.arange(J.shape[0] + 1))
+        ip = np.concatenate([[J.shape[0], cols.shape[0]], indptr, cols])
+        if self.domain == "spin":
+            log_z0 = float(np.logaddexp(g, -g).sum())
+        else:
+            log_z0 = float(softplus(g).sum())
+        return self.NUMBA_KIND, ip, np.concatenate([J[rows, cols], h]), 0, g, log_z0
+
     def _energy(self, x):
         with np.errstate(over="ignore", invalid="ignore"):
             e = self._energy_formula(x)
@@ -786,3 +805,151 @@ class Ising(EnergyModel):
         g2 = self._grad_params_of_hessian_diag(x, 0.5 * c * delta * delta)
         return {k: g1[k] + g2[k] for k in g1}
 
+
+
+# --------------------------------------------------------------------------
+# Binary-family kernels (kind 6; dispatched by ``energies.kernels``).
+# Layout of ``numba_form``: ip = [d, spin, nnz, indptr (d + 1), indices (nnz)],
+# fp = [data (nnz), h (d)] (the CSR of ``J``, rows in unit order). The
+# per-chain cache is the local field ``f = J x + h`` (d).
+
+
+@jit
+def nb_field(ip, fp, x, i):
+    """``h_i + sum_j J_ij x_j`` of unit ``i``, summed from ``h_i`` in CSR order."""
+    d, nnz = ip[0], ip[2]
+    fi = fp[nnz + i]
+    for k in range(ip[3 + i], ip[4 + i]):
+        fi += fp[k] * x[ip[4 + d + k]]
+    return fi
+
+
+@jit
+def nb_init_cache(ip, fp, x, f):
+    """Local fields ``f_i = h_i + sum_j J_ij x_j`` of one state (CSR order)."""
+    for i in range(ip[0]):
+        f[i] = nb_field(ip, fp, x, i)
+
+
+@jit
+def nb_flip_delta(ip, fp, x, f, i, fresh):
+    r"""Exact ``E(x^{(i)}) - E(x) = -(x'_i - x_i) f_i`` (``J_ii = 0``: linear in ``x_i``).
+
+    ``fresh``: ``f_i`` recomputed from the neighbours of ``i`` (no drift of
+    a running sum; random-walk MH), else read from the cache ``f`` (GWG).
+    """
+    fi = nb_field(ip, fp, x, i) if fresh else f[i]
+    return -(nb_flip_value(x[i], ip[1] != 0) - x[i]) * fi
+
+
+@jit
+def nb_apply_flip(ip, fp, x, f, i):
+    """Flip ``x_i`` and update the fields ``f_j += J_ij (x'_i - x_i)`` along row ``i``."""
+    d = ip[0]
+    new = nb_flip_value(x[i], ip[1] != 0)
+    delta = new - x[i]
+    for k in range(ip[3 + i], ip[4 + i]):
+        f[ip[4 + d + k]] += fp[k] * delta
+    x[i] = new
+
+
+@jit
+def nb_flip_logits(ip, fp, x, f, work, lg):
+    r"""GWG logits ``-dE~_j / 2`` from the fields (``grad_x E = -f``; ``work`` unused).
+
+    ``dE~_j = (x'_j - x_j) grad_j``: spins ``2 x_j f_j``, 0/1 units
+    ``-(1 - 2 x_j) f_j``.
+    """
+    spin = ip[1] != 0
+    for j in range(ip[0]):
+        if spin:
+            lg[j] = -x[j] * f[j]
+        else:
+            lg[j] = 0.5 * (1.0 - 2.0 * x[j]) * f[j]
+
+
+@jit
+def nb_energy_grad(ip, fp, x, work, g):
+    r"""``E = -1/2 x^T J x - h^T x`` and ``g = dE/dx = -(h + J x)`` (CSR order; ``work`` unused)."""
+    d, nnz = ip[0], ip[2]
+    e = 0.0
+    for i in range(d):
+        fi = 0.0
+        for k in range(ip[3 + i], ip[4 + i]):
+            fi += fp[k] * x[ip[4 + d + k]]
+        h = fp[nnz + i]
+        e -= x[i] * (0.5 * fi + h)
+        g[i] = -(h + fi)
+    return e
+
+
+@jit
+def nb_energy(ip, fp, x, work):
+    r"""``E = -1/2 x^T J x - h^T x`` of one state (CSR order, as ``nb_energy_grad``; ``work`` unused)."""
+    d, nnz = ip[0], ip[2]
+    e = 0.0
+    for i in range(d):
+        fi = 0.0
+        for k in range(ip[3 + i], ip[4 + i]):
+            fi += fp[k] * x[ip[4 + d + k]]
+        e -= x[i] * (0.5 * fi + fp[nnz + i])
+    return e
+
+
+# --------------------------------------------------------------------------
+# AIS: tempered transitions (dispatched by energies.kernels.tempered_run)
+@jit_inline
+def _tempered_local(indptr, indices, data, x, c, i):
+    """``(J x)_i`` from the CSR rows of J (neighbours in increasing order)."""
+    f = 0.0
+    for p in range(indptr[i], indptr[i + 1]):
+        f += data[p] * x[c, indices[p]]
+    return f
+
+
+@pjit
+def nb_tempered_run(ip, fp, g, spin, path, x, rng, logw, from_base, finish):
+    r"""AIS along ``path`` for the Ising model with an independent base.
+
+    .. math::
+
+        \log f_\beta(s) = \beta\,(\tfrac12 s^\top J s + h^\top s) + (1-\beta)\, g^\top s;
+
+    transition: one systematic single-site Gibbs sweep ``i = 0 .. d-1`` with
+    local field :math:`\phi_i = \beta((Js)_i + h_i) + (1-\beta) g_i`:
+    :math:`p(s_i = +1) = \sigma(2\phi_i)` for spins, :math:`p(x_i = 1) =
+    \sigma(\phi_i)` for {0,1} (J has a zero diagonal). With ``from_base`` the
+    initial state is drawn from the independent base with field ``g``;
+    ``finish=False`` also makes the transition after the last weight (so a
+    path can be run in consecutive pieces). No input checks.
+    """
+    d = ip[0]
+    nnz = ip[1]
+    indptr = ip[2 : d + 3]
+    indices = ip[d + 3 : d + 3 + nnz]
+    data = fp[:nnz]
+    h = fp[nnz : nnz + d]
+    n = x.shape[0]
+    K = path.shape[0] - 1
+    lo = -1.0 if spin else 0.0
+    scale = 2.0 if spin else 1.0
+    for c in prange(n):
+        s = rng[c]
+        if from_base:
+            for i in range(d):
+                x[c, i] = 1.0 if nb_uniform(s) < nb_sigmoid(scale * g[i]) else lo
+        for k in range(1, K + 1):
+            beta0 = path[k - 1]
+            beta1 = path[k]
+            quad = 0.0
+            lin = 0.0
+            for i in range(d):
+                quad += x[c, i] * _tempered_local(indptr, indices, data, x, c, i)
+                lin += (h[i] - g[i]) * x[c, i]
+            logw[c] += (beta1 - beta0) * (0.5 * quad + lin)
+            if k == K and finish:
+                break
+            one_m = 1.0 - beta1
+            for i in range(d):
+                phi = beta1 * (_tempered_local(indptr, indices, data, x, c, i) + h[i]) + one_m * g[i]
+                x[c, i] = 1.0 if nb_uniform(s) < nb_sigmoid(scale * phi) else lo

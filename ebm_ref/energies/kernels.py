@@ -15,7 +15,7 @@ nothing model-specific, so
   function of the families it joins (docs/models.md, "Adding a model").
 
 Kinds (``NUMBA_KIND`` of each class): 1 StudentT, 2 GaussianMixture,
-3 GRBM, 4 MLPEnergy, 5 RBM, 6 Ising.
+3 GRBM, 4 MLPEnergy, 5 RBM, 6 Ising, 7 FVBM.
 """
 
 from __future__ import annotations
@@ -24,9 +24,12 @@ import numpy as np
 from numba import prange
 
 from .._jit import jit, pjit
+from . import fvbm as _fvbm
 from . import grbm as _grbm
-from . import mlp as _mlp
+from . import ising as _ising
 from . import mixture as _mixture
+from . import mlp as _mlp
+from . import rbm as _rbm
 from . import student_t as _student_t
 from ._mlp_kernel import nb_energy_grad_tile as _mlp_tile
 
@@ -87,8 +90,157 @@ def continuous_eval_batch(kind, ip, fp, x, n_work, need_grad):
 
 # --------------------------------------------------------------------------
 # binary family: flip energy changes, conditionals, incremental caches
-# (flip-proposal Metropolis: GWG and RW-MH; Gibbs sweeps; DULA)
+# (flip-proposal Metropolis: GWG and RW-MH; Gibbs sweeps; DULA; tempered
+# transitions on binary models)
+#
+# A state ``x`` is one chain's row (float64, d units, values in the model's
+# domain: {0, 1}, or {-1, +1} for spins). Each model keeps a per-chain
+# float64 ``cache`` of length ``n_work`` (RBM: hidden pre-activations
+# ``a = b_h + W^T v``; Ising: local fields ``f = J x + h``; FVBM: fields
+# ``J x + b``) that the drivers never read, only hand back; ``work`` is a
+# second scratch buffer of length ``n_work``. Operations:
+#
+#   bin_init_cache(kind, ip, fp, x, cache)              cache from x
+#   bin_flip_delta(kind, ip, fp, x, cache, i, fresh)    E(x with unit i flipped) - E(x), exact;
+#                                                       fresh=True: a model may recompute from x
+#                                                       instead of its cache (no running-sum drift)
+#   bin_apply_flip(kind, ip, fp, x, cache, i)           flip x[i], update cache
+#   bin_flip_logits(kind, ip, fp, x, cache, work, lg)   lg[j] = -(x'_j - x_j) dE/dx_j / 2 (GWG)
+#   bin_cond_logit(kind, ip, fp, x, cache, i)           log p(x_i = up | x_-i) / p(down | x_-i)
+#   bin_energy(kind, ip, fp, x, work)                   E(x)
+#   bin_energy_grad(kind, ip, fp, x, work, g)           E(x), g = dE/dx (continuous extension);
+#                                                       ``work`` ends in a model-defined state
+#
+# A model registers by one branch in each function below (its functions live
+# in its own module, not in ``__all__``). A kind without a branch returns
+# NaN / leaves outputs untouched: the Python wrappers only call these for a
+# model whose ``numba_form()`` is not None and whose kind is in BINARY_KINDS.
+
+#: Kinds registered in the binary family.
+BINARY_KINDS = (5, 6, 7)
+#: Binary kinds whose samplers report final energies from ``bin_energy``
+#: chain by chain (O(nnz) for a sparse Ising, bit-identical for a lattice);
+#: the others from ``model.energy`` on fixed-size blocks (BLAS, for dense
+#: weights such as an RBM's).
+ROW_ENERGY_KINDS = (6, 7)
+
+
+@jit
+def bin_init_cache(kind, ip, fp, x, cache):
+    """Fill the per-chain ``cache`` from the state ``x``."""
+    if kind == 5:
+        _rbm.nb_init_cache(ip, fp, x, cache)
+    elif kind == 6:
+        _ising.nb_init_cache(ip, fp, x, cache)
+    elif kind == 7:
+        _fvbm.nb_init_cache(ip, fp, x, cache)
+
+
+@jit
+def bin_flip_delta(kind, ip, fp, x, cache, i, fresh):
+    """Exact energy change of flipping unit ``i`` (``x`` and ``cache`` unchanged)."""
+    if kind == 5:
+        return _rbm.nb_flip_delta(ip, fp, x, cache, i)
+    if kind == 6:
+        return _ising.nb_flip_delta(ip, fp, x, cache, i, fresh)
+    if kind == 7:
+        return _fvbm.nb_flip_delta(ip, fp, x, cache, i, fresh)
+    return np.nan
+
+
+@jit
+def bin_apply_flip(kind, ip, fp, x, cache, i):
+    """Flip unit ``i`` of ``x`` and bring ``cache`` up to date."""
+    if kind == 5:
+        _rbm.nb_apply_flip(ip, fp, x, cache, i)
+    elif kind == 6:
+        _ising.nb_apply_flip(ip, fp, x, cache, i)
+    elif kind == 7:
+        _fvbm.nb_apply_flip(ip, fp, x, cache, i)
+
+
+@jit
+def bin_flip_logits(kind, ip, fp, x, cache, work, lg):
+    """Gibbs-with-gradients logits of every unit from the state and its cache."""
+    if kind == 5:
+        _rbm.nb_flip_logits(ip, fp, x, cache, work, lg)
+    elif kind == 6:
+        _ising.nb_flip_logits(ip, fp, x, cache, work, lg)
+    elif kind == 7:
+        _fvbm.nb_flip_logits(ip, fp, x, cache, work, lg)
+
+
+@jit
+def bin_cond_logit(kind, ip, fp, x, cache, i):
+    r"""Logit of the up state of unit ``i`` given the others: ``E(down) - E(up)``.
+
+    From the exact flip change (``fresh``): ``+dE`` when ``x_i`` is up (1),
+    ``-dE`` when it is down (0 or -1). Exact in floating point for a
+    quadratic energy (``dE = -(+-1 or +-2) f_i``).
+    """
+    de = bin_flip_delta(kind, ip, fp, x, cache, i, True)
+    return de if x[i] > 0.5 else -de
+
+
+@jit
+def bin_energy(kind, ip, fp, x, work):
+    """Energy of one state (``work``: the model's scratch, length ``n_work``)."""
+    if kind == 5:
+        return _rbm.nb_energy(ip, fp, x, work)
+    if kind == 6:
+        return _ising.nb_energy(ip, fp, x, work)
+    if kind == 7:
+        return _fvbm.nb_energy(ip, fp, x, work)
+    return np.nan
+
+
+@jit
+def bin_energy_grad(kind, ip, fp, x, work, g):
+    """Energy of one state and its gradient ``g`` (continuous extension; DULA)."""
+    if kind == 5:
+        return _rbm.nb_energy_grad(ip, fp, x, work, g)
+    if kind == 6:
+        return _ising.nb_energy_grad(ip, fp, x, work, g)
+    if kind == 7:
+        return _fvbm.nb_energy_grad(ip, fp, x, work, g)
+    return np.nan
+
+
+@pjit
+def bin_energy_rows(kind, ip, fp, n_work, x, out):
+    """``out[c] = bin_energy`` of row ``c`` of ``x``, chain by chain. No input checks."""
+    for c in prange(x.shape[0]):
+        out[c] = bin_energy(kind, ip, fp, x[c], np.empty(n_work))
 
 
 # --------------------------------------------------------------------------
 # tempered transitions (AIS and reverse AIS)
+#
+# One AIS step sequence along a path of inverse temperatures, forward or
+# reverse, for the models with a specialised path (their own annealing
+# family and transition; ``EnergyModel.tempered_form`` packs them). Every
+# other binary model is annealed by the generic driver of
+# ``ebm_ref.estimate`` on the binary-family functions above.
+#
+#   tempered_run(kind, ip, fp, g, spin, path, x, rng, logw, from_base,
+#                finish, n_threads)
+#       logw[c] += sum_k log f_{path[k]}(x_c) - log f_{path[k-1]}(x_c), with a
+#       transition at path[k] after each weight update but the last (after
+#       the last too when ``finish`` is false, so a path can be cut into
+#       consecutive calls); ``g`` the base field, ``from_base``: draw x from
+#       the base first; ``n_threads`` only groups chains into blocks.
+
+#: Kinds with a specialised tempered path: GRBM, RBM, Ising.
+TEMPERED_KINDS = (3, 5, 6)
+
+
+@jit
+def tempered_run(kind, ip, fp, g, spin, path, x, rng, logw, from_base, finish, n_threads):
+    """Run the specialised AIS path of ``kind`` (see above). No input checks."""
+    if kind == 5:
+        _rbm.nb_tempered_run(ip, fp, g, path, x, rng, logw, from_base, finish, n_threads)
+    elif kind == 3:
+        _grbm.nb_tempered_run(ip, fp, g, path, x, rng, logw, from_base, finish, n_threads)
+    elif kind == 6:
+        _ising.nb_tempered_run(ip, fp, g, spin, path, x, rng, logw, from_base, finish)
+

@@ -2,11 +2,15 @@ r"""Bernoulli-Bernoulli restricted Boltzmann machine."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
-from .._numerics import sigmoid, sigmoid_prime, softplus
+from .._jit import jit
+from .._numerics import nb_sigmoid, nb_softplus, sigmoid, sigmoid_prime, softplus
 from .._validation import check_batch
 from ._base import EnergyModel
+from ._tempered import boltzmann_run
 
 __all__ = ["RBM"]
 
@@ -189,6 +193,16 @@ class RBM(EnergyModel):
         fp = np.concatenate([p["W"].ravel(), p["b_v"], p["b_h"]])
         return self.NUMBA_KIND, np.array([V, H], dtype=np.int64), fp, H
 
+    def _tempered_form(self, base):
+        # ip: [V, H]; fp: [W (V, H), W^T (H, V), b_v, b_h]; g: the base's visible
+        # log-odds b_A (default b_v: Salakhutdinov & Murray's base)
+        p = self._params
+        V, H = p["W"].shape
+        b_A = self._base_field(base, p["b_v"])
+        fp = np.concatenate([p["W"].ravel(), np.ascontiguousarray(p["W"].T).ravel(), p["b_v"], p["b_h"]])
+        log_z0 = float(H * math.log(2.0) + softplus(b_A).sum())
+        return self.NUMBA_KIND, np.array([V, H], dtype=np.int64), fp, H, b_A, log_z0
+
     def _energy(self, x):
         a = self._pre_hidden(x)
         return -x @ self._params["b_v"] - softplus(a).sum(axis=1)
@@ -278,3 +292,108 @@ class RBM(EnergyModel):
         shifted = a[:, None, :] + delta[:, :, None] * W[None, :, :]
         out = -delta * self._params["b_v"] - (softplus(shifted) - softplus(a)[:, None, :]).sum(axis=2)
         return out, delta, a, shifted
+
+
+# --------------------------------------------------------------------------
+# Binary-family kernels (kind 5; dispatched by ``energies.kernels``).
+# Layout of ``numba_form``: ip = [V, H]; fp = [W (V x H, row-major), b_v, b_h].
+# The per-chain cache is the hidden pre-activation ``a = b_h + W^T v`` (H).
+
+
+@jit
+def nb_init_cache(ip, fp, v, a):
+    """``a = b_h + W^T v`` summed over the visible units in order (zeros skipped)."""
+    V, H = ip[0], ip[1]
+    off = V * H + V
+    for j in range(H):
+        a[j] = fp[off + j]
+    for k in range(V):
+        vk = v[k]
+        if vk != 0.0:
+            for j in range(H):
+                a[j] += vk * fp[k * H + j]
+
+
+@jit
+def nb_flip_delta(ip, fp, v, a, k):
+    r"""Exact free-energy change of flipping ``v_k`` from the cache ``a``.
+
+    ``-b_{v,k} delta - sum_j [softplus(a_j + delta W_kj) - softplus(a_j)]``
+    with ``delta = 1 - 2 v_k``.
+    """
+    V, H = ip[0], ip[1]
+    delta = 1.0 - 2.0 * v[k]
+    d_energy = -fp[V * H + k] * delta
+    for j in range(H):
+        an = a[j] + delta * fp[k * H + j]
+        d_energy -= nb_softplus(an) - nb_softplus(a[j])
+    return d_energy
+
+
+@jit
+def nb_apply_flip(ip, fp, v, a, k):
+    """Flip ``v_k`` and update ``a += (v'_k - v_k) W_k``."""
+    H = ip[1]
+    old = v[k]
+    delta = 1.0 - 2.0 * old
+    for j in range(H):
+        a[j] = a[j] + delta * fp[k * H + j]
+    v[k] = old + delta
+
+
+@jit
+def nb_flip_logits(ip, fp, v, a, work, lg):
+    r"""GWG logits ``-dE~_k / 2 = (2 v_k - 1) g_k / 2``, ``g = dF/dv = -b_v - W sigma(a)``.
+
+    ``work[:H]`` receives ``sigma(a)``.
+    """
+    V, H = ip[0], ip[1]
+    for j in range(H):
+        work[j] = nb_sigmoid(a[j])
+    for k in range(V):
+        g = -fp[V * H + k]
+        for j in range(H):
+            g -= fp[k * H + j] * work[j]
+        lg[k] = 0.5 * (2.0 * v[k] - 1.0) * g
+
+
+@jit
+def nb_energy(ip, fp, v, a):
+    """Free energy ``F(v) = -b_v^T v - sum_j softplus(a_j)`` with ``a`` (H) filled from ``v``."""
+    V = ip[0]
+    nb_init_cache(ip, fp, v, a)
+    e = 0.0
+    for k in range(V):
+        e -= fp[V * ip[1] + k] * v[k]
+    for j in range(ip[1]):
+        e -= nb_softplus(a[j])
+    return e
+
+
+@jit
+def nb_energy_grad(ip, fp, v, a, g):
+    r"""``F(v)`` and ``g = dF/dv = -b_v - W sigma(a)``; ``a`` (H) ends holding ``sigma(a)``."""
+    V, H = ip[0], ip[1]
+    e = nb_energy(ip, fp, v, a)
+    for j in range(H):
+        a[j] = nb_sigmoid(a[j])
+    for k in range(V):
+        gk = -fp[V * H + k]
+        for j in range(H):
+            gk -= fp[k * H + j] * a[j]
+        g[k] = gk
+    return e
+
+
+# --------------------------------------------------------------------------
+# AIS: tempered transitions (dispatched by energies.kernels.tempered_run)
+@jit
+def nb_tempered_run(ip, fp, g, path, x, rng, logw, from_base, finish, n_threads):
+    """AIS steps along ``path`` from the base ``Bern(sigmoid(g))`` (see ``_tempered.boltzmann_run``)."""
+    V = ip[0]
+    H = ip[1]
+    W = fp[: V * H].reshape((V, H))
+    WT = fp[V * H : 2 * V * H].reshape((H, V))
+    b_v = fp[2 * V * H : 2 * V * H + V]
+    b_h = fp[2 * V * H + V : 2 * V * H + V + H]
+    boltzmann_run(False, W, WT, b_v, b_h, g, path, x, rng, logw, from_base, finish, n_threads)

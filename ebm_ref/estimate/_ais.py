@@ -1,31 +1,28 @@
 r"""Annealed importance sampling (AIS) and reverse AIS for log partition functions.
 
 Public functions: :func:`ais`, :func:`reverse_ais`, :func:`betas`,
-:func:`log_likelihood`; result type :class:`AISResult`. The Numba
-transition kernels are in :mod:`ebm_ref.estimate._kernels`.
+:func:`log_likelihood`; result type :class:`AISResult`. The schedules
+are in :mod:`ebm_ref.estimate._schedules`; the one tempered-transition
+driver in :mod:`ebm_ref.estimate._kernels` (each model packs its path with
+``EnergyModel.tempered_form``).
 """
 
 from __future__ import annotations
 
 import math
-import numbers
 from dataclasses import dataclass
 
 import numba
 import numpy as np
 
-from .._numerics import softplus
 from .._rng import STREAM_AIS, as_seed_sequence, chain_states
-from .._validation import as_float_array, check_int
+from .._validation import check_int, check_memory
+from ..energies import EnergyModel
 from . import _kernels
+from ._schedules import _check_betas, betas
 
 __all__ = ["AISResult", "ais", "reverse_ais", "betas", "log_likelihood"]
 
-_SUPPORTED = ("RBM", "GRBM", "Ising")
-_KINDS = ("linear", "sigmoid", "three_piece")
-# Salakhutdinov & Murray (2008): 500, 4000 and 10000 inverse temperatures in
-# [0, 0.5), [0.5, 0.9) and [0.9, 1].
-_THREE_PIECE = ((0.0, 0.5, 500), (0.5, 0.9, 4000), (0.9, 1.0, 10000))
 
 
 @dataclass(frozen=True)
@@ -68,229 +65,32 @@ class AISResult:
     reverse: bool
 
 
-# --------------------------------------------------------------- schedules
-def betas(n, kind="linear", delta=4.0):
-    r"""Annealing schedules: ``n`` inverse temperatures from 0 to 1 inclusive.
-
-    Parameters
-    ----------
-    n : int
-        Number of inverse temperatures, both endpoints included (``n >= 2``;
-        ``n >= 4`` for ``"three_piece"``). AIS then makes ``n - 1`` weight
-        updates and ``n - 2`` transitions.
-    kind : {"linear", "sigmoid", "three_piece"}
-        ``"linear"``: evenly spaced. ``"sigmoid"``: Grosse et al. style, the
-        logistic function of ``linspace(-delta, delta, n)`` rescaled so that
-        the ends are exactly 0 and 1 (dense near both ends).
-        ``"three_piece"``: Salakhutdinov & Murray's schedule, evenly spaced
-        on [0, 0.5), [0.5, 0.9) and [0.9, 1] with the counts 500 : 4000 :
-        10000 scaled to ``n`` (each piece gets at least one point).
-    delta : float
-        Half-width of the sigmoid's argument range (``kind="sigmoid"``);
-        finite and > 0.
-
-    Returns
-    -------
-    ndarray of shape (n,)
-        Strictly increasing, ``[0] == 0.0`` and ``[-1] == 1.0`` exactly.
-
-    Raises
-    ------
-    TypeError
-        If ``n`` is not an int.
-    ValueError
-        For ``n`` too small, an unknown ``kind`` or a bad ``delta``.
-
-    Notes
-    -----
-    The sigmoid schedule is
-
-    .. math::
-
-        \tilde\beta_k = \sigma\!\left(\delta\left(\frac{2k}{n-1} - 1\right)\right),
-        \qquad \beta_k = \frac{\tilde\beta_k - \tilde\beta_0}
-                              {\tilde\beta_{n-1} - \tilde\beta_0}.
-
-    References
-    ----------
-    Grosse, R. B., Maddison, C. J. & Salakhutdinov, R. (2013). Annealing
-    between distributions by averaging moments. NIPS.
-    Salakhutdinov, R. & Murray, I. (2008). On the quantitative analysis of
-    deep belief networks. ICML.
-
-    Examples
-    --------
-    >>> betas(5)
-    array([0.  , 0.25, 0.5 , 0.75, 1.  ])
-    """
-    if kind not in _KINDS:
-        raise ValueError(f"`kind` must be one of {_KINDS}; got {kind!r}.")
-    n = check_int(n, "n", minimum=4 if kind == "three_piece" else 2)
-    if kind == "linear":
-        out = np.linspace(0.0, 1.0, n)
-    elif kind == "sigmoid":
-        if isinstance(delta, (bool, np.bool_)) or not isinstance(delta, numbers.Real):
-            raise TypeError(f"`delta` must be a real number; got {type(delta).__name__}.")
-        if not (np.isfinite(delta) and delta > 0):
-            raise ValueError(f"`delta` must be finite and > 0; got {delta!r}.")
-        t = np.linspace(-float(delta), float(delta), n)
-        s = 1.0 / (1.0 + np.exp(-t))
-        out = (s - s[0]) / (s[-1] - s[0])
-    else:
-        total = sum(c for _, _, c in _THREE_PIECE)
-        n1 = max(1, int(round(n * _THREE_PIECE[0][2] / total)))
-        n2 = max(1, int(round(n * _THREE_PIECE[1][2] / total)))
-        n3 = n - n1 - n2
-        if n3 < 2:
-            n2 = max(1, n2 - (2 - n3))
-            n3 = n - n1 - n2
-        out = np.concatenate(
-            [
-                np.linspace(0.0, 0.5, n1, endpoint=False),
-                np.linspace(0.5, 0.9, n2, endpoint=False),
-                np.linspace(0.9, 1.0, n3),
-            ]
-        )
-    out[0] = 0.0
-    out[-1] = 1.0
-    return out
-
-
-def _check_betas(value, name="betas"):
-    """A 1-D finite, strictly increasing float array from exactly 0 to 1."""
-    arr = as_float_array(value, name)
-    if arr.ndim != 1 or arr.shape[0] < 2:
-        raise ValueError(
-            f"`{name}` must be a 1-D array of at least 2 inverse temperatures; got shape {arr.shape}."
-        )
-    if not np.all(np.isfinite(arr)):
-        bad = int(np.argwhere(~np.isfinite(arr))[0, 0])
-        raise ValueError(f"`{name}` must contain only finite values; got {arr[bad]!r} at index {bad}.")
-    if arr[0] != 0.0 or arr[-1] != 1.0:
-        hint = ""
-        if arr[0] == 1.0 and arr[-1] == 0.0:
-            hint = " (reverse_ais takes the increasing schedule and runs it from 1 to 0 itself)"
-        raise ValueError(
-            f"`{name}` must start at exactly 0.0 and end at exactly 1.0; "
-            f"got {float(arr[0])!r} ... {float(arr[-1])!r}{hint}."
-        )
-    steps = np.diff(arr)
-    if np.any(steps <= 0):
-        bad = int(np.argwhere(steps <= 0)[0, 0])
-        raise ValueError(
-            f"`{name}` must be strictly increasing; got {float(arr[bad])!r} then "
-            f"{float(arr[bad + 1])!r} at indices {bad}, {bad + 1}."
-        )
-    return np.ascontiguousarray(arr)
-
-
 # ------------------------------------------------------------------- paths
-def _model_kind(model):
-    """``"RBM"``, ``"GRBM"`` or ``"Ising"``; ``TypeError`` for anything else."""
-    from ..energies.rbm import RBM
+def _path(model, base):
+    """``(form, g, spin, log Z_0)`` of ``model``'s annealing path; ``TypeError`` if it has none."""
+    out = model.tempered_form(base) if isinstance(model, EnergyModel) else None
+    if out is None:
+        raise TypeError(
+            "`model` must be one of RBM, GRBM, Ising, or another binary model with a Numba form (e.g. FVBM) "
+            f"for AIS; got {type(model).__name__}."
+        )
+    form, g, log_z0 = out
+    return form, g, model.domain == "spin", log_z0
 
-    if isinstance(model, RBM):
-        return "RBM"
-    for kind, module in (("GRBM", "grbm"), ("Ising", "ising")):
-        try:
-            mod = __import__(f"ebm_ref.energies.{module}", fromlist=[kind])
-        except ImportError:
-            continue
-        if isinstance(model, getattr(mod, kind)):
-            return kind
-    raise TypeError(
-        f"`model` must be one of {', '.join(_SUPPORTED)} for AIS; got {type(model).__name__}."
+
+def _check_chain_memory(n_chains, d, n_betas, what):
+    """Refuse before allocating: states, weights, RNG rows and their seeding temporaries."""
+    per_chain = 8 * d + 8 + 32 + 160
+    check_memory(
+        n_chains * per_chain + 16 * n_betas,
+        f"{what} with {n_chains} chains of {d} units",
+        "use fewer chains (the estimate's standard error falls as 1/sqrt(n_chains); "
+        "several calls with different seeds can be combined)",
     )
 
 
-def _fit_base_logits(model, base, spin):
-    """Base log-odds from data marginals, add-one (Laplace) smoothed."""
-    x2d, _ = model.check_states(base, "base")
-    n = x2d.shape[0]
-    ones = (x2d > 0).sum(axis=0)
-    p = (ones + 1.0) / (n + 2.0)
-    logit = np.log(p) - np.log1p(-p)
-    # For spins, p(s_i = +1) = sigmoid(2 g_i).
-    return 0.5 * logit if spin else logit
-
-
-class _Path:
-    """A model's annealing path: base ``log Z_0`` and the kernel to run it."""
-
-    def __init__(self, model, base):
-        self.kind = _model_kind(model)
-        p = model.params
-        if self.kind == "RBM":
-            self._W = p["W"]
-            self._WT = np.ascontiguousarray(p["W"].T)
-            self._b_v = p["b_v"]
-            self._b_h = p["b_h"]
-            if base is None:
-                b_A = p["b_v"].copy()
-            elif isinstance(base, str) and base == "uniform":
-                b_A = np.zeros_like(p["b_v"])
-            elif isinstance(base, str):
-                raise ValueError(f"`base` must be None, 'uniform' or an array of data states; got {base!r}.")
-            else:
-                b_A = _fit_base_logits(model, base, spin=False)
-            self._b_A = np.ascontiguousarray(b_A, dtype=np.float64)
-            H = p["W"].shape[1]
-            self.log_z0 = float(H * math.log(2.0) + softplus(self._b_A).sum())
-        elif self.kind == "GRBM":
-            if base is not None:
-                raise ValueError(
-                    "`base` must be None for GRBM (the base is N(mu, sigma^2) with independent "
-                    f"uniform hidden units); got {type(base).__name__}."
-                )
-            self._W = p["W"]
-            self._WT = np.ascontiguousarray(p["W"].T)
-            self._mu = p["mu"]
-            self._b_h = p["b_h"]
-            self._sigma = np.exp(0.5 * p["log_var"])
-            V, H = p["W"].shape
-            self.log_z0 = float(
-                H * math.log(2.0) + 0.5 * V * math.log(2.0 * math.pi) + 0.5 * p["log_var"].sum()
-            )
-        else:
-            J = p["J"]
-            spin = model.domain == "spin"
-            self._spin = spin
-            if base is None:
-                g = p["h"].copy()
-            elif isinstance(base, str) and base == "uniform":
-                g = np.zeros_like(p["h"])
-            elif isinstance(base, str):
-                raise ValueError(f"`base` must be None, 'uniform' or an array of data states; got {base!r}.")
-            else:
-                g = _fit_base_logits(model, base, spin=spin)
-            self._g = np.ascontiguousarray(g, dtype=np.float64)
-            self._h = p["h"]
-            rows, cols = np.nonzero(J)
-            self._indptr = np.searchsorted(rows, np.arange(J.shape[0] + 1)).astype(np.int64)
-            self._indices = cols.astype(np.int64)
-            self._data = np.ascontiguousarray(J[rows, cols])
-            if spin:
-                self.log_z0 = float(np.logaddexp(self._g, -self._g).sum())
-            else:
-                self.log_z0 = float(softplus(self._g).sum())
-        self.n_features = model.n_features
-
-    def run(self, path, x, rng, logw, from_base):
-        if self.kind == "RBM":
-            _kernels.rbm_run(
-                self._W, self._WT, self._b_v, self._b_h, self._b_A, path, x, rng, logw, from_base,
-                numba.get_num_threads(),
-            )
-        elif self.kind == "GRBM":
-            _kernels.grbm_run(
-                self._W, self._WT, self._mu, self._b_h, self._sigma, path, x, rng, logw, from_base,
-                numba.get_num_threads(),
-            )
-        else:
-            _kernels.ising_run(
-                self._indptr, self._indices, self._data, self._h, self._g, self._spin,
-                path, x, rng, logw, from_base,
-            )
+def _run(form, g, spin, path, x, rng, logw, from_base):
+    _kernels.run_path(form, g, spin, path, x, rng, logw, from_base, True, numba.get_num_threads())
 
 
 def _summarise(lw):
@@ -420,16 +220,16 @@ def ais(model, n_chains, betas, seed, base=None):
     >>> bool(abs(res.log_z - 5 * np.log(2)) < 1e-12)  # no coupling: exact
     True
     """
-    path_obj = _Path(model, base)
+    form, g, spin, z0 = _path(model, base)
     n_chains = check_int(n_chains, "n_chains", minimum=1)
     bs = _check_betas(betas)
+    _check_chain_memory(n_chains, model.n_features, bs.shape[0], "ais")
     ss = as_seed_sequence(seed)
     rng = chain_states(ss, n_chains, STREAM_AIS)
-    x = np.zeros((n_chains, path_obj.n_features))
+    x = np.zeros((n_chains, model.n_features))
     logw = np.zeros(n_chains)
-    path_obj.run(bs, x, rng, logw, True)
+    _run(form, g, spin, bs, x, rng, logw, True)
     lme, stderr, ess = _summarise(logw)
-    z0 = path_obj.log_z0
     return AISResult(
         log_z=z0 + lme, stderr=stderr, ess=ess, log_weights=z0 + logw,
         log_z_base=z0, x=x, reverse=False,
@@ -491,7 +291,11 @@ def reverse_ais(model, states, betas, seed, base=None):
     Grosse, R. B., Ghahramani, Z. & Adams, R. P. (2015). Sandwiching the
     marginal likelihood using bidirectional Monte Carlo. arXiv:1511.02543.
     """
-    path_obj = _Path(model, base)
+    form, g, spin, z0 = _path(model, base)
+    shape = np.shape(states)
+    if len(shape) == 2:
+        # the checked copy, the working copy and the per-chain buffers
+        _check_chain_memory(shape[0], shape[1] + 2 * shape[1], 2, "reverse_ais")
     x2d, _ = model.check_states(states, "states")
     bs = _check_betas(betas)
     ss = as_seed_sequence(seed)
@@ -499,9 +303,8 @@ def reverse_ais(model, states, betas, seed, base=None):
     n_chains = x.shape[0]
     rng = chain_states(ss, n_chains, STREAM_AIS)
     logw = np.zeros(n_chains)
-    path_obj.run(np.ascontiguousarray(bs[::-1]), x, rng, logw, False)
+    _run(form, g, spin, np.ascontiguousarray(bs[::-1]), x, rng, logw, False)
     lme, stderr, ess = _summarise(logw)
-    z0 = path_obj.log_z0
     return AISResult(
         log_z=z0 - lme, stderr=stderr, ess=ess, log_weights=z0 - logw,
         log_z_base=z0, x=x, reverse=True,
@@ -543,7 +346,7 @@ def log_likelihood(model, x, n_chains, betas, seed, base=None):
     Salakhutdinov, R. & Murray, I. (2008). On the quantitative analysis of
     deep belief networks. ICML.
     """
-    _model_kind(model)
+    _path(model, base)
     x2d, was_1d = model.check_states(x, "x")
     res = ais(model, n_chains, betas, seed, base=base)
     lp = -model.energy(x2d) - res.log_z

@@ -141,11 +141,11 @@ def boltzmann_bound(model, k, n_samples, seed, log_joint=None, shift=None):
         np.ascontiguousarray(states), cdf, k, rng, z, log_h,
     )
     if log_joint is None:
-        from ..samplers.boltzmann import _energy_rows
+        from ..energies.boltzmann import nb_energy_rows
 
         p = model.params
         lj = np.empty(n_samples)
-        _energy_rows(p["d_diag"], np.ascontiguousarray(p["U"]), p["mu"], z, lj)
+        nb_energy_rows(p["d_diag"], np.ascontiguousarray(p["U"]), p["mu"], z, lj)
         lj = -lj
         lj_states = -ising.energy(states)
     else:

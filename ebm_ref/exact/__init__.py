@@ -32,9 +32,10 @@ import math
 
 import numpy as np
 
-from ..energies._base import EnergyModel
-from ..energies.ising import Ising
-from ..energies.rbm import RBM
+from .._states import all_states
+from .._validation import check_memory
+from ..energies import EnergyModel, Ising, RBM
+from . import _blocks, _bounds
 from . import _enumerate as _en
 from ._kaufman import ising_energy_2d, ising_log_partition_2d, ising_specific_heat_2d
 
@@ -49,6 +50,7 @@ __all__ = [
     "MAX_ENUM_BITS",
     "MAX_MOMENT_BITS",
     "MAX_PROB_BITS",
+    "MAX_GENERIC_BITS",
 ]
 
 #: Most enumerated binary units (2^30 states) that :func:`log_partition` accepts.
@@ -58,6 +60,10 @@ MAX_ENUM_BITS = 30
 MAX_MOMENT_BITS = 24
 #: Most units for :func:`probabilities` (it returns all 2^d states).
 MAX_PROB_BITS = 20
+#: Most units that :func:`log_partition` and :func:`mle_grad` enumerate
+#: through ``model.energy`` (binary models without a Gray-code kernel:
+#: about 1 us per state and unit, so 2^24 states of 24 units take minutes).
+MAX_GENERIC_BITS = 24
 
 _E1 = np.empty(0)
 _E2 = np.empty((0, 0))
@@ -77,6 +83,28 @@ def _check_bits(n, limit, what, func, model):
         )
 
 
+def _fast_route(model):
+    """``"rbm"``, ``"ising"`` or ``None``: which Gray-code kernel enumerates ``model``.
+
+    Keyed on the model's Numba form (``numba_form().kind``), never on its
+    class: a subclass that redefines a formula has no form (see
+    ``EnergyModel.numba_form``) and is enumerated through its own
+    ``energy`` instead of the parent's kernel.
+    """
+    form = model.numba_form()
+    if form is None:
+        return None
+    if form.kind == RBM.NUMBA_KIND:
+        return "rbm"
+    if form.kind == Ising.NUMBA_KIND:
+        return "ising"
+    return None
+
+
+def _enumerable(model):
+    return model.domain in ("binary", "spin")
+
+
 def _rbm_log_z(model, c, b, M, path="auto"):
     """``(log Z, bound)``; ``path`` "auto" takes the multiplicative kernel when safe."""
     n, m = M.shape
@@ -91,8 +119,8 @@ def _rbm_log_z(model, c, b, M, path="auto"):
         _en.rbm_lse_mult(c, b, M, T, Tinv, gstart, cb, mx, sm)
     else:
         _en.rbm_walk(c, b, M, _en.softplus_groups(m), cb, _en.MODE_LSE, 0.0, mx, sm, _E1, _E2, _E2, _E3)
-    value = _en.combine_chunks(mx, sm)
-    err = _en.rbm_value_error(c, b, M) + _en.sum_error(1 << n, 1 << cb, value)
+    value = _bounds.combine_chunks(mx, sm)
+    err = _bounds.rbm_value_error(c, b, M) + _bounds.sum_error(1 << n, 1 << cb, value)
     return value, err
 
 
@@ -106,8 +134,8 @@ def _ising_log_z(arrays, use_symmetry=True):
     mx = np.empty(1 << cb)
     sm = np.empty(1 << cb)
     _en.ising_walk(lo, h, indptr, indices, data, const, n_walk, cb, _en.MODE_LSE, 0.0, mx, sm, _E1, _E2, _E3)
-    value = _en.combine_chunks(mx, sm) + (math.log(2.0) if half else 0.0)
-    err = _en.ising_value_error(S, h, const) + _en.sum_error(1 << n_walk, 1 << cb, value)
+    value = _bounds.combine_chunks(mx, sm) + (math.log(2.0) if half else 0.0)
+    err = _bounds.ising_value_error(S, h, const) + _bounds.sum_error(1 << n_walk, 1 << cb, value)
     return value, err
 
 
@@ -117,9 +145,9 @@ def log_partition(model, return_error=False):
     Parameters
     ----------
     model : EnergyModel
-        An ``RBM`` or ``Ising`` model (enumeration), a model with a closed
-        form (a method ``_exact_log_partition()``), or a real-valued model
-        with at most 2 features (quadrature).
+        A binary or spin model (enumeration), a model whose
+        ``exact_log_partition()`` is not ``None`` (closed form), or a
+        real-valued model with at most 2 features (quadrature).
     return_error : bool, default False
         Also return a bound on the absolute error.
 
@@ -139,7 +167,8 @@ def log_partition(model, return_error=False):
 
     Notes
     -----
-    Dispatch: (1) ``model._exact_log_partition()`` when the model has it;
+    Dispatch (public methods only): (1) ``model.exact_log_partition()``
+    when it is not ``None``;
     (2) ``RBM``: enumerate the smaller layer ``z`` (the hidden layer when
     ``H <= V``) and sum the other, ``y``, analytically,
 
@@ -158,7 +187,11 @@ def log_partition(model, return_error=False):
     stay within +-600 keeps :math:`e^{a_j}` multiplicatively instead of
     evaluating softplus per unit. (3) A ``"real"``-domain model with
     ``n_features <= 2``: ``quadrature_log_partition(model)`` of
-    ``ebm_ref.exact._quadrature``.
+    ``ebm_ref.exact._quadrature``. Between (2) and (3): any other binary or
+    spin model (no Gray-code kernel, or a subclass that redefines a
+    formula and so has no Numba form) is enumerated through its own
+    ``energy`` in blocks of states (``ebm_ref.exact._blocks``), at most
+    :data:`MAX_GENERIC_BITS` units.
 
     Error bound for enumeration: :math:`\delta + \epsilon`, where
     :math:`\delta` bounds the rounding of every state's log-weight
@@ -173,16 +206,21 @@ def log_partition(model, return_error=False):
     deep belief networks. ICML.
     """
     _check_model(model)
-    if hasattr(model, "_exact_log_partition"):
-        value, err = model._exact_log_partition()
-    elif isinstance(model, RBM):
+    closed = model.exact_log_partition()
+    route = _fast_route(model) if closed is None else None
+    if closed is not None:
+        value, err = closed
+    elif route == "rbm":
         c, b, M, hidden = _en.rbm_layers(model)
         layer = f"smaller layer: {M.shape[0]} {'hidden' if hidden else 'visible'} units"
         _check_bits(M.shape[0], MAX_ENUM_BITS, layer, "log_partition", model)
         value, err = _rbm_log_z(model, c, b, M)
-    elif isinstance(model, Ising):
+    elif route == "ising":
         _check_bits(model.n_features, MAX_ENUM_BITS, "all units", "log_partition", model)
         value, err = _ising_log_z(_en.ising_arrays(model))
+    elif _enumerable(model):
+        _check_bits(model.n_features, MAX_GENERIC_BITS, "all units, through model.energy", "log_partition", model)
+        value, err = _blocks.log_partition_blocks(model)
     elif model.domain == "real" and model.n_features <= 2:
         from ._quadrature import quadrature_log_partition
 
@@ -190,18 +228,12 @@ def log_partition(model, return_error=False):
     else:
         raise ValueError(
             f"`model` ({model._describe()}, domain {model.domain!r}) has no exact log partition function: "
-            "expected an RBM, an Ising model, a model with a closed form, or a real-valued model "
+            "expected a binary or spin model, a model with a closed form, or a real-valued model "
             "with at most 2 features."
         )
     value = float(value)
     err = float(err)
     return (value, err) if return_error else value
-
-
-def _all_states(n, domain):
-    idx = np.arange(1 << n, dtype=np.int64)
-    bits = ((idx[:, None] >> np.arange(n - 1, -1, -1, dtype=np.int64)) & 1).astype(np.float64)
-    return 2.0 * bits - 1.0 if domain == "spin" else bits
 
 
 def probabilities(model):
@@ -242,7 +274,13 @@ def probabilities(model):
     (Gray codes).
     """
     _check_model(model)
-    if isinstance(model, RBM):
+    if _enumerable(model) and model.n_features <= MAX_PROB_BITS:
+        d = model.n_features
+        # the states, their log-weights and probabilities (and, through
+        # model.energy, one temporary of the states' size)
+        check_memory(8 * (2 * d + 3) << d, f"probabilities of 2^{d} states", "use a model with fewer units")
+    route = _fast_route(model)
+    if route == "rbm":
         p = model.params
         n = model.n_visible
         _check_bits(n, MAX_PROB_BITS, "visible units", "probabilities", model)
@@ -253,7 +291,7 @@ def probabilities(model):
             _en.MODE_VALUES, 0.0,
             np.empty(1 << cb), np.empty(1 << cb), vals, _E2, _E2, _E3,
         )
-    elif isinstance(model, Ising):
+    elif route == "ising":
         n = model.n_features
         _check_bits(n, MAX_PROB_BITS, "all units", "probabilities", model)
         lo, h, indptr, indices, data, const, _ = _en.ising_arrays(model)
@@ -263,13 +301,17 @@ def probabilities(model):
             lo, h, indptr, indices, data, const, n, cb, _en.MODE_VALUES, 0.0,
             np.empty(1 << cb), np.empty(1 << cb), vals, _E2, _E3,
         )
+    elif _enumerable(model):
+        n = model.n_features
+        _check_bits(n, MAX_PROB_BITS, "all units", "probabilities", model)
+        vals = _blocks.enumerated_log_weights(model)
     else:
         raise ValueError(
-            f"`model` must be an RBM or an Ising model for probabilities; got {model._describe()}."
+            f"`model` must be a binary or spin model for probabilities; got {model._describe()}."
         )
     top = float(np.max(vals))
     log_z = top + math.log(float(np.sum(np.exp(vals - top))))
-    return _all_states(n, model.domain), np.exp(vals - log_z)
+    return all_states(n, model.domain), np.exp(vals - log_z)
 
 
 def log_likelihood(model, x):
@@ -348,14 +390,30 @@ def _ising_moments(model):
     return {"J": gJ, "h": -E1}
 
 
+def _enumerated_moments(model):
+    """``E_p[dE/dtheta]`` by enumeration: a Gray-code kernel or ``model.grad_params`` by blocks."""
+    route = _fast_route(model)
+    if route == "rbm":
+        return _rbm_moments(model)
+    if route == "ising":
+        return _ising_moments(model)
+    if _enumerable(model):
+        _check_bits(model.n_features, MAX_GENERIC_BITS, "all units, through model.energy", "mle_grad", model)
+        return _blocks.moments_blocks(model, log_partition(model))
+    raise ValueError(
+        f"`model` ({model._describe()}) has no exact model expectation for mle_grad: expected a binary "
+        "or spin model, or a model whose exact_mean_grad_params() is not None."
+    )
+
+
 def mle_grad(model, x):
     r"""Exact gradient of the average log-likelihood (an ascent direction).
 
     Parameters
     ----------
     model : EnergyModel
-        ``RBM``, ``Ising``, or a model with a method
-        ``_exact_mean_grad_params()`` returning the model expectation of
+        A binary or spin model (enumeration), or a model whose
+        ``exact_mean_grad_params()`` returns the model expectation of
         :math:`\partial E/\partial\theta` as a dict.
     x : array_like of shape (n, d) or (d,)
         Data states of the model's domain.
@@ -395,17 +453,9 @@ def mle_grad(model, x):
     """
     _check_model(model)
     x2, _ = model.check_states(x)
-    if hasattr(model, "_exact_mean_grad_params"):
-        model_term = model._exact_mean_grad_params()
-    elif isinstance(model, RBM):
-        model_term = _rbm_moments(model)
-    elif isinstance(model, Ising):
-        model_term = _ising_moments(model)
-    else:
-        raise ValueError(
-            f"`model` ({model._describe()}) has no exact model expectation for mle_grad: expected an RBM, "
-            "an Ising model, or a model with `_exact_mean_grad_params()`."
-        )
+    model_term = model.exact_mean_grad_params()
+    if model_term is None:
+        model_term = _enumerated_moments(model)
     data_term = model.grad_params(x2)
     out = {k: np.asarray(model_term[k], dtype=np.float64) - data_term[k] for k in data_term}
     for name, mask in model.structural_zeros().items():

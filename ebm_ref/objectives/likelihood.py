@@ -54,10 +54,14 @@ class ExactMLE(Objective):
 
 def _default_sampler(model, owner):
     """Block/sweep Gibbs where it exists, Gibbs-with-gradients for other binary models."""
-    # imported from the defining modules, so this does not depend on how the
-    # samplers package exports its names
-    if type(model).__name__ in ("RBM", "GRBM", "Ising"):
-        from ..samplers.gibbs import gibbs
+    # Block or site Gibbs for the models whose Gibbs conditionals have a
+    # kernel (identified by their Numba form, as the samplers do; a subclass
+    # that redefines a formula has no form and gets GWG on its own energy).
+    from ..energies import GRBM, RBM, Ising
+
+    form = model.numba_form()
+    if form is not None and form.kind in (RBM.NUMBA_KIND, GRBM.NUMBA_KIND, Ising.NUMBA_KIND):
+        from ..samplers import gibbs
 
         return gibbs
     if model.domain in ("binary", "spin"):

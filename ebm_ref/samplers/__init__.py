@@ -7,15 +7,15 @@ Public functions (docs/samplers.md): ``gibbs``, ``rwmh``, ``langevin``, ``gwg``,
 :class:`TemperingResult`).
 
 The functions are imported eagerly: a submodule named like its function
-(``samplers/gibbs.py`` defines ``gibbs``) would otherwise replace the
-function attribute once the submodule is imported.
+(``samplers/gwg.py`` defines ``gwg``) would otherwise replace the function
+attribute once the submodule is imported.
 """
 
 from ._result import SampleResult
 from .boltzmann import boltzmann_auxiliary
 from .cluster import swendsen_wang, wolff
 from .dula import dula
-from .gibbs import gibbs
+from ._gibbs_sweeps import gibbs
 from .gibbs_langevin import gibbs_langevin
 from .gwg import gwg
 from .hmc import hmc

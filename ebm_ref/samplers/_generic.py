@@ -26,7 +26,7 @@ import math
 import numpy as np
 
 from .._rng import np_normals, np_uniforms
-from ._binary import BLOCK
+from ._common import BLOCK
 
 MOVE_RWMH = 0
 MOVE_LANGEVIN = 1

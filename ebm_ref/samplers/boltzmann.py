@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 from numba import prange
 
-from .._jit import jit, pjit
+from .._jit import pjit
 from .._numerics import nb_sigmoid
 from .._rng import nb_normal, nb_uniform
+from ..energies.boltzmann import nb_energy_rows as _energy_rows
 from ._common import finish, prepare, unsupported
 
 __all__ = ["boltzmann_auxiliary"]
@@ -139,21 +140,4 @@ def _aux_gibbs_run(a, s, sqrt_s, U, x, rng, n_steps, thin, trace):  # pragma: no
                 row = (step + 1) // thin - 1
                 for i in range(m):
                     trace[row, c, i] = z[i]
-
-
-@jit
-def _energy_rows(d, U, mu, x, out):  # pragma: no cover - jitted
-    """``out[c] = E(x[c])`` chain by chain (batch-size invariant). No input checks."""
-    n, m = x.shape
-    k = U.shape[1]
-    for c in range(n):
-        e = 0.0
-        for i in range(m):
-            e -= 0.5 * d[i] * x[c, i] * x[c, i] + mu[i] * x[c, i]
-        for j in range(k):
-            t = 0.0
-            for i in range(m):
-                t += U[i, j] * x[c, i]
-            e -= 0.5 * t * t
-        out[c] = e
 

@@ -24,8 +24,9 @@ from numba import prange
 
 from .._jit import jit, pjit
 from .._rng import nb_next_u64, nb_randint, nb_uniform
-from . import _binary
+from ..energies import Ising
 from ._common import finish, prepare, unsupported
+from ._flip import final_energies
 from ._result import SampleResult
 
 __all__ = ["swendsen_wang", "wolff", "ClusterSampleResult"]
@@ -58,7 +59,7 @@ class ClusterSampleResult(SampleResult):
 
 def _check_model(model, name):
     """Refuse anything but a zero-field ferromagnetic Ising model on spins."""
-    if _binary.model_kind(model) != "ising":
+    if not isinstance(model, Ising):  # the cluster moves are defined by the pair couplings J
         raise unsupported(name, model, ["Ising (domain='spin', zero field, J >= 0)"])
     if model.domain != "spin":
         raise ValueError(
@@ -412,7 +413,7 @@ def wolff(model, x0, n_steps, seed, thin=0):
 
 
 def _result(model, prep, total, scale):
-    base = finish(prep, _binary.final_energies(model, prep.x))
+    base = finish(prep, final_energies(model, prep.x))
     return ClusterSampleResult(
         x=base.x, acceptance_rate=None, trace=base.trace, energies=base.energies,
         mean_cluster_size=_mean_sizes(total, prep.n_steps, scale),

@@ -5,11 +5,12 @@ Layout: the public ``dula`` validates and allocates through
 chain ``c`` reading and writing only row ``c`` of ``x``, ``rng``, ``trace``
 and ``accepted``, with every per-chain sum in a fixed order, so results do
 not depend on the thread count nor on the number of chains. Ising models
-(dense or structured lattices) reach the kernel as the CSR form of ``J``
-(``_binary.ising_csr``), RBMs as ``W, b_v, b_h``. Any other binary
-``EnergyModel`` runs through its ``energy`` / ``grad_x`` on fixed-size
-blocks of chains (``_binary.rows_blockwise``), drawing the same random
-numbers in the same order. No input checks in the kernels.
+and every other model registered in the binary family reach the one
+driver ``dula_run`` through ``energies.kernels.bin_energy_grad`` (their
+``numba_form()``). Any other binary ``EnergyModel`` runs through its
+``energy`` / ``grad_x`` on fixed-size blocks of chains
+(``_common.rows_blockwise``), drawing the same random numbers in the same
+order. No input checks in the kernels.
 
 Random numbers per step and chain: one uniform per unit in unit order (the
 factorised proposal), then, for DMALA, one uniform for the accept test.
@@ -23,36 +24,16 @@ import numpy as np
 from numba import prange
 
 from .._jit import jit, pjit
-from .._numerics import nb_sigmoid, nb_softplus
+from .._numerics import nb_bernoulli_logit, nb_flip_value, nb_log_sigmoid
 from .._rng import nb_uniform, np_uniforms
-from ..energies._base import EnergyModel
-from . import _binary
-from ._binary import _rbm_pre_hidden, bernoulli_logit
-from ._common import check_step_size, finish, prepare, unsupported
+from ..energies import EnergyModel
+from ..energies import kernels as K
+from ._common import check_step_size, finish, prepare, record, rows_blockwise, unsupported
+from ._flip import acceptance, final_energies
 
 __all__ = ["dula"]
 
-# Kernel variants. Only VARIANT_EXACT is reachable from the public API; the
-# other is a planted bug (reverse proposal built with the gradient of the
-# current state instead of the proposed one) that the tests must detect.
-VARIANT_EXACT = 0
-VARIANT_STALE_REVERSE = 1
-
 SUPPORTED = ("RBM", "Ising (dense or lattice)", "any EnergyModel with domain 'binary' or 'spin'")
-
-
-@jit
-def _log_sigmoid(z):
-    """``log sigmoid(z) = -softplus(-z)``, finite for every finite ``z``."""
-    return -nb_softplus(-z)
-
-
-@jit
-def _other(xi, spin):
-    """The other value of a unit: ``-x`` (spins) or ``1 - x`` (0/1)."""
-    if spin:
-        return -xi
-    return 1.0 - xi
 
 
 @jit
@@ -65,15 +46,15 @@ def _propose(xc, g, spin, inv2a, rng_row, xn):
     """
     lq = 0.0
     for i in range(xc.shape[0]):
-        delta = _other(xc[i], spin) - xc[i]
+        delta = nb_flip_value(xc[i], spin) - xc[i]
         lg = -0.5 * g[i] * delta - delta * delta * inv2a
         u = nb_uniform(rng_row)
-        if bernoulli_logit(u, lg):
+        if nb_bernoulli_logit(u, lg):
             xn[i] = xc[i] + delta
-            lq += _log_sigmoid(lg)
+            lq += nb_log_sigmoid(lg)
         else:
             xn[i] = xc[i]
-            lq += _log_sigmoid(-lg)
+            lq += nb_log_sigmoid(-lg)
     return lq
 
 
@@ -82,115 +63,48 @@ def _log_q(xfrom, g, xto, spin, inv2a):
     """``log q(xto | xfrom)`` of the factorised proposal with gradient ``g`` at ``xfrom``."""
     lq = 0.0
     for i in range(xfrom.shape[0]):
-        delta = _other(xfrom[i], spin) - xfrom[i]
+        delta = nb_flip_value(xfrom[i], spin) - xfrom[i]
         lg = -0.5 * g[i] * delta - delta * delta * inv2a
         if xto[i] != xfrom[i]:
-            lq += _log_sigmoid(lg)
+            lq += nb_log_sigmoid(lg)
         else:
-            lq += _log_sigmoid(-lg)
+            lq += nb_log_sigmoid(-lg)
     return lq
 
 
-@jit
-def _ising_state(indptr, indices, data, h, xc, g):
-    r"""``g = dE/dx = -(h + J x)``; returns ``E = -1/2 x^T J x - h^T x`` (CSR order)."""
-    e = 0.0
-    for i in range(xc.shape[0]):
-        fi = 0.0
-        for k in range(indptr[i], indptr[i + 1]):
-            fi += data[k] * xc[indices[k]]
-        e -= xc[i] * (0.5 * fi + h[i])
-        g[i] = -(h[i] + fi)
-    return e
-
-
 @pjit
-def ising_dula_run(indptr, indices, data, h, spin, x, n_steps, inv2a, adjust, variant, thin, rng, trace,
-                   accepted):
-    """DULA / DMALA on an Ising model given by the CSR of ``J`` (both domains). No input checks."""
+def dula_run(kind, ip, fp, n_work, spin, x, t0, n_steps, inv2a, adjust, thin, rng, trace, accepted):
+    """DULA / DMALA on any binary-family model through ``kernels.bin_energy_grad``. No input checks.
+
+    Energy and gradient are recomputed from the state at every step (no
+    running sums), so a run split into chunks (``t0``: steps already done;
+    ``accepted`` accumulates) gives the bits of one call.
+    """
     n, d = x.shape
     for c in prange(n):
         xc = x[c]
         s = rng[c]
+        work = np.empty(n_work)
         g = np.empty(d)
         gn = np.empty(d)
         xn = np.empty(d)
-        e = _ising_state(indptr, indices, data, h, xc, g)
+        e = K.bin_energy_grad(kind, ip, fp, xc, work, g)
         n_acc = 0
-        saved = 0
-        for t in range(n_steps):
+        for t in range(t0, t0 + n_steps):
             lq_fwd = _propose(xc, g, spin, inv2a, s, xn)
-            en = _ising_state(indptr, indices, data, h, xn, gn)
+            en = K.bin_energy_grad(kind, ip, fp, xn, work, gn)
             ok = True
             if adjust:
                 log_u = math.log(nb_uniform(s))
-                grev = g if variant == VARIANT_STALE_REVERSE else gn
-                log_alpha = e - en + _log_q(xn, grev, xc, spin, inv2a) - lq_fwd
-                ok = log_u < log_alpha
+                ok = log_u < e - en + _log_q(xn, gn, xc, spin, inv2a) - lq_fwd
             if ok:
                 n_acc += 1
                 for i in range(d):
                     xc[i] = xn[i]
                 g, gn = gn, g
                 e = en
-            if thin > 0 and (t + 1) % thin == 0:
-                trace[saved, c, :] = xc
-                saved += 1
-        accepted[c] = n_acc
-
-
-@jit
-def _rbm_state(W, b_v, b_h, vc, a, g):
-    r"""Free energy ``F(v) = -b_v.v - sum_j softplus(a_j)`` and ``g = dF/dv = -b_v - W sigmoid(a)``."""
-    _rbm_pre_hidden(W, b_h, vc, a)
-    e = 0.0
-    for k in range(vc.shape[0]):
-        e -= b_v[k] * vc[k]
-    for j in range(a.shape[0]):
-        e -= nb_softplus(a[j])
-        a[j] = nb_sigmoid(a[j])
-    for k in range(vc.shape[0]):
-        gk = -b_v[k]
-        for j in range(a.shape[0]):
-            gk -= W[k, j] * a[j]
-        g[k] = gk
-    return e
-
-
-@pjit
-def rbm_dula_run(W, b_v, b_h, x, n_steps, inv2a, adjust, variant, thin, rng, trace, accepted):
-    """DULA / DMALA on the visible units of an RBM (energy = free energy). No input checks."""
-    n, V = x.shape
-    H = b_h.shape[0]
-    for c in prange(n):
-        vc = x[c]
-        s = rng[c]
-        a = np.empty(H)
-        g = np.empty(V)
-        gn = np.empty(V)
-        vn = np.empty(V)
-        e = _rbm_state(W, b_v, b_h, vc, a, g)
-        n_acc = 0
-        saved = 0
-        for t in range(n_steps):
-            lq_fwd = _propose(vc, g, False, inv2a, s, vn)
-            en = _rbm_state(W, b_v, b_h, vn, a, gn)
-            ok = True
-            if adjust:
-                log_u = math.log(nb_uniform(s))
-                grev = g if variant == VARIANT_STALE_REVERSE else gn
-                log_alpha = e - en + _log_q(vn, grev, vc, False, inv2a) - lq_fwd
-                ok = log_u < log_alpha
-            if ok:
-                n_acc += 1
-                for k in range(V):
-                    vc[k] = vn[k]
-                g, gn = gn, g
-                e = en
-            if thin > 0 and (t + 1) % thin == 0:
-                trace[saved, c, :] = vc
-                saved += 1
-        accepted[c] = n_acc
+            record(trace, c, xc, t, thin)
+        accepted[c] += n_acc
 
 
 def _np_log_sigmoid(z):
@@ -203,8 +117,8 @@ def _generic_run(model, x, n_steps, inv2a, adjust, thin, rng, trace, accepted):
     fill = -1.0 if spin else 0.0
 
     def state(z):
-        e = np.asarray(_binary.rows_blockwise(model.energy, z, fill=fill), dtype=np.float64)
-        g = np.asarray(_binary.rows_blockwise(model.grad_x, z, fill=fill), dtype=np.float64)
+        e = np.asarray(rows_blockwise(model.energy, z, fill=fill), dtype=np.float64)
+        g = np.asarray(rows_blockwise(model.grad_x, z, fill=fill), dtype=np.float64)
         return e.reshape(-1), g.reshape(z.shape)
 
     def logits(z, g):
@@ -332,11 +246,6 @@ def dula(model, x0, n_steps, step_size, seed, adjust=False, thin=0):
     >>> res.x.shape, res.acceptance_rate.shape
     ((100, 8), (100,))
     """
-    return _dula(model, x0, n_steps, step_size, seed, adjust, thin, VARIANT_EXACT)
-
-
-def _dula(model, x0, n_steps, step_size, seed, adjust, thin, variant):
-    """``dula`` with a kernel variant (the tests use the planted bug)."""
     if not isinstance(model, EnergyModel) or getattr(model, "domain", None) not in ("binary", "spin"):
         raise unsupported("dula", model, SUPPORTED)
     alpha = check_step_size(step_size)
@@ -346,22 +255,11 @@ def _dula(model, x0, n_steps, step_size, seed, adjust, thin, variant):
     prep = prepare(model, x0, n_steps, seed, thin)
     inv2a = 0.5 / alpha
     accepted = np.zeros(prep.x.shape[0], dtype=np.int64)
-    kind = _binary.model_kind(model)
-    if kind == "ising":
-        indptr, indices, data = _binary.ising_csr(model)
-        ising_dula_run(
-            indptr, indices, data, _binary.ising_h(model), model.domain == "spin",
-            prep.x, prep.n_steps, inv2a, adjust, variant, prep.thin, prep.rng, prep.trace, accepted,
-        )
-    elif kind == "rbm":
-        p = model.params
-        rbm_dula_run(
-            np.ascontiguousarray(p["W"]), np.ascontiguousarray(p["b_v"]), np.ascontiguousarray(p["b_h"]),
-            prep.x, prep.n_steps, inv2a, adjust, variant, prep.thin, prep.rng, prep.trace, accepted,
-        )
+    form = model.numba_form()
+    if form is not None and form.kind in K.BINARY_KINDS:
+        dula_run(form.kind, form.ip, form.fp, form.n_work, model.domain == "spin", prep.x, 0, prep.n_steps,
+                 inv2a, adjust, prep.thin, prep.rng, prep.trace, accepted)
     else:
-        if variant != VARIANT_EXACT:  # pragma: no cover - test-only guard
-            raise ValueError("kernel variants exist on the Numba path only")
         _generic_run(model, prep.x, prep.n_steps, inv2a, adjust, prep.thin, prep.rng, prep.trace, accepted)
-    rate = _binary.acceptance(accepted, prep.n_steps) if adjust else None
-    return finish(prep, _binary.final_energies(model, prep.x), rate)
+    rate = acceptance(accepted, prep.n_steps) if adjust else None
+    return finish(prep, final_energies(model, prep.x), rate)

@@ -2,10 +2,8 @@ r"""Gibbs-with-gradients (Grathwohl et al. 2021) for binary models."""
 
 from __future__ import annotations
 
-import numpy as np
-
-from . import _binary
-from ._common import finish, prepare, unsupported
+from ._binary import SUPPORTED
+from ._flip import PROPOSE_GWG, run_flip_mh
 
 __all__ = ["gwg"]
 
@@ -15,7 +13,7 @@ def gwg(model, x0, n_steps, seed, thin=0):
 
     Parameters
     ----------
-    model : RBM or Ising
+    model : RBM, Ising, FVBM or any binary model with a Numba form
         RBM: the chain runs on the visible units with the free energy
         :math:`F(v)` as energy. Ising: either domain.
     x0 : ndarray of shape (n_chains, d) or (d,)
@@ -36,7 +34,7 @@ def gwg(model, x0, n_steps, seed, thin=0):
     Raises
     ------
     TypeError
-        For a model other than RBM or Ising (the message names those).
+        For a model without a binary-family Numba form (the message names the supported ones).
     ValueError
         For ``x0`` of the wrong shape or outside the domain, ``n_steps < 0``.
 
@@ -77,21 +75,4 @@ def gwg(model, x0, n_steps, seed, thin=0):
     (2021). Oops I took a gradient: scalable sampling for discrete
     distributions. ICML.
     """
-    kind = _binary.model_kind(model)
-    if kind not in ("rbm", "ising"):
-        raise unsupported("gwg", model, ["RBM", "Ising"])
-    prep = prepare(model, x0, n_steps, seed, thin)
-    accepted = np.zeros(prep.x.shape[0], dtype=np.int64)
-    if kind == "ising":
-        indptr, indices, data = _binary.ising_csr(model)
-        _binary.ising_gwg_run(
-            indptr, indices, data, _binary.ising_h(model), model.domain == "spin",
-            prep.x, prep.n_steps, prep.thin, prep.rng, prep.trace, accepted,
-        )
-    else:
-        p = model.params
-        _binary.rbm_gwg_run(
-            np.ascontiguousarray(p["W"]), np.ascontiguousarray(p["b_v"]), np.ascontiguousarray(p["b_h"]),
-            prep.x, prep.n_steps, prep.thin, prep.rng, prep.trace, accepted,
-        )
-    return finish(prep, _binary.final_energies(model, prep.x), _binary.acceptance(accepted, prep.n_steps))
+    return run_flip_mh(model, x0, n_steps, seed, thin, PROPOSE_GWG, "gwg", SUPPORTED)

@@ -22,7 +22,8 @@ from .._jit import jit
 from .._numerics import nb_exp_nonpos
 from .._rng import as_seed_sequence, chain_states, nb_uniform
 from .._validation import as_float_array, check_int, check_nonneg_int, check_finite
-from . import _binary
+from ._binary import rwmh_binary
+from ._flip import final_energies
 from ._result import SampleResult
 from ._common import check_int64
 
@@ -206,7 +207,7 @@ def parallel_tempering(model, betas, x0, n_steps, seed, sampler="gibbs", swap_ev
     local = _local_sampler(sampler)
 
     swap_rng = chain_states(ss, n, _STREAM_SWAP)
-    energies = np.stack([_binary.final_energies(models[k], X[k]) for k in range(K)])
+    energies = np.stack([final_energies(models[k], X[k]) for k in range(K)])
     accepted_swaps = np.zeros((n, max(K - 1, 0)), dtype=np.int64)
     proposed = np.zeros(max(K - 1, 0), dtype=np.int64)
     n_saved = n_steps // thin if thin > 0 else 0
@@ -289,8 +290,8 @@ def _swap_move(models, X, energies, parity, swap_rng, accepted_swaps, proposed):
     n = X.shape[1]
     acc = np.empty(n, dtype=np.bool_)
     for k in range(parity, K - 1, 2):
-        e_k_xk1 = _binary.final_energies(models[k], X[k + 1])
-        e_k1_xk = _binary.final_energies(models[k + 1], X[k])
+        e_k_xk1 = final_energies(models[k], X[k + 1])
+        e_k1_xk = final_energies(models[k + 1], X[k])
         lr = np.ascontiguousarray(_swap_log_ratio(energies[k], energies[k + 1], e_k_xk1, e_k1_xk), dtype=np.float64)
         _swap_decisions(lr, swap_rng, acc)
         if acc.any():
@@ -305,14 +306,14 @@ def _swap_move(models, X, energies, parity, swap_rng, accepted_swaps, proposed):
 
 def _local_sampler(name):
     """``f(model, x, n_steps, seed, thin) -> SampleResult`` for the named local kernel."""
-    from .gibbs import gibbs
+    from ._gibbs_sweeps import gibbs
     from .gwg import gwg
 
     if name == "gibbs":
         return lambda m, x, k, s, th: gibbs(m, x, k, s, thin=th)
     if name == "gwg":
         return lambda m, x, k, s, th: gwg(m, x, k, s, thin=th)
-    return lambda m, x, k, s, th: _binary.rwmh_binary(m, x, k, s, thin=th)
+    return lambda m, x, k, s, th: rwmh_binary(m, x, k, s, thin=th)
 
 
 def _check_betas(betas):

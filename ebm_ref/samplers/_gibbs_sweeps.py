@@ -12,11 +12,15 @@ import numpy as np
 
 from .._jit import jit_nogil
 from .._numerics import nb_exp_nonpos
-from .._rng import nb_normal
+from .._rng import LANES, lane_bits, load_lanes, nb_normal, store_lanes
 from .._threads import blas_threads, openblas_thread_controls
-from . import _binary
-from ._binary import _R7, _R12, _R17, _R19, _R45, _R57, _U5, _U9
-from ._common import finish, prepare, unsupported
+from ..energies import GRBM, RBM, EnergyModel, Ising
+from ..energies import kernels
+from ..energies.ising import coupling_csr
+from . import _lattice
+from ._binary import site_gibbs_run
+from ._common import BLOCK, finish, prepare, unsupported
+from ._flip import final_energies
 
 __all__ = ["gibbs"]
 
@@ -26,6 +30,7 @@ _METHODS = {
     "rbm": ("block",),
     "grbm": ("block",),
     "ising": ("sequential", "checkerboard"),
+    "site": ("sequential",),
 }
 
 
@@ -127,7 +132,7 @@ def gibbs(model, x0, n_steps, seed, thin=0, method=None):
     which store no ``J``, and dense models detected as such a lattice) the
     conditional comes from a 5-entry table of the neighbour sum (same random
     numbers); with both sides even the checkerboard advances groups of
-    ``_binary.LANES`` (16) chains in lock-step on int8 copies of their spins
+    ``LANES`` (16) chains in lock-step on int8 copies of their spins
     (SIMD over chains; bit-identical to the table path). A lattice model
     reaches these kernels from its structure alone (set-up O(1) plus
     O(n_chains d) for copying the states and the final energies; no ``J``,
@@ -145,17 +150,38 @@ def gibbs(model, x0, n_steps, seed, thin=0, method=None):
     Liao, R., Kornblith, S., Ren, M., Fleet, D. J. & Hinton, G. (2022).
     Gaussian-Bernoulli RBMs without tears. arXiv:2210.10318.
     """
-    kind = _binary.model_kind(model)
+    kind, form = _gibbs_kind(model)
     if kind is None:
-        raise unsupported("gibbs", model, ["RBM", "GRBM", "Ising"])
+        raise unsupported("gibbs", model, ["RBM", "GRBM", "Ising", "FVBM", "any binary model with a Numba form"])
     method = _check_method(kind, method, model)
     prep = prepare(model, x0, n_steps, seed, thin)
-    if kind == "ising":
-        _ising_gibbs(model, prep, method)
-        return finish(prep, _binary.final_energies(model, prep.x))
+    if kind in ("ising", "site"):
+        _site_gibbs(model, form, prep, method)
+        return finish(prep, final_energies(model, prep.x))
     with _one_thread_blas():
         (_rbm_block_gibbs if kind == "rbm" else _grbm_block_gibbs)(model, prep)
-        return finish(prep, _binary.final_energies(model, prep.x))
+        return finish(prep, final_energies(model, prep.x))
+
+
+def _gibbs_kind(model):
+    """``(kind, form)``: block Gibbs for RBM / GRBM (their hidden layer), site sweeps for binary-family models.
+
+    An ``Ising`` model (lattices and colourings; a stored lattice needs no
+    Numba form) gets the lattice kernels and the checkerboard order; any
+    other model registered in the binary family the sequential sweep.
+    """
+    if isinstance(model, Ising) and model.lattice is not None:
+        return "ising", None
+    form = model.numba_form() if isinstance(model, EnergyModel) else None
+    if form is None:
+        return None, None
+    if form.kind == RBM.NUMBA_KIND:
+        return "rbm", form
+    if form.kind == GRBM.NUMBA_KIND:
+        return "grbm", form
+    if form.kind in kernels.BINARY_KINDS:
+        return ("ising" if isinstance(model, Ising) else "site"), form
+    return None, None
 
 
 def _check_method(kind, method, model):
@@ -181,7 +207,7 @@ def _bernoulli_cols(pre, bias, out, rng, lo, hi):
 
     Layout: blocks of chains, each units by chains (``pre``, ``out`` of
     shape ``(n_blocks, n_units, BLOCK)``; chain ``c`` is column ``c % BLOCK``
-    of block ``c // BLOCK``), ``lo`` a multiple of ``_binary.LANES``, and
+    of block ``c // BLOCK``), ``lo`` a multiple of ``LANES``, and
     ``n_blocks * BLOCK >= hi``. Serial and ``nogil`` on purpose: parallelism
     comes from the Python threads of ``_block_gibbs``, each running this
     kernel on its own chains. A ``prange`` version between the BLAS
@@ -189,7 +215,7 @@ def _bernoulli_cols(pre, bias, out, rng, lo, hi):
     workers spin-wait after a parallel region and fight OpenBLAS's spinning
     workers for the cores).
 
-    Chains go in lock-step groups of ``_binary.LANES`` (16 adjacent
+    Chains go in lock-step groups of ``LANES`` (16 adjacent
     columns): unit by unit, one loop over the lanes advances every lane's
     xoshiro256** state (kept in the separate words ``S0 .. S3``) and
     decides, which vectorises, so lane ``g`` gets exactly the uniforms
@@ -203,35 +229,25 @@ def _bernoulli_cols(pre, bias, out, rng, lo, hi):
     """
     m = pre.shape[1]
     B = pre.shape[2]
-    L = _binary.LANES
+    L = LANES
     S0 = np.zeros(L, dtype=np.uint64)
     S1 = np.zeros(L, dtype=np.uint64)
     S2 = np.zeros(L, dtype=np.uint64)
     S3 = np.zeros(L, dtype=np.uint64)
     for c0 in range(lo, hi, L):
         used = min(L, hi - c0)
-        _binary.load_lanes(rng, c0, used, S0, S1, S2, S3)
+        load_lanes(rng, c0, used, S0, S1, S2, S3)
         for j in range(m):
             b = bias[j]
             p_j = pre[c0 // B, j, c0 % B : c0 % B + L]
             o_j = out[c0 // B, j, c0 % B : c0 % B + L]
             for g in range(L):
-                s0 = S0[g]
-                s1 = S1[g]
-                s2 = S2[g] ^ s0
-                s3 = S3[g] ^ s1
-                t = s1 * _U5
-                k = (((t << _R7) | (t >> _R57)) * _U9) >> _R12
-                u = (float(k) + 0.5) * _TWO_M52
-                S1[g] = s1 ^ s2
-                S0[g] = s0 ^ s3
-                S2[g] = s2 ^ (s1 << _R17)
-                S3[g] = (s3 << _R45) | (s3 >> _R19)
+                u = (float(lane_bits(S0, S1, S2, S3, g)) + 0.5) * _TWO_M52
                 a = p_j[g] + b
                 e = nb_exp_nonpos(-abs(a))
                 top = 1.0 if a >= 0.0 else e
                 o_j[g] = 1.0 if u * (1.0 + e) < top else 0.0
-        _binary.store_lanes(rng, c0, used, S0, S1, S2, S3)
+        store_lanes(rng, c0, used, S0, S1, S2, S3)
 
 
 @jit_nogil
@@ -246,8 +262,8 @@ def _gaussian_cols(pre, mu, sigma, out, rng, lo, hi):
             out[b, k, i] = pre[b, k, i] + mu[k] + sigma[k] * nb_normal(s)
 
 
-if _binary.BLOCK % _binary.LANES:  # pragma: no cover - a constant's invariant
-    raise ImportError("_binary.BLOCK must be a multiple of _binary.LANES")
+if BLOCK % LANES:  # pragma: no cover - a constant's invariant
+    raise ImportError("BLOCK must be a multiple of LANES")
 
 
 # Serialises the sections that pin OpenBLAS to one thread: the setting is
@@ -352,7 +368,7 @@ def _block_gibbs(prep, A_h, bias_h, A_v, draw_v):
     the BLAS's own threads: one code path for any Numba thread count.
     """
     n = prep.x.shape[0]
-    B = _binary.BLOCK
+    B = BLOCK
     nb = -(-n // B)
     # block-major: every block's chains contiguous, for the BLAS calls and
     # for the draws alike
@@ -401,7 +417,7 @@ def _block_gibbs(prep, A_h, bias_h, A_v, draw_v):
         h_jobs = [j for r in starts for j in block_jobs[r][0]][i::k]
         v_jobs = [j for r in starts for j in block_jobs[r][1]][i::k]
         # contiguous chain ranges on lane-group boundaries
-        width = -(-n // (k * _binary.LANES)) * _binary.LANES
+        width = -(-n // (k * LANES)) * LANES
         lo, hi = min(i * width, n), min((i + 1) * width, n)
         try:
             for t in range(prep.n_steps):
@@ -481,38 +497,42 @@ def _grbm_block_gibbs(model, prep):
 # ------------------------------------------------------------------------ Ising
 
 
-def _ising_gibbs(model, prep, method):
+def _run_sites(form, spin, order, prep):
+    """The general site-by-site sweep (``site_gibbs_run``) of a model's Numba form."""
+    cache = np.empty((prep.x.shape[0], form.n_work))
+    site_gibbs_run(form.kind, form.ip, form.fp, -1.0 if spin else 0.0, order, prep.x, cache, 0,
+                   prep.n_steps, prep.thin, prep.rng, prep.trace)
+
+
+def _site_gibbs(model, form, prep, method):
     spin = model.domain == "spin"
-    if model.lattice is not None:
-        _lattice_gibbs(model.lattice, prep, method, spin)
+    if form is None:  # an Ising.lattice (see _gibbs_kind)
+        _lattice_gibbs(model, prep, method, spin)
         return
-    indptr, indices, data = _binary.ising_csr(model)
     d = model.n_features
     if method == "checkerboard":
-        order, _ = _binary.colour_order(model, indptr, indices)
+        indptr, indices, _ = coupling_csr(model)
+        order, _ = _lattice.colour_order(model, indptr, indices)
     else:
         order = np.arange(d, dtype=np.int64)
-    lattice = _binary.homogeneous_lattice(model)
+    lattice = _lattice.homogeneous_lattice(model) if isinstance(model, Ising) else None
     if lattice is not None and method == "checkerboard" and lattice[0] % 2 == 0:
         L, K, field = lattice
-        _binary.lattice_checkerboard_run(
-            L, _binary.uniform_thresholds(_binary.lattice_table(K, field, spin)), spin,
+        _lattice.lattice_checkerboard_run(
+            L, _lattice.uniform_thresholds(_lattice.lattice_table(K, field, spin)), spin,
             prep.x, prep.n_steps, prep.thin, prep.rng, prep.trace,
         )
     elif lattice is not None:
         L, K, field = lattice
-        _binary.lattice_gibbs_run(
-            _binary.lattice_neighbours(L), _binary.lattice_table(K, field, spin), spin, order,
+        _lattice.lattice_gibbs_run(
+            _lattice.lattice_neighbours(L), _lattice.lattice_table(K, field, spin), spin, order,
             prep.x, prep.n_steps, prep.thin, prep.rng, prep.trace,
         )
     else:
-        _binary.ising_gibbs_run(
-            indptr, indices, data, np.ascontiguousarray(model.params["h"]), spin, order,
-            prep.x, prep.n_steps, prep.thin, prep.rng, prep.trace,
-        )
+        _run_sites(form, spin, order, prep)
 
 
-def _lattice_gibbs(spec, prep, method, spin):
+def _lattice_gibbs(model, prep, method, spin):
     """Heat-bath sweeps of a lattice model from its structure: no ``J``, no CSR for a torus.
 
     Same kernels, tables and visiting orders as a dense model detected as a
@@ -521,31 +541,28 @@ def _lattice_gibbs(spec, prep, method, spin):
     numbers the detection recovers from ``J`` and ``h``. Set-up is O(1)
     for the checkerboard (a 5-entry threshold table), O(d) otherwise.
     """
+    spec = model.lattice
     K = spec.beta * spec.coupling
     field = spec.beta * spec.field
     L1, L2 = spec.shape
     torus = spec.boundary == "periodic"
     if method == "checkerboard" and torus and L1 % 2 == 0 and L2 % 2 == 0:
         # the checkerboard kernel visits exactly lattice_colour_order's order
-        _binary.lattice_checkerboard_grid(
-            L1, L2, _binary.uniform_thresholds(_binary.lattice_table(K, field, spin)), spin,
+        _lattice.lattice_checkerboard_grid(
+            L1, L2, _lattice.uniform_thresholds(_lattice.lattice_table(K, field, spin)), spin,
             prep.x, prep.n_steps, prep.thin, prep.rng, prep.trace,
         )
         return
     if method == "checkerboard":
-        order, _ = _binary.lattice_colour_order(spec.shape, spec.boundary)
+        order, _ = _lattice.lattice_colour_order(spec.shape, spec.boundary)
     else:
         order = np.arange(L1 * L2, dtype=np.int64)
     if not torus:
-        # fewer than four neighbours at the edges: the general kernel on the
-        # lattice's CSR (O(d) to build)
-        indptr, indices, data = _binary.lattice_csr(spec)
-        _binary.ising_gibbs_run(
-            indptr, indices, data, np.full(L1 * L2, field), spin, order,
-            prep.x, prep.n_steps, prep.thin, prep.rng, prep.trace,
-        )
+        # fewer than four neighbours at the edges: the general sweep on the
+        # lattice's CSR (O(d log d) to build)
+        _run_sites(model.numba_form(), spin, order, prep)
     else:
-        _binary.lattice_gibbs_run(
-            _binary.lattice_neighbours(spec.shape), _binary.lattice_table(K, field, spin), spin, order,
+        _lattice.lattice_gibbs_run(
+            _lattice.lattice_neighbours(spec.shape), _lattice.lattice_table(K, field, spin), spin, order,
             prep.x, prep.n_steps, prep.thin, prep.rng, prep.trace,
         )

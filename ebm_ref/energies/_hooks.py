@@ -1,0 +1,191 @@
+r"""The optional hooks of :class:`~ebm_ref.energies.EnergyModel` that the
+algorithm families call: the Numba form of the kernels, the AIS path, and
+exact quantities in closed form.
+
+Kept beside ``_base.py`` as a mixin of ``EnergyModel`` (one public method
+per hook, each calling a private hook with a documented default, as
+scipy.stats' ``pdf``/``_pdf``): samplers, AIS and ``ebm_ref.exact`` call
+only the public methods, and a model overrides only the private hooks.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from .._numerics import softplus
+
+class NumbaForm(NamedTuple):
+    """A model's parameters packed for the Numba kernels (docs/models.md).
+
+    Attributes
+    ----------
+    kind : int
+        The model class's ``NUMBA_KIND``: the small integer on which the
+        family dispatch of ``ebm_ref.energies.kernels`` branches.
+    ip : ndarray of int64, shape (k,)
+        Sizes and offsets, in the layout the model's own kernels read.
+    fp : ndarray of float64, shape (m,)
+        Every number the formulas need (derived quantities such as
+        ``exp(log_scale)`` computed once per call).
+    n_work : int
+        Length of the per-chain float64 scratch buffer the kernels need.
+    """
+
+    kind: int
+    ip: np.ndarray
+    fp: np.ndarray
+    n_work: int
+
+
+# Formula hooks whose override in a subclass invalidates an inherited Numba
+# form (the kernels would evaluate the parent's formula).
+_FORMULA_HOOKS = ("_energy", "_grad_x", "_flip_energy_delta")
+
+
+class ModelHooks:
+    """Mixin of ``EnergyModel``: the kernel, AIS and exact-quantity hooks."""
+
+    # ------------------------------------------------------ Numba form (hook)
+    #: Small integer identifying the model's kernels in ``energies.kernels``
+    #: (None: the model has no Numba form). Unique across model classes.
+    NUMBA_KIND = None
+
+    def numba_form(self):
+        """The model packed for the Numba kernels, or ``None``.
+
+        Samplers, AIS and exact enumeration call this (never a model's
+        private attributes) and use the fast kernels when it returns a
+        :class:`NumbaForm`, the generic NumPy path otherwise.
+
+        Returns
+        -------
+        NumbaForm or None
+            ``None`` when the class provides no form, and also for a
+            subclass that overrides a formula hook (``_energy``,
+            ``_grad_x``, ``_flip_energy_delta``) of the class that defined
+            the form without redefining the form: the inherited kernels
+            would evaluate the parent's formula, so such a subclass is
+            sampled on the generic path (correct, slower).
+        """
+        cls = type(self)
+        owner = next(c for c in cls.__mro__ if "_numba_form" in c.__dict__)
+        if owner is ModelHooks or cls.NUMBA_KIND is None:
+            return None
+        for name in _FORMULA_HOOKS:
+            if getattr(cls, name) is not getattr(owner, name):
+                return None
+        form = self._numba_form()
+        if form is None:
+            return None
+        kind, ip, fp, n_work = form
+        return NumbaForm(
+            int(kind),
+            np.ascontiguousarray(ip, dtype=np.int64),
+            np.ascontiguousarray(fp, dtype=np.float64),
+            int(n_work),
+        )
+
+    def _numba_form(self):
+        """Hook: ``(kind, ip, fp, n_work)`` for the kernels (see :meth:`numba_form`)."""
+        return None
+
+    # ------------------------------------------- AIS path (tempered transitions)
+    def tempered_form(self, base=None):
+        r"""The annealing path of AIS packed for the tempered-transition driver.
+
+        Used by :func:`ebm_ref.estimate.ais` and ``reverse_ais``. A path
+        runs from a tractable base :math:`f_0` to the model. Models with a
+        specialised path (RBM, GRBM, Ising) override the private hook
+        ``_tempered_form(base)``; the default, for every other binary or spin
+        model with a Numba form, anneals from the independent base
+        :math:`f_0(x) = e^{g^\top x}`, :math:`\log f_\beta = -\beta E(x) +
+        (1-\beta) g^\top x`, with single-site Gibbs sweeps as transitions.
+
+        Parameters
+        ----------
+        base : None, "uniform" or array_like of states
+            The base's field ``g``: the model's own default (zero for the
+            generic path), zero, or the add-one smoothed log-odds of each
+            unit in the given data states.
+
+        Returns
+        -------
+        (NumbaForm, ndarray, float) or None
+            The form the driver reads (its ``kind`` selects the model's
+            tempered kernel), the base field ``g`` (float64, possibly
+            empty) and :math:`\log Z_0`; ``None`` when the model has no AIS
+            path (a continuous model without one).
+        """
+        out = self._tempered_form(base)
+        if out is None:
+            return None
+        kind, ip, fp, n_work, g, log_z0 = out
+        form = NumbaForm(
+            int(kind), np.ascontiguousarray(ip, dtype=np.int64), np.ascontiguousarray(fp, dtype=np.float64), int(n_work)
+        )
+        return form, np.ascontiguousarray(g, dtype=np.float64), float(log_z0)
+
+    def _tempered_form(self, base):
+        """Hook: ``(kind, ip, fp, n_work, g, log Z_0)``; default: the generic binary path."""
+        form = self.numba_form()
+        if form is None or self.domain not in ("binary", "spin"):
+            return None
+        g = self._base_field(base, np.zeros(self.n_features))
+        if self.domain == "spin":
+            log_z0 = np.logaddexp(g, -g).sum()
+        else:
+            log_z0 = softplus(g).sum()
+        return form.kind, form.ip, form.fp, form.n_work, g, log_z0
+
+    def _base_field(self, base, default):
+        """Field ``g`` of an independent base: ``default``, zero, or smoothed data log-odds."""
+        if base is None:
+            return np.array(default, dtype=np.float64)
+        if isinstance(base, str):
+            if base == "uniform":
+                return np.zeros(self.n_features)
+            raise ValueError(f"`base` must be None, 'uniform' or an array of data states; got {base!r}.")
+        x2d, _ = self.check_states(base, "base")
+        n = x2d.shape[0]
+        ones = (x2d > 0).sum(axis=0)
+        p = (ones + 1.0) / (n + 2.0)
+        logit = np.log(p) - np.log1p(-p)
+        # For spins, p(s_i = +1) = sigmoid(2 g_i).
+        return 0.5 * logit if self.domain == "spin" else logit
+
+    # ------------------------------------------------ optional: exact quantities
+    def exact_log_partition(self):
+        """Closed-form ``(log Z, error bound)``, or ``None`` when there is none.
+
+        :func:`ebm_ref.exact.log_partition` calls this first; a model with
+        a closed form (or an enumeration of its own, e.g. a GRBM's hidden
+        layer) overrides the private hook ``_exact_log_partition()``.
+
+        Returns
+        -------
+        (float, float) or None
+        """
+        out = self._exact_log_partition()
+        return None if out is None else (float(out[0]), float(out[1]))
+
+    def _exact_log_partition(self):
+        """Hook: ``(log Z, bound)`` in closed form; ``None``: no closed form."""
+        return None
+
+    def exact_mean_grad_params(self):
+        r"""Model expectation :math:`\mathbb{E}_p[\partial E/\partial\theta]`, or ``None``.
+
+        :func:`ebm_ref.exact.mle_grad` calls this first (private hook
+        ``_exact_mean_grad_params()``, default ``None``: no closed form).
+
+        Returns
+        -------
+        dict of str to ndarray, or None
+        """
+        return self._exact_mean_grad_params()
+
+    def _exact_mean_grad_params(self):
+        """Hook: the expectation as a dict of arrays; ``None``: no closed form."""
+        return None
