@@ -16,11 +16,10 @@ from scipy import stats
 from scipy.special import logsumexp
 
 from ebm_ref.energies import RBM, Ising
-# import from the submodules: the package's lazy __getattr__ returns the submodule when
-# `from ebm_ref.samplers import gibbs` runs before anything imported it (reported)
-from ebm_ref.samplers import gibbs
-from ebm_ref.samplers.gwg import gwg
-from ebm_ref.samplers._binary import colour_order, ising_csr, rwmh_binary
+from ebm_ref.energies.ising import coupling_csr
+from ebm_ref.samplers import gibbs, gwg
+from ebm_ref.samplers._binary import rwmh_binary
+from ebm_ref.samplers._lattice import colour_order
 
 # ----------------------------------------------------------------- states
 
@@ -201,7 +200,7 @@ def test_sweeps_stationary(name):
     model = MODELS[name]()
     pi = exact_pi(model)
     d = model.n_features
-    indptr, indices, _ = ising_csr(model)
+    indptr, indices, _ = coupling_csr(model)
     order, _ = colour_order(model, indptr, indices)
     for o in (np.arange(d), order):
         P = sweep_kernel(model, o)
@@ -224,7 +223,7 @@ def _classes(order, n_col, d, J):
 def test_lattice_colour_classes(L):
     model = Ising.lattice(L, 0.3)
     J = model.params["J"]
-    indptr, indices, _ = ising_csr(model)
+    indptr, indices, _ = coupling_csr(model)
     order, n_col = colour_order(model, indptr, indices)
     assert sorted(order) == list(range(L * L))
     assert n_col == (2 if L % 2 == 0 else 3)
@@ -238,14 +237,14 @@ def test_lattice_colour_classes(L):
 
 def test_greedy_colouring_of_general_model():
     model = ising_spin()  # dense: every site its own class, in index order
-    indptr, indices, _ = ising_csr(model)
+    indptr, indices, _ = coupling_csr(model)
     order, n_col = colour_order(model, indptr, indices)
     assert n_col == 8 and list(order) == list(range(8))
     J = np.zeros((6, 6))
     for i, j in [(0, 1), (1, 2), (3, 4)]:
         J[i, j] = J[j, i] = 0.5
     sparse = Ising(J, np.zeros(6))
-    indptr, indices, _ = ising_csr(sparse)
+    indptr, indices, _ = coupling_csr(sparse)
     order, n_col = colour_order(sparse, indptr, indices)
     assert n_col == 2 and len(_classes(order, n_col, 6, J)) == 2
 
@@ -345,7 +344,7 @@ def _one_step_case(name, sampler):
         res = gibbs(model, x0, 1, seed=101, method="sequential")
         P = sweep_kernel(model, np.arange(d))
     elif sampler == "gibbs-cb":
-        indptr, indices, _ = ising_csr(model)
+        indptr, indices, _ = coupling_csr(model)
         order, _ = colour_order(model, indptr, indices)
         res = gibbs(model, x0, 1, seed=102, method="checkerboard")
         P = sweep_kernel(model, order)
