@@ -111,7 +111,7 @@ def test_bit_identical_with_one_and_two_threads(tmp_path):
             # chains = 2 blocks split every half-step instead); 300 visible
             # units = 2 product tiles
             import importlib
-            importlib.import_module("ebm_ref.samplers._gibbs_sweeps")._MIN_WORK = 0
+            importlib.import_module("ebm_ref.samplers._block_gibbs")._MIN_WORK = 0
             r = np.random.default_rng(8)
             wide = RBM(r.normal(size=(300, 20)), r.normal(size=300), r.normal(size=20))
             for n in (150, 600):
@@ -262,7 +262,7 @@ def test_block_gibbs_equals_numpy_step_draw_for_draw(kind, n, monkeypatch):
 
     import importlib
 
-    monkeypatch.setattr(importlib.import_module("ebm_ref.samplers._gibbs_sweeps"), "_MIN_WORK", 0)
+    monkeypatch.setattr(importlib.import_module("ebm_ref.samplers._block_gibbs"), "_MIN_WORK", 0)
     r = np.random.default_rng(11)
     V, H, steps = 300, 20, 3
     W = r.normal(0, 1.0, (V, H))
@@ -302,7 +302,7 @@ def test_block_gibbs_restores_blas_threads_and_reraises_worker_errors(monkeypatc
 
     from ebm_ref._threads import openblas_thread_controls
 
-    gibbs_module = importlib.import_module("ebm_ref.samplers._gibbs_sweeps")
+    gibbs_module = importlib.import_module("ebm_ref.samplers._block_gibbs")
     monkeypatch.setattr(gibbs_module, "_MIN_WORK", 0)
     controls = openblas_thread_controls()
     if controls is None or numba.get_num_threads() < 2:

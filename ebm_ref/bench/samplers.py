@@ -124,7 +124,7 @@ def _bench_rbm(quick, threads):
     from ..energies import RBM
     from ..samplers._common import prepare
     from ..samplers import gibbs
-    from ..samplers._gibbs_sweeps import _rbm_block_gibbs
+    from ..samplers._block_gibbs import rbm_block_gibbs as _rbm_block_gibbs
 
     V, H, n = (64, 32, 100) if quick else (784, 500, 1000)
     steps = 3 if quick else 5
