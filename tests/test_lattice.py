@@ -30,6 +30,7 @@ from _threads_harness import run_at_thread_counts
 from ebm_ref import exact
 from ebm_ref.energies import Ising, LatticeSpec
 from ebm_ref.energies import ising as ising_module
+from ebm_ref.energies import lattice as lattice_module
 from ebm_ref.energies import kernels
 from ebm_ref.energies.ising import coupling_csr, lattice_csr
 from ebm_ref.samplers import _lattice, gibbs, gwg, rwmh
@@ -259,7 +260,9 @@ def test_dense_J_refused_above_the_limit(rng):
 
 
 def test_limit_is_the_documented_constant(monkeypatch):
-    monkeypatch.setattr(ising_module, "MAX_DENSE_UNITS", 16)
+    # the constant lives with the lattice storage (ising re-exports it)
+    assert ising_module.MAX_DENSE_UNITS is lattice_module.MAX_DENSE_UNITS
+    monkeypatch.setattr(lattice_module, "MAX_DENSE_UNITS", 16)
     assert Ising.lattice(4, 0.3).params["J"].shape == (16, 16)
     with pytest.raises(ValueError, match=r"d = 20 units.*d <= 16"):
         Ising.lattice((4, 5), 0.3).params

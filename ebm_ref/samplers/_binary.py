@@ -16,7 +16,6 @@ Random numbers consumed per step (fixed, whatever is accepted):
 
 from __future__ import annotations
 
-import numpy as np
 from numba import prange
 
 from .._jit import pjit

@@ -10,7 +10,7 @@ from ..energies.ising import coupling_csr
 from . import _lattice
 from ._binary import site_gibbs_run
 from ._block_gibbs import grbm_block_gibbs, one_thread_blas, rbm_block_gibbs
-from ._common import BLOCK, finish, prepare, unsupported
+from ._common import finish, prepare, unsupported
 from ._flip import final_energies
 
 __all__ = ["gibbs"]
