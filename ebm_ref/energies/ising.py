@@ -483,12 +483,5 @@ def nb_energy_grad(ip, fp, x, work, g):
 
 @jit
 def nb_energy(ip, fp, x, work):
-    r"""``E = -1/2 x^T J x - h^T x`` of one state (CSR order, as ``nb_energy_grad``; ``work`` unused)."""
-    d, nnz = ip[0], ip[2]
-    e = 0.0
-    for i in range(d):
-        fi = 0.0
-        for k in range(ip[3 + i], ip[4 + i]):
-            fi += fp[k] * x[ip[4 + d + k]]
-        e -= x[i] * (0.5 * fi + fp[nnz + i])
-    return e
+    r"""``E = -1/2 x^T J x - h^T x`` of one state: ``nb_energy_grad`` with ``work`` (d) taking the gradient."""
+    return nb_energy_grad(ip, fp, x, work, work)

@@ -23,7 +23,7 @@ from .._numerics import nb_bernoulli_logit
 from .._rng import nb_uniform
 from ..energies import kernels as K
 from ._common import BLOCK, record, rows_blockwise
-from ._flip import PROPOSE_UNIFORM, run_flip_mh
+from ._flip import PROPOSE_UNIFORM, chain_rows, run_flip_mh
 
 __all__ = ["rwmh_binary", "site_gibbs_run", "rows_blockwise", "BLOCK"]
 
@@ -43,11 +43,7 @@ def site_gibbs_run(kind, ip, fp, down, order, x, cache, t0, n_steps, thin, rng, 
     """
     n = x.shape[0]
     for c in prange(n):
-        xc = x[c]
-        s = rng[c]
-        f = cache[c]
-        if t0 == 0:
-            K.bin_init_cache(kind, ip, fp, xc, f)
+        xc, s, f = chain_rows(kind, ip, fp, x, cache, rng, c, t0)
         for t in range(t0, t0 + n_steps):
             for o in range(order.shape[0]):
                 i = order[o]

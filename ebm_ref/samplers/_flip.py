@@ -28,7 +28,7 @@ import math
 import numpy as np
 from numba import prange
 
-from .._jit import jit, pjit
+from .._jit import jit, jit_inline, pjit
 from .._rng import nb_randint, nb_uniform
 from ..energies import EnergyModel
 from ..energies import kernels as K
@@ -72,6 +72,16 @@ def normalise_logits(lg, w):
     return total, m + math.log(total)
 
 
+@jit_inline
+def chain_rows(kind, ip, fp, x, cache, rng, c, t0):
+    """Chain ``c``'s rows ``(x[c], rng[c], cache[c])``; the cache filled from ``x[c]`` at the start of a run (``t0 == 0``)."""
+    xc = x[c]
+    f = cache[c]
+    if t0 == 0:
+        K.bin_init_cache(kind, ip, fp, xc, f)
+    return xc, rng[c], f
+
+
 @pjit
 def flip_mh_run(kind, ip, fp, propose, x, cache, t0, n_steps, thin, rng, trace, accepted):
     r"""``n_steps`` single-flip Metropolis-Hastings steps per chain. No input checks.
@@ -87,11 +97,7 @@ def flip_mh_run(kind, ip, fp, propose, x, cache, t0, n_steps, thin, rng, trace, 
     nw = cache.shape[1]
     gwg = propose == PROPOSE_GWG
     for c in prange(n):
-        xc = x[c]
-        s = rng[c]
-        f = cache[c]
-        if t0 == 0:
-            K.bin_init_cache(kind, ip, fp, xc, f)
+        xc, s, f = chain_rows(kind, ip, fp, x, cache, rng, c, t0)
         fn = np.empty(nw)
         work = np.empty(nw)
         lg = np.empty(d if gwg else 0)

@@ -25,7 +25,7 @@ from numba import prange
 from .._jit import jit, pjit
 from .._rng import nb_next_u64, nb_randint, nb_uniform
 from ..energies import Ising
-from ._common import finish, prepare, unsupported
+from ._common import finish, prepare, record, unsupported
 from ._flip import final_energies
 from ._result import SampleResult
 
@@ -166,7 +166,6 @@ def sw_run(ei, ej, p, x, n_steps, thin, rng, trace, sq_total):
         parent = np.empty(d, dtype=np.int64)
         decision = np.empty(d, dtype=np.int8)
         size = np.empty(d, dtype=np.int64)
-        saved = 0
         sq = 0
         for t in range(n_steps):
             for i in range(d):
@@ -194,10 +193,7 @@ def sw_run(ei, ej, p, x, n_steps, thin, rng, trace, sq_total):
             for i in range(d):
                 if parent[i] == i:
                     sq += size[i] * size[i]
-            if thin > 0 and (t + 1) % thin == 0:
-                for i in range(d):
-                    trace[saved, c, i] = float(s[i])
-                saved += 1
+            record(trace, c, s, t, thin)
         for i in range(d):
             x[c, i] = float(s[i])
         sq_total[c] = sq
@@ -221,7 +217,6 @@ def wolff_run(indptr, indices, p, x, n_steps, thin, rng, trace, size_total):
         for i in range(d):
             s[i] = 1 if x[c, i] > 0.0 else -1
         stack = np.empty(d, dtype=np.int64)
-        saved = 0
         total = 0
         for t in range(n_steps):
             seed = nb_randint(st, d)
@@ -242,10 +237,7 @@ def wolff_run(indptr, indices, p, x, n_steps, thin, rng, trace, size_total):
                             top += 1
                             size += 1
             total += size
-            if thin > 0 and (t + 1) % thin == 0:
-                for i in range(d):
-                    trace[saved, c, i] = float(s[i])
-                saved += 1
+            record(trace, c, s, t, thin)
         for i in range(d):
             x[c, i] = float(s[i])
         size_total[c] = total
@@ -256,23 +248,9 @@ def wolff_run(indptr, indices, p, x, n_steps, thin, rng, trace, size_total):
 
 
 
-def swendsen_wang(model, x0, n_steps, seed, thin=0):
-    r"""Swendsen-Wang cluster sampler for a zero-field ferromagnetic Ising model.
-
-    One step is one full Fortuin-Kasteleyn decomposition followed by a
-    random flip of every cluster:
-
-    1. for every coupled pair ``i < j`` with ``s_i = s_j``, put a bond with
-       probability :math:`p_{ij} = 1 - e^{-2 J_{ij}}` (``J`` already
-       includes ``beta``; :math:`E(s) = -\tfrac12 s^\top J s`);
-    2. flip each connected cluster of the bond graph (isolated sites
-       included) independently with probability 1/2.
-
-    The step leaves :math:`p(s) \propto e^{-E(s)}` invariant and satisfies
-    detailed balance; it is ergodic for any ``J >= 0`` with every
-    ``J_ij`` finite.
-
-    Parameters
+# Parameters, Returns and Raises are the same for both samplers: one text,
+# filled into each docstring at import (the "{shared}" line).
+_SHARED_DOC = """    Parameters
     ----------
     model : Ising
         ``domain="spin"``, zero field (``h = 0``, or ``field = 0`` for
@@ -309,7 +287,32 @@ def swendsen_wang(model, x0, n_steps, seed, thin=0):
         For ``domain="binary"`` (the message gives the equivalent spin
         model), a non-zero field, a negative coupling, ``x0`` of the wrong
         shape or outside {-1, +1}, ``n_steps < 0`` or ``thin < 0``.
+"""
 
+
+def _shared_doc(fn):
+    fn.__doc__ = fn.__doc__.replace("    {shared}\n", _SHARED_DOC, 1)
+    return fn
+
+
+@_shared_doc
+def swendsen_wang(model, x0, n_steps, seed, thin=0):
+    r"""Swendsen-Wang cluster sampler for a zero-field ferromagnetic Ising model.
+
+    One step is one full Fortuin-Kasteleyn decomposition followed by a
+    random flip of every cluster:
+
+    1. for every coupled pair ``i < j`` with ``s_i = s_j``, put a bond with
+       probability :math:`p_{ij} = 1 - e^{-2 J_{ij}}` (``J`` already
+       includes ``beta``; :math:`E(s) = -\tfrac12 s^\top J s`);
+    2. flip each connected cluster of the bond graph (isolated sites
+       included) independently with probability 1/2.
+
+    The step leaves :math:`p(s) \propto e^{-E(s)}` invariant and satisfies
+    detailed balance; it is ergodic for any ``J >= 0`` with every
+    ``J_ij`` finite.
+
+    {shared}
     Notes
     -----
     Random numbers of chain ``c``, step by step: one uniform per aligned
@@ -337,6 +340,7 @@ def swendsen_wang(model, x0, n_steps, seed, thin=0):
     return _result(model, prep, sq_total, model.n_features)
 
 
+@_shared_doc
 def wolff(model, x0, n_steps, seed, thin=0):
     r"""Wolff single-cluster sampler for a zero-field ferromagnetic Ising model.
 
@@ -353,44 +357,7 @@ def wolff(model, x0, n_steps, seed, thin=0):
     :math:`p(s) \propto e^{-E(s)}`; it is ergodic for any ``J >= 0`` with
     every ``J_ij`` finite (with ``J = 0`` it flips one random spin per step).
 
-    Parameters
-    ----------
-    model : Ising
-        ``domain="spin"``, zero field (``h = 0``, or ``field = 0`` for
-        ``Ising.lattice``) and ferromagnetic couplings ``J >= 0`` on any
-        coupling graph. A lattice model is used through its structure
-        (``model.edges()``), so e.g. a 256 x 256 lattice needs no dense
-        ``J``.
-    x0 : ndarray of shape (n_chains, d) or (d,)
-        Initial spins, -1.0/+1.0. Never modified.
-    n_steps : int
-        Number of steps (>= 0); see the definition of one step above.
-    seed : int, numpy.random.SeedSequence or numpy.random.Generator
-        Chain ``c`` draws only from its own stream: the same seed gives the
-        same bits with any number of Numba threads, and chain ``c`` does not
-        depend on how many chains run.
-    thin : int, default 0
-        Save the states after steps ``thin, 2 thin, ...`` (0: no trace).
-
-    Returns
-    -------
-    ClusterSampleResult
-        A :class:`SampleResult` (``x`` shaped like ``x0``,
-        ``acceptance_rate=None``: every move is accepted, ``trace``,
-        ``energies`` = ``model.energy`` of the final states) with one more
-        field, ``mean_cluster_size`` (``(n_chains,)``; NaN when
-        ``n_steps = 0``).
-
-    Raises
-    ------
-    TypeError
-        For a model that is not an ``Ising``, or a non-integer ``n_steps``,
-        ``thin`` or a bad ``seed`` type.
-    ValueError
-        For ``domain="binary"`` (the message gives the equivalent spin
-        model), a non-zero field, a negative coupling, ``x0`` of the wrong
-        shape or outside {-1, +1}, ``n_steps < 0`` or ``thin < 0``.
-
+    {shared}
     Notes
     -----
     Random numbers of chain ``c``, step by step: the seed site
