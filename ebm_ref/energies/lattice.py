@@ -18,7 +18,7 @@ import numpy as np
 
 from .._validation import check_int
 
-__all__ = ["LatticeSpec", "LatticeStorage", "lattice_csr", "MAX_DENSE_UNITS"]
+__all__ = ["LatticeSpec", "LatticeStorage", "lattice_csr", "csr_from_edges", "MAX_DENSE_UNITS"]
 
 _STATE_DOMAINS = ("spin", "binary")
 _BOUNDARIES = ("periodic", "free")
@@ -126,6 +126,22 @@ def _lattice_edges(spec):
     return i.astype(np.int64), j.astype(np.int64), K * count.astype(np.float64)
 
 
+def csr_from_edges(i, j, w, d):
+    """Symmetric CSR ``(indptr, indices, data)`` of the pairs ``(i, j)`` with weights ``w``.
+
+    Rows in unit order, columns ascending within a row, each pair stored in
+    both rows: the layout of the CSR of a dense symmetric ``J``.
+    """
+    rows = np.concatenate([i, j])
+    cols = np.concatenate([j, i])
+    data = np.concatenate([w, w])
+    order = np.lexsort((cols, rows))
+    indptr = np.zeros(d + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=d), out=indptr[1:])
+    return (indptr, np.ascontiguousarray(cols[order], dtype=np.int64),
+            np.ascontiguousarray(data[order], dtype=np.float64))
+
+
 def lattice_csr(spec):
     """CSR arrays ``(indptr, indices, data)`` of the couplings of a :class:`LatticeSpec`.
 
@@ -133,15 +149,7 @@ def lattice_csr(spec):
     bit, to the CSR of the dense ``J`` (rows in unit order, columns
     ascending within a row).
     """
-    d = spec.shape[0] * spec.shape[1]
-    i, j, w = _lattice_edges(spec)
-    rows = np.concatenate([i, j])
-    cols = np.concatenate([j, i])
-    data = np.concatenate([w, w])
-    order = np.lexsort((cols, rows))
-    indptr = np.zeros(d + 1, dtype=np.int64)
-    np.cumsum(np.bincount(rows, minlength=d), out=indptr[1:])
-    return indptr, np.ascontiguousarray(cols[order]), np.ascontiguousarray(data[order])
+    return csr_from_edges(*_lattice_edges(spec), spec.shape[0] * spec.shape[1])
 
 
 def _dense_size_error(spec, what):

@@ -25,6 +25,7 @@ from numba import prange
 from .._jit import jit, pjit
 from .._rng import nb_next_u64, nb_randint, nb_uniform
 from ..energies import Ising
+from ..energies.lattice import csr_from_edges
 from ._common import finish, prepare, record, unsupported
 from ._flip import final_energies
 from ._result import SampleResult
@@ -113,18 +114,6 @@ def bond_probability(w):
     return -np.expm1(-2.0 * np.asarray(w, dtype=np.float64))
 
 
-def _csr_from_edges(i, j, p, d):
-    """Symmetric CSR ``(indptr, indices, data)`` of the edges, columns ascending in each row."""
-    rows = np.concatenate([i, j])
-    cols = np.concatenate([j, i])
-    data = np.concatenate([p, p])
-    order = np.lexsort((cols, rows))
-    indptr = np.zeros(d + 1, dtype=np.int64)
-    np.cumsum(np.bincount(rows, minlength=d), out=indptr[1:])
-    return (indptr, np.ascontiguousarray(cols[order], dtype=np.int64),
-            np.ascontiguousarray(data[order], dtype=np.float64))
-
-
 def _mean_sizes(total, n_steps, scale):
     """Per-chain means of the accumulated integer sizes (NaN without steps)."""
     if n_steps == 0:
@@ -145,6 +134,15 @@ def _find(parent, i):
     return i
 
 
+@jit
+def _spins_int8(xc):
+    """int8 copy of one chain's spins (+1 where ``x > 0``, else -1)."""
+    s = np.empty(xc.shape[0], dtype=np.int8)
+    for i in range(xc.shape[0]):
+        s[i] = 1 if xc[i] > 0.0 else -1
+    return s
+
+
 @pjit
 def sw_run(ei, ej, p, x, n_steps, thin, rng, trace, sq_total):
     r"""``n_steps`` Swendsen-Wang steps of every chain.
@@ -160,9 +158,7 @@ def sw_run(ei, ej, p, x, n_steps, thin, rng, trace, sq_total):
     m = ei.shape[0]
     for c in prange(n):
         st = rng[c]
-        s = np.empty(d, dtype=np.int8)
-        for i in range(d):
-            s[i] = 1 if x[c, i] > 0.0 else -1
+        s = _spins_int8(x[c])
         parent = np.empty(d, dtype=np.int64)
         decision = np.empty(d, dtype=np.int8)
         size = np.empty(d, dtype=np.int64)
@@ -213,9 +209,7 @@ def wolff_run(indptr, indices, p, x, n_steps, thin, rng, trace, size_total):
     n, d = x.shape
     for c in prange(n):
         st = rng[c]
-        s = np.empty(d, dtype=np.int8)
-        for i in range(d):
-            s[i] = 1 if x[c, i] > 0.0 else -1
+        s = _spins_int8(x[c])
         stack = np.empty(d, dtype=np.int64)
         total = 0
         for t in range(n_steps):
@@ -373,7 +367,7 @@ def wolff(model, x0, n_steps, seed, thin=0):
     i, j, w = _check_model(model, "wolff")
     prep = prepare(model, x0, n_steps, seed, thin)
     d = model.n_features
-    indptr, indices, p = _csr_from_edges(i, j, bond_probability(w), d)
+    indptr, indices, p = csr_from_edges(i, j, bond_probability(w), d)
     size_total = np.zeros(prep.x.shape[0], dtype=np.int64)
     wolff_run(indptr, indices, p, prep.x, prep.n_steps, prep.thin, prep.rng, prep.trace, size_total)
     return _result(model, prep, size_total, 1.0)
