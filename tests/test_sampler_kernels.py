@@ -409,8 +409,8 @@ def test_binary_drivers_in_chunks_equal_one_call(name):
     x0 = all_states(d, model.domain)[:: max(1, 2**d // n)][:n]
     spin = model.domain == "spin"
     runs = {
-        "gwg": lambda x, c, t0, k, r, tr, a: flip_mh_run(form.kind, form.ip, form.fp, PROPOSE_GWG, x, c, t0, k, thin, r, tr, a),
-        "rwmh": lambda x, c, t0, k, r, tr, a: flip_mh_run(form.kind, form.ip, form.fp, PROPOSE_UNIFORM, x, c, t0, k, thin, r, tr, a),
+        "gwg": lambda x, c, t0, k, r, tr, a: flip_mh_run(form.kind, form.ip, form.fp, spin, PROPOSE_GWG, x, c, t0, k, thin, r, tr, a),
+        "rwmh": lambda x, c, t0, k, r, tr, a: flip_mh_run(form.kind, form.ip, form.fp, spin, PROPOSE_UNIFORM, x, c, t0, k, thin, r, tr, a),
         "dmala": lambda x, c, t0, k, r, tr, a: dula_run(form.kind, form.ip, form.fp, form.n_work, spin, x, t0, k, 0.6, True, thin, r, tr, a),
         "sweep": lambda x, c, t0, k, r, tr, a: site_gibbs_run(form.kind, form.ip, form.fp, -1.0 if spin else 0.0, np.arange(d), x, c, t0, k, thin, r, tr),
     }

@@ -413,7 +413,7 @@ def _bench_gwg(quick, threads):
     def nb_run():
         x = x0.copy()
         accepted[:] = 0
-        _flip.flip_mh_run(form.kind, form.ip, form.fp, _flip.PROPOSE_GWG, x, cache, 0, steps, 0, rng, trace, accepted)
+        _flip.flip_mh_run(form.kind, form.ip, form.fp, True, _flip.PROPOSE_GWG, x, cache, 0, steps, 0, rng, trace, accepted)
         total.append(int(accepted.sum()))
 
     t_nb, c_nb = _best_wall_cpu(nb_run)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._jit import jit
+from .._jit import jit_inline
 from .._numerics import nb_flip_value, sigmoid
 from .._rng import as_seed_sequence
 from .._validation import check_int
@@ -412,24 +412,25 @@ class Ising(LatticeStorage, EnergyModel):
 # per-chain cache is the local field ``f = J x + h`` (d).
 
 
-@jit
+@jit_inline
 def nb_field(ip, fp, x, i):
     """``h_i + sum_j J_ij x_j`` of unit ``i``, summed from ``h_i`` in CSR order."""
     d, nnz = ip[0], ip[2]
+    indices = ip[4 + d : 4 + d + nnz]  # a view: one offset, not one per term
     fi = fp[nnz + i]
     for k in range(ip[3 + i], ip[4 + i]):
-        fi += fp[k] * x[ip[4 + d + k]]
+        fi += fp[k] * x[indices[k]]
     return fi
 
 
-@jit
+@jit_inline
 def nb_init_cache(ip, fp, x, f):
     """Local fields ``f_i = h_i + sum_j J_ij x_j`` of one state (CSR order)."""
     for i in range(ip[0]):
         f[i] = nb_field(ip, fp, x, i)
 
 
-@jit
+@jit_inline
 def nb_flip_delta(ip, fp, x, f, i, fresh):
     r"""Exact ``E(x^{(i)}) - E(x) = -(x'_i - x_i) f_i`` (``J_ii = 0``: linear in ``x_i``).
 
@@ -440,7 +441,7 @@ def nb_flip_delta(ip, fp, x, f, i, fresh):
     return -(nb_flip_value(x[i], ip[1] != 0) - x[i]) * fi
 
 
-@jit
+@jit_inline
 def nb_apply_flip(ip, fp, x, f, i):
     """Flip ``x_i`` and update the fields ``f_j += J_ij (x'_i - x_i)`` along row ``i``."""
     d = ip[0]
@@ -451,7 +452,7 @@ def nb_apply_flip(ip, fp, x, f, i):
     x[i] = new
 
 
-@jit
+@jit_inline
 def nb_flip_logits(ip, fp, x, f, work, lg):
     r"""GWG logits ``-dE~_j / 2`` from the fields (``grad_x E = -f``; ``work`` unused).
 
@@ -466,7 +467,7 @@ def nb_flip_logits(ip, fp, x, f, work, lg):
             lg[j] = 0.5 * (1.0 - 2.0 * x[j]) * f[j]
 
 
-@jit
+@jit_inline
 def nb_energy_grad(ip, fp, x, work, g):
     r"""``E = -1/2 x^T J x - h^T x`` and ``g = dE/dx = -(h + J x)`` (CSR order; ``work`` unused)."""
     d, nnz = ip[0], ip[2]
@@ -481,7 +482,7 @@ def nb_energy_grad(ip, fp, x, work, g):
     return e
 
 
-@jit
+@jit_inline
 def nb_energy(ip, fp, x, work):
     r"""``E = -1/2 x^T J x - h^T x`` of one state: ``nb_energy_grad`` with ``work`` (d) taking the gradient."""
     return nb_energy_grad(ip, fp, x, work, work)

@@ -24,7 +24,7 @@ import numpy as np
 
 from numba import prange
 
-from .._jit import jit, pjit
+from .._jit import jit_inline, pjit
 from . import fvbm, ising, rbm
 
 # --------------------------------------------------------------------------
@@ -50,6 +50,7 @@ from . import fvbm, ising, rbm
 #                                                       instead of its cache (no running-sum drift)
 #   bin_apply_flip(kind, ip, fp, x, cache, i)           flip x[i], update cache
 #   bin_flip_logits(kind, ip, fp, x, cache, work, lg)   lg[j] = -(x'_j - x_j) dE/dx_j / 2 (GWG)
+#   bin_fresh_uses_cache(kind)                          does fresh=True read the cache?
 #   bin_cond_logit(kind, ip, fp, x, cache, i)           log p(x_i = up | x_-i) / p(down | x_-i)
 #   bin_energy(kind, ip, fp, x, work)                   E(x)
 #   bin_energy_grad(kind, ip, fp, x, work, g)           E(x), g = dE/dx (continuous extension);
@@ -69,7 +70,7 @@ BINARY_KINDS = (5, 6, 7)
 ROW_ENERGY_KINDS = (6, 7)
 
 
-@jit
+@jit_inline
 def bin_init_cache(kind, ip, fp, x, cache):
     """Fill the per-chain ``cache`` from the state ``x``."""
     if kind == 5:
@@ -80,7 +81,7 @@ def bin_init_cache(kind, ip, fp, x, cache):
         fvbm.nb_init_cache(ip, fp, x, cache)
 
 
-@jit
+@jit_inline
 def bin_flip_delta(kind, ip, fp, x, cache, i, fresh):
     """Exact energy change of flipping unit ``i`` (``x`` and ``cache`` unchanged)."""
     if kind == 5:
@@ -92,7 +93,7 @@ def bin_flip_delta(kind, ip, fp, x, cache, i, fresh):
     return np.nan
 
 
-@jit
+@jit_inline
 def bin_apply_flip(kind, ip, fp, x, cache, i):
     """Flip unit ``i`` of ``x`` and bring ``cache`` up to date."""
     if kind == 5:
@@ -103,7 +104,7 @@ def bin_apply_flip(kind, ip, fp, x, cache, i):
         fvbm.nb_apply_flip(ip, fp, x, cache, i)
 
 
-@jit
+@jit_inline
 def bin_flip_logits(kind, ip, fp, x, cache, work, lg):
     """Gibbs-with-gradients logits of every unit from the state and its cache."""
     if kind == 5:
@@ -114,7 +115,19 @@ def bin_flip_logits(kind, ip, fp, x, cache, work, lg):
         fvbm.nb_flip_logits(ip, fp, x, cache, work, lg)
 
 
-@jit
+@jit_inline
+def bin_fresh_uses_cache(kind):
+    """Whether ``bin_flip_delta(..., fresh=True)`` reads the cache.
+
+    When it does not (Ising, FVBM: the field of the unit is recomputed),
+    drivers that only use fresh changes (random-walk MH, site sweeps)
+    neither fill nor update the cache: a flip is just the new value of the
+    unit.
+    """
+    return kind == 5
+
+
+@jit_inline
 def bin_cond_logit(kind, ip, fp, x, cache, i):
     r"""Logit of the up state of unit ``i`` given the others: ``E(down) - E(up)``.
 
@@ -126,7 +139,7 @@ def bin_cond_logit(kind, ip, fp, x, cache, i):
     return de if x[i] > 0.5 else -de
 
 
-@jit
+@jit_inline
 def bin_energy(kind, ip, fp, x, work):
     """Energy of one state (``work``: the model's scratch, length ``n_work``)."""
     if kind == 5:
@@ -138,7 +151,7 @@ def bin_energy(kind, ip, fp, x, work):
     return np.nan
 
 
-@jit
+@jit_inline
 def bin_energy_grad(kind, ip, fp, x, work, g):
     """Energy of one state and its gradient ``g`` (continuous extension; DULA)."""
     if kind == 5:
