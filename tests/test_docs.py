@@ -293,6 +293,7 @@ def _instances():
         "LatentEnergy": E.LatentEnergy([1.0, 2.0]),
         "ConditionalLatentEnergy": E.ConditionalLatentEnergy(),
         "LowRankBoltzmann": E.LowRankBoltzmann(np.zeros(4), np.zeros((4, 2)), np.zeros(4)),
+        "FVBM": E.FVBM(np.zeros((4, 4)), np.zeros(4)),
     }
 
 

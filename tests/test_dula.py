@@ -263,17 +263,53 @@ def test_dmala_converges_from_fixed_start(name):
     ).assert_ok()
 
 
+def _stale_reverse_run(kind, ip, fp, n_work, spin, x, n_steps, inv2a, rng, accepted):
+    """A mutant of ``dula_run`` (DMALA): the reverse proposal built from the current state's gradient."""
+    from numba import njit
+
+    from ebm_ref._rng import nb_uniform
+    from ebm_ref.energies import kernels
+    from ebm_ref.samplers.dula import _log_q, _propose
+
+    @njit
+    def run(kind, ip, fp, n_work, spin, x, n_steps, inv2a, rng, accepted):
+        n, d = x.shape
+        for c in range(n):
+            xc, s = x[c], rng[c]
+            work, g, gn, xn = np.empty(n_work), np.empty(d), np.empty(d), np.empty(d)
+            e = kernels.bin_energy_grad(kind, ip, fp, xc, work, g)
+            for _ in range(n_steps):
+                lq_fwd = _propose(xc, g, spin, inv2a, s, xn)
+                en = kernels.bin_energy_grad(kind, ip, fp, xn, work, gn)
+                log_u = np.log(nb_uniform(s))
+                if log_u < e - en + _log_q(xn, g, xc, spin, inv2a) - lq_fwd:  # the bug: g, not gn
+                    xc[:] = xn
+                    g, gn = gn, g
+                    e = en
+                    accepted[c] += 1
+
+    run(kind, ip, fp, n_work, spin, x, n_steps, inv2a, rng, accepted)
+
+
 @pytest.mark.parametrize("name", sorted(set(STAT_MODELS) - {"generic"}))
 def test_kernel_with_stale_reverse_proposal_fails(name):
-    # the planted bug inside the kernels: the reverse proposal built from the
-    # current state's gradient. Measured p-values 1e-14 (dense spins) to
-    # 1e-101 (RBM) at 10 steps from exact starts, against alpha = 1e-4.
+    # the planted bug, in a copy of the driver built here: the reverse
+    # proposal from the current state's gradient. Measured p-values 1e-14
+    # (dense spins) to 1e-101 (RBM) at 10 steps from exact starts, against
+    # alpha = 1e-4.
+    from ebm_ref.samplers._common import prepare
+
     model = STAT_MODELS[name]()
-    dula_module = importlib.import_module("ebm_ref.samplers.dula")
+    form = model.numba_form()
 
     def buggy(params, x0, n_steps, rng):
-        return dula_module._dula(model, x0, n_steps, 1.0, rng, True, 0, dula_module.VARIANT_STALE_REVERSE).x
+        prep = prepare(model, x0, n_steps, rng)
+        _stale_reverse_run(form.kind, form.ip, form.fp, form.n_work, model.domain == "spin", prep.x,
+                           n_steps, 0.5, prep.rng, np.zeros(prep.x.shape[0], dtype=np.int64))
+        return prep.x
 
+    # (the production driver, which differs only in ``gn``, passes the same
+    # check: test_dmala_invariant_from_exact_start)
     res = check_sampler(buggy, model, n_steps=10, seed=25, alpha=ALPHA, start="exact")
     assert not res.passed, res
 

@@ -30,7 +30,11 @@ from _threads_harness import run_at_thread_counts
 from ebm_ref import exact
 from ebm_ref.energies import Ising, LatticeSpec
 from ebm_ref.energies import ising as ising_module
-from ebm_ref.samplers import _binary, gibbs, gwg, rwmh
+from ebm_ref.energies import lattice as lattice_module
+from ebm_ref.energies import kernels
+from ebm_ref.energies.ising import coupling_csr, lattice_csr
+from ebm_ref.samplers import _lattice, gibbs, gwg, rwmh
+from ebm_ref.samplers._flip import final_energies
 from ebm_ref.testing import check_energy_derivatives, check_sampler
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
@@ -256,7 +260,9 @@ def test_dense_J_refused_above_the_limit(rng):
 
 
 def test_limit_is_the_documented_constant(monkeypatch):
-    monkeypatch.setattr(ising_module, "MAX_DENSE_UNITS", 16)
+    # the constant lives with the lattice storage (ising re-exports it)
+    assert ising_module.MAX_DENSE_UNITS is lattice_module.MAX_DENSE_UNITS
+    monkeypatch.setattr(lattice_module, "MAX_DENSE_UNITS", 16)
     assert Ising.lattice(4, 0.3).params["J"].shape == (16, 16)
     with pytest.raises(ValueError, match=r"d = 20 units.*d <= 16"):
         Ising.lattice((4, 5), 0.3).params
@@ -452,20 +458,19 @@ def test_samplers_bit_identical_to_recorded_dense_outputs():
 @pytest.mark.parametrize("shape, boundary", SHAPES + [((5, 7), "periodic"), ((3, 9), "free"), ((4, 2), "free")])
 @pytest.mark.parametrize("K, field", [(-0.37 * 1.3, 0.21), (0.0, 0.4)])
 def test_final_energies_from_structure_equal_csr_sum(shape, boundary, K, field, rng):
-    # the structure-based energy kernel repeats the CSR sum's operations
-    # exactly; both equal model.energy up to rounding
+    # the lattice's CSR, built from the structure, is the dense twin's CSR
+    # entry for entry, so the energy kernel sums the same numbers in the
+    # same order; both equal model.energy up to rounding
     m = Ising.lattice(shape, 1.0, coupling=K, field=field, boundary=boundary)
     x = _states(rng, 9, m.n_features, "spin")
     a, b = np.empty(9), np.empty(9)
-    _binary.lattice_energy_rows(shape[0], shape[1], boundary == "periodic", K, field, x, a)
-    indptr, indices, data = _binary.lattice_csr(m.lattice)
     dense = _dense_twin(m)
-    csr = _binary.ising_csr(dense)
-    for u, v in zip((indptr, indices, data), csr):
+    for u, v in zip(lattice_csr(m.lattice), coupling_csr(dense)):
         np.testing.assert_array_equal(u, v)
-    _binary.ising_energy_rows(indptr, indices, data, np.full(m.n_features, field), x, b)
+    for form, out in ((m.numba_form(), a), (dense.numba_form(), b)):
+        kernels.bin_energy_rows(form.kind, form.ip, form.fp, form.n_work, x, out)
     np.testing.assert_array_equal(a, b)
-    np.testing.assert_array_equal(_binary.final_energies(m, x), a)
+    np.testing.assert_array_equal(final_energies(m, x), a)
     np.testing.assert_allclose(a, m.energy(x), rtol=1e-13, atol=1e-13 * m.n_features)
 
 
@@ -491,8 +496,8 @@ def test_rectangular_checkerboard_equals_table_kernel(shape, domain, rng):
     from ebm_ref._rng import as_seed_sequence, chain_states
 
     spin = domain == "spin"
-    table = _binary.lattice_table(0.45, 0.2, spin)
-    order, n_col = _binary.lattice_colour_order(shape)
+    table = _lattice.lattice_table(0.45, 0.2, spin)
+    order, n_col = _lattice.lattice_colour_order(shape)
     assert n_col == 2
     n = 21
     x0 = _states(rng, n, shape[0] * shape[1], domain)
@@ -500,8 +505,8 @@ def test_rectangular_checkerboard_equals_table_kernel(shape, domain, rng):
     ra, rb = (chain_states(as_seed_sequence(5), n) for _ in range(2))
     ta = np.empty((3, n, x0.shape[1]))
     tb = np.empty_like(ta)
-    _binary.lattice_gibbs_run(_binary.lattice_neighbours(shape), table, spin, order, xa, 7, 2, ra, ta)
-    _binary.lattice_checkerboard_grid(shape[0], shape[1], _binary.uniform_thresholds(table), spin, xb, 7, 2, rb, tb)
+    _lattice.lattice_gibbs_run(_lattice.lattice_neighbours(shape), table, spin, order, xa, 7, 2, ra, ta)
+    _lattice.lattice_checkerboard_grid(shape[0], shape[1], _lattice.uniform_thresholds(table), spin, xb, 7, 2, rb, tb)
     np.testing.assert_array_equal(xa, xb)
     np.testing.assert_array_equal(ta, tb)
     np.testing.assert_array_equal(ra, rb)
@@ -511,7 +516,7 @@ def test_rectangular_checkerboard_equals_table_kernel(shape, domain, rng):
                                              ((2, 6), "periodic"), ((5, 3), "free")])
 def test_colour_orders_are_proper(shape, boundary):
     m = Ising.lattice(shape, 0.3, boundary=boundary)
-    order, n_col = _binary.lattice_colour_order(shape, boundary)
+    order, n_col = _lattice.lattice_colour_order(shape, boundary)
     assert sorted(order) == list(range(m.n_features))
     colour = np.empty(m.n_features, dtype=int)
     # recover classes: the stable sort keeps index order within a class

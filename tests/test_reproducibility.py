@@ -114,7 +114,7 @@ def test_bit_identical_with_one_and_two_threads(tmp_path):
             # chains = 2 blocks split every half-step instead); 300 visible
             # units = 2 product tiles
             import importlib
-            importlib.import_module("ebm_ref.samplers.gibbs")._MIN_WORK = 0
+            importlib.import_module("ebm_ref.samplers._block_gibbs")._MIN_WORK = 0
             r = np.random.default_rng(8)
             wide = RBM(r.normal(size=(300, 20)), r.normal(size=300), r.normal(size=20))
             for n in (150, 600):
@@ -204,12 +204,13 @@ def test_generator_seed_advances_and_numpy_state_untouched():
 def test_fast_checkerboard_equals_table_sweep(L, spin):
     # the lock-step int8 kernel is the table kernel in the same site order, draw for draw
     from ebm_ref._rng import as_seed_sequence, chain_states
-    from ebm_ref.samplers import _binary
+    from ebm_ref._rng import LANES
+    from ebm_ref.samplers import _lattice
 
-    table = _binary.lattice_table(0.5, 0.2, spin)
-    order, _ = _binary.lattice_colour_order(L)
+    table = _lattice.lattice_table(0.5, 0.2, spin)
+    order, _ = _lattice.lattice_colour_order(L)
     r = np.random.default_rng(L)
-    n = 2 * _binary.LANES + 5  # two full lock-step groups and a partial one
+    n = 2 * LANES + 5  # two full lock-step groups and a partial one
     x = (r.random((n, L * L)) < 0.5).astype(float)
     if spin:
         x = 2.0 * x - 1.0
@@ -217,8 +218,8 @@ def test_fast_checkerboard_equals_table_sweep(L, spin):
     ra = chain_states(as_seed_sequence(4), n)
     rb = ra.copy()
     ta, tb = np.empty((2, n, L * L)), np.empty((2, n, L * L))
-    _binary.lattice_gibbs_run(_binary.lattice_neighbours(L), table, spin, order, xa, 6, 3, ra, ta)
-    _binary.lattice_checkerboard_run(L, _binary.uniform_thresholds(table), spin, xb, 6, 3, rb, tb)
+    _lattice.lattice_gibbs_run(_lattice.lattice_neighbours(L), table, spin, order, xa, 6, 3, ra, ta)
+    _lattice.lattice_checkerboard_run(L, _lattice.uniform_thresholds(table), spin, xb, 6, 3, rb, tb)
     np.testing.assert_array_equal(xa, xb)
     np.testing.assert_array_equal(ra, rb)  # generator states advanced identically
     np.testing.assert_array_equal(ta, tb)
@@ -226,7 +227,7 @@ def test_fast_checkerboard_equals_table_sweep(L, spin):
 
 def test_uniform_thresholds_match_float_comparison():
     from ebm_ref._rng import np_next_u64
-    from ebm_ref.samplers._binary import uniform_thresholds
+    from ebm_ref.samplers._lattice import uniform_thresholds
 
     p = np.array([0.0, 1e-17, 0.25, 0.1234567890123, 0.5, 1 - 1e-16, 1.0])
     T = uniform_thresholds(p)
@@ -264,7 +265,7 @@ def test_block_gibbs_equals_numpy_step_draw_for_draw(kind, n, monkeypatch):
 
     import importlib
 
-    monkeypatch.setattr(importlib.import_module("ebm_ref.samplers.gibbs"), "_MIN_WORK", 0)
+    monkeypatch.setattr(importlib.import_module("ebm_ref.samplers._block_gibbs"), "_MIN_WORK", 0)
     r = np.random.default_rng(11)
     V, H, steps = 300, 20, 3
     W = r.normal(0, 1.0, (V, H))
@@ -304,7 +305,7 @@ def test_block_gibbs_restores_blas_threads_and_reraises_worker_errors(monkeypatc
 
     from ebm_ref._threads import openblas_thread_controls
 
-    gibbs_module = importlib.import_module("ebm_ref.samplers.gibbs")
+    gibbs_module = importlib.import_module("ebm_ref.samplers._block_gibbs")
     monkeypatch.setattr(gibbs_module, "_MIN_WORK", 0)
     controls = openblas_thread_controls()
     if controls is None or numba.get_num_threads() < 2:

@@ -16,11 +16,10 @@ from scipy import stats
 from scipy.special import logsumexp
 
 from ebm_ref.energies import RBM, Ising
-# import from the submodules: the package's lazy __getattr__ returns the submodule when
-# `from ebm_ref.samplers import gibbs` runs before anything imported it (reported)
-from ebm_ref.samplers import gibbs
-from ebm_ref.samplers.gwg import gwg
-from ebm_ref.samplers._binary import colour_order, ising_csr, rwmh_binary
+from ebm_ref.energies.ising import coupling_csr
+from ebm_ref.samplers import gibbs, gwg
+from ebm_ref.samplers._binary import rwmh_binary
+from ebm_ref.samplers._lattice import colour_order
 
 # ----------------------------------------------------------------- states
 
@@ -201,7 +200,7 @@ def test_sweeps_stationary(name):
     model = MODELS[name]()
     pi = exact_pi(model)
     d = model.n_features
-    indptr, indices, _ = ising_csr(model)
+    indptr, indices, _ = coupling_csr(model)
     order, _ = colour_order(model, indptr, indices)
     for o in (np.arange(d), order):
         P = sweep_kernel(model, o)
@@ -224,7 +223,7 @@ def _classes(order, n_col, d, J):
 def test_lattice_colour_classes(L):
     model = Ising.lattice(L, 0.3)
     J = model.params["J"]
-    indptr, indices, _ = ising_csr(model)
+    indptr, indices, _ = coupling_csr(model)
     order, n_col = colour_order(model, indptr, indices)
     assert sorted(order) == list(range(L * L))
     assert n_col == (2 if L % 2 == 0 else 3)
@@ -238,14 +237,14 @@ def test_lattice_colour_classes(L):
 
 def test_greedy_colouring_of_general_model():
     model = ising_spin()  # dense: every site its own class, in index order
-    indptr, indices, _ = ising_csr(model)
+    indptr, indices, _ = coupling_csr(model)
     order, n_col = colour_order(model, indptr, indices)
     assert n_col == 8 and list(order) == list(range(8))
     J = np.zeros((6, 6))
     for i, j in [(0, 1), (1, 2), (3, 4)]:
         J[i, j] = J[j, i] = 0.5
     sparse = Ising(J, np.zeros(6))
-    indptr, indices, _ = ising_csr(sparse)
+    indptr, indices, _ = coupling_csr(sparse)
     order, n_col = colour_order(sparse, indptr, indices)
     assert n_col == 2 and len(_classes(order, n_col, 6, J)) == 2
 
@@ -345,7 +344,7 @@ def _one_step_case(name, sampler):
         res = gibbs(model, x0, 1, seed=101, method="sequential")
         P = sweep_kernel(model, np.arange(d))
     elif sampler == "gibbs-cb":
-        indptr, indices, _ = ising_csr(model)
+        indptr, indices, _ = coupling_csr(model)
         order, _ = colour_order(model, indptr, indices)
         res = gibbs(model, x0, 1, seed=102, method="checkerboard")
         P = sweep_kernel(model, order)
@@ -384,3 +383,48 @@ def test_one_step_rejects_wrong_row():
     res = gwg(model, x0, 1, seed=104)
     counts = np.bincount(state_index(res.x, "spin"), minlength=256)
     assert chi2_pvalue(counts, gwg_kernel(model, forward_only=True)[s0]) < 1e-4
+
+
+# ------------------------------------------- drivers run in consecutive chunks
+
+
+@pytest.mark.parametrize("name", ["ising-spin-8", "ising-binary-8", "lattice-3-spin", "rbm-8x4", "fvbm-6"])
+def test_binary_drivers_in_chunks_equal_one_call(name):
+    # every per-chain quantity is carried in the arrays passed in (state,
+    # RNG row, the model's cache), ``t0`` offsets the trace rows and
+    # ``accepted`` accumulates: steps [0, 7) then [7, 20) give the bits of [0, 20)
+    from ebm_ref._rng import as_seed_sequence, chain_states
+    from ebm_ref.energies import FVBM
+    from ebm_ref.samplers._binary import site_gibbs_run
+    from ebm_ref.samplers._flip import PROPOSE_GWG, PROPOSE_UNIFORM, flip_mh_run
+    from ebm_ref.samplers.dula import dula_run
+
+    if name == "fvbm-6":
+        A = np.triu(np.random.default_rng(2).normal(size=(6, 6)), 1)
+        model = FVBM(A + A.T, np.full(6, 0.2))
+    else:
+        model = MODELS[name]()
+    form = model.numba_form()
+    n, d, steps, thin, cut = 11, model.n_features, 20, 2, 7
+    x0 = all_states(d, model.domain)[:: max(1, 2**d // n)][:n]
+    spin = model.domain == "spin"
+    runs = {
+        "gwg": lambda x, c, t0, k, r, tr, a: flip_mh_run(form.kind, form.ip, form.fp, spin, PROPOSE_GWG, x, c, t0, k, thin, r, tr, a),
+        "rwmh": lambda x, c, t0, k, r, tr, a: flip_mh_run(form.kind, form.ip, form.fp, spin, PROPOSE_UNIFORM, x, c, t0, k, thin, r, tr, a),
+        "dmala": lambda x, c, t0, k, r, tr, a: dula_run(form.kind, form.ip, form.fp, form.n_work, spin, x, t0, k, 0.6, True, thin, r, tr, a),
+        "sweep": lambda x, c, t0, k, r, tr, a: site_gibbs_run(form.kind, form.ip, form.fp, -1.0 if spin else 0.0, np.arange(d), x, c, t0, k, thin, r, tr),
+    }
+    for key, run in runs.items():
+        out = []
+        for chunks in ([(0, steps)], [(0, cut), (cut, steps - cut)]):
+            x = x0.copy()
+            cache = np.empty((n, form.n_work))
+            rng = chain_states(as_seed_sequence(9), n)
+            trace = np.full((steps // thin, n, d), np.nan)
+            acc = np.zeros(n, dtype=np.int64)
+            for t0, k in chunks:
+                run(x, cache, t0, k, rng, trace, acc)
+            out.append((x, rng, trace, acc))
+        for a, b in zip(*out):
+            np.testing.assert_array_equal(a, b, err_msg=f"{name} {key}")
+        assert not np.isnan(out[0][2]).any()

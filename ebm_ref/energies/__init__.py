@@ -13,7 +13,7 @@ from .rbm import RBM
 
 _LOCATIONS = {
     "Ising": ".ising",
-    "LatticeSpec": ".ising",
+    "LatticeSpec": ".lattice",
     "GRBM": ".grbm",
     "StudentT": ".student_t",
     "GaussianMixture": ".mixture",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._jit import jit
+from .._jit import jit_inline
 from ._base import EnergyModel
 
 __all__ = ["FVBM"]
@@ -130,7 +130,7 @@ class FVBM(EnergyModel):
 # rows of ``J`` at ``fp[i d : (i + 1) d]``, ``b`` at ``fp[d d :]``.
 
 
-@jit
+@jit_inline
 def nb_field(ip, fp, x, i):
     """``b_i + sum_j J_ij x_j`` summed from ``b_i`` in ``j`` order."""
     d = ip[0]
@@ -140,21 +140,21 @@ def nb_field(ip, fp, x, i):
     return fi
 
 
-@jit
+@jit_inline
 def nb_init_cache(ip, fp, x, f):
     """Fields ``f = J x + b`` of one state."""
     for i in range(ip[0]):
         f[i] = nb_field(ip, fp, x, i)
 
 
-@jit
+@jit_inline
 def nb_flip_delta(ip, fp, x, f, i, fresh):
     """``E(x^{(i)}) - E(x) = -(1 - 2 x_i) f_i``; ``fresh``: ``f_i`` recomputed from ``x``."""
     fi = nb_field(ip, fp, x, i) if fresh else f[i]
     return -(1.0 - 2.0 * x[i]) * fi
 
 
-@jit
+@jit_inline
 def nb_apply_flip(ip, fp, x, f, i):
     """Flip ``x_i`` and update ``f_j += J_ji (x'_i - x_i)`` (``J`` symmetric)."""
     d = ip[0]
@@ -164,14 +164,14 @@ def nb_apply_flip(ip, fp, x, f, i):
     x[i] = 1.0 - x[i]
 
 
-@jit
+@jit_inline
 def nb_flip_logits(ip, fp, x, f, work, lg):
     """GWG logits ``-(1 - 2 x_j) dE/dx_j / 2 = (1 - 2 x_j) f_j / 2`` (``work`` unused)."""
     for j in range(ip[0]):
         lg[j] = 0.5 * (1.0 - 2.0 * x[j]) * f[j]
 
 
-@jit
+@jit_inline
 def nb_energy_grad(ip, fp, x, work, g):
     """``E(x)`` and ``g = -(J x + b)``; ``work`` receives ``J x``."""
     d = ip[0]
@@ -186,7 +186,7 @@ def nb_energy_grad(ip, fp, x, work, g):
     return e
 
 
-@jit
+@jit_inline
 def nb_energy(ip, fp, x, work):
     """``E(x) = -x^T (J x / 2 + b)`` (``work`` receives ``J x``; ``g`` discarded)."""
     return nb_energy_grad(ip, fp, x, work, np.empty(ip[0]))

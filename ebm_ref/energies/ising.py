@@ -13,144 +13,25 @@ Two storage forms share one class (see ``docs/lattices.md``):
 
 from __future__ import annotations
 
-import numbers
-from collections.abc import Mapping
-from typing import NamedTuple
-
 import numpy as np
 
 from numba import prange
 
-from .._jit import jit, jit_inline, pjit
+from .._jit import jit_inline, pjit
 from .._numerics import nb_flip_value, nb_sigmoid, sigmoid, softplus
 from .._rng import as_seed_sequence, nb_uniform
 from .._validation import check_int
 from ._base import EnergyModel
+from .lattice import (
+    MAX_DENSE_UNITS,
+    LatticeSpec,
+    LatticeStorage,
+    _check_domain_name,
+    _check_real,
+    lattice_csr,
+)
 
 __all__ = ["Ising", "LatticeSpec", "MAX_DENSE_UNITS"]
-
-_STATE_DOMAINS = ("spin", "binary")
-_BOUNDARIES = ("periodic", "free")
-
-#: Largest number of units ``d`` for which a lattice model builds its dense
-#: ``J`` (``d^2`` float64 entries: 134 MB at ``d = 4096``, a 64 x 64 lattice).
-MAX_DENSE_UNITS = 4096
-
-
-class LatticeSpec(NamedTuple):
-    """Structure of a 2-D Ising lattice (``Ising.lattice``); immutable.
-
-    Attributes
-    ----------
-    shape : tuple of int
-        ``(L1, L2)``: rows and columns; site ``(r, c)`` is unit ``r * L2 + c``.
-    beta : float
-        Inverse temperature.
-    coupling : float
-        Bond strength of the physics Hamiltonian.
-    field : float
-        External field of the physics Hamiltonian.
-    boundary : str
-        ``"periodic"`` (a torus) or ``"free"`` (open edges).
-    """
-
-    shape: tuple
-    beta: float
-    coupling: float
-    field: float
-    boundary: str
-
-
-def _check_domain_name(domain):
-    if not isinstance(domain, str) or domain not in _STATE_DOMAINS:
-        raise ValueError(f"`domain` of Ising must be one of {_STATE_DOMAINS}; got {domain!r}.")
-    return domain
-
-
-def _check_real(value, name, minimum=None):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"`{name}` must be a real number; got {type(value).__name__}.")
-    v = float(value)
-    if not np.isfinite(v):
-        raise ValueError(f"`{name}` must be finite; got {value!r}.")
-    if minimum is not None and v < minimum:
-        raise ValueError(f"`{name}` must be >= {minimum}; got {value!r}.")
-    return v
-
-
-def _check_shape(L):
-    """``L`` (an int) or ``(L1, L2)`` -> ``(L1, L2)``, every side ``>= 2``."""
-    if isinstance(L, (tuple, list)):
-        if len(L) != 2:
-            raise ValueError(f"`L` must be an int or a pair (L1, L2); got a sequence of length {len(L)}.")
-        shape = (check_int(L[0], "L", minimum=2), check_int(L[1], "L", minimum=2))
-    else:
-        side = check_int(L, "L", minimum=2)
-        shape = (side, side)
-    # site indices are int64 and one float64 state of 2**40 sites is 8 TiB: a
-    # larger lattice can never be sampled, so it is refused when built
-    if shape[0] * shape[1] > _MAX_SITES:
-        raise ValueError(
-            f"`L` gives {shape[0]} x {shape[1]} sites; at most 2**40 sites are supported "
-            f"(one float64 state of 2**40 sites is 8 TiB)."
-        )
-    return shape
-
-
-_MAX_SITES = 2**40
-
-
-def _lattice_bonds(spec):
-    """``(i, j)`` int64 arrays of every bond, one entry per bond (right, then down).
-
-    Each site is joined to its right and lower neighbour, with wrap-around
-    for a periodic boundary. On a periodic side of length 2 the two bonds
-    of a neighbour pair both appear (as ``(a, b)`` and ``(b, a)``).
-    """
-    L1, L2 = spec.shape
-    r, c = np.divmod(np.arange(L1 * L2, dtype=np.int64), L2)
-    if spec.boundary == "periodic":
-        right = (r * L2 + (c + 1) % L2, np.ones(r.size, dtype=bool))
-        down = (((r + 1) % L1) * L2 + c, np.ones(r.size, dtype=bool))
-    else:
-        right = (r * L2 + c + 1, c + 1 < L2)
-        down = ((r + 1) * L2 + c, r + 1 < L1)
-    site = np.arange(L1 * L2, dtype=np.int64)
-    i = np.concatenate([site[right[1]], site[down[1]]])
-    j = np.concatenate([right[0][right[1]], down[0][down[1]]])
-    return i, j
-
-
-def _lattice_edges(spec):
-    """``(i, j, w)`` of the coupled pairs ``i < j``, ordered by ``(i, j)``, ``w = J_ij``."""
-    K = spec.beta * spec.coupling
-    a, b = _lattice_bonds(spec)
-    lo, hi = np.minimum(a, b), np.maximum(a, b)
-    d = spec.shape[0] * spec.shape[1]
-    key, count = np.unique(lo * d + hi, return_counts=True)
-    if K == 0.0:  # no coupled pair (J = 0)
-        key, count = key[:0], count[:0]
-    i, j = np.divmod(key, d)
-    # K * count, as in the dense J = (beta * coupling) * (number of bonds)
-    return i.astype(np.int64), j.astype(np.int64), K * count.astype(np.float64)
-
-
-def lattice_csr(spec):
-    """CSR arrays ``(indptr, indices, data)`` of the couplings of a :class:`LatticeSpec`.
-
-    Built from the structure in O(d log d) (no dense ``J``); equal, bit for
-    bit, to the CSR of the dense ``J`` (rows in unit order, columns
-    ascending within a row).
-    """
-    d = spec.shape[0] * spec.shape[1]
-    i, j, w = _lattice_edges(spec)
-    rows = np.concatenate([i, j])
-    cols = np.concatenate([j, i])
-    data = np.concatenate([w, w])
-    order = np.lexsort((cols, rows))
-    indptr = np.zeros(d + 1, dtype=np.int64)
-    np.cumsum(np.bincount(rows, minlength=d), out=indptr[1:])
-    return indptr, np.ascontiguousarray(cols[order]), np.ascontiguousarray(data[order])
 
 
 def coupling_csr(model):
@@ -177,38 +58,7 @@ def ising_fields(model):
     return np.ascontiguousarray(model.params["h"])
 
 
-def _dense_size_error(spec, what):
-    d = spec.shape[0] * spec.shape[1]
-    return ValueError(
-        f"{what} of Ising.lattice with shape {spec.shape} needs its dense `J`: d^2 = {d * d} float64 "
-        f"entries ({d * d * 8 / 1e6:.1f} MB) for d = {d} units; a lattice model builds it only for "
-        f"d <= {MAX_DENSE_UNITS} ({MAX_DENSE_UNITS ** 2 * 8 / 1e6:.1f} MB). Use the structure instead "
-        f"(`model.lattice`, `model.edges()`, energy, grad_x, conditionals, gibbs)."
-    )
-
-
-class _ClassOrInstance:
-    """``Ising.lattice(...)`` builds a lattice; ``model.lattice`` is the model's :class:`LatticeSpec`.
-
-    On the class the descriptor gives the builder (a class method); on an
-    instance, the read-only structure (``None`` for a dense model).
-    """
-
-    def __init__(self, builder):
-        self._builder = builder
-        self.__doc__ = builder.__doc__
-        self.__wrapped__ = builder
-
-    def __get__(self, obj, owner=None):
-        if obj is None:
-            return self._builder.__get__(owner, type(owner))
-        return obj.__dict__.get("_lattice_spec")
-
-    def __set__(self, obj, value):
-        raise AttributeError("`lattice` of an Ising model is read-only (models are immutable).")
-
-
-class Ising(EnergyModel):
+class Ising(LatticeStorage, EnergyModel):
     r"""Ising model (spins) or fully visible Boltzmann machine (0/1 units).
 
     Parameters
@@ -311,80 +161,7 @@ class Ising(EnergyModel):
         self._set_params({"J": J, "h": h}, {"J": (d, d), "h": (d,)})
 
     # ------------------------------------------------------------ builders
-    @_ClassOrInstance
-    def lattice(cls, L, beta, coupling=1.0, field=0.0, domain="spin", boundary="periodic"):
-        r"""2-D Ising lattice at inverse temperature ``beta``, stored by its structure.
 
-        Parameters
-        ----------
-        L : int or tuple of two ints
-            Side ``L`` of a square lattice, or ``(L1, L2)`` rows and
-            columns; every side ``>= 2``. Site ``(r, c)`` is unit
-            ``r * L2 + c``.
-        beta : float
-            Inverse temperature, finite and ``>= 0`` (antiferromagnets
-            through ``coupling < 0``).
-        coupling : float, default 1.0
-            Bond strength of :math:`H = -\text{coupling}\sum_{\langle ij\rangle}
-            s_i s_j - \text{field}\sum_i s_i`.
-        field : float, default 0.0
-        domain : {"spin", "binary"}, default "spin"
-            ``"binary"`` uses the same ``J`` and ``h`` literally on {0,1}.
-        boundary : {"periodic", "free"}, default "periodic"
-            ``"periodic"``: a torus (each site has four bond slots);
-            ``"free"``: open edges (no wrap-around bonds).
-
-        Returns
-        -------
-        Ising
-            The model with ``J_ij = beta * coupling * (number of bonds
-            between i and j)`` and ``h_i = beta * field``. Each site is
-            bonded to its right and lower neighbour (with wrap-around when
-            periodic); on a periodic side of length 2 the left and right
-            (or upper and lower) neighbours coincide, so such a pair
-            carries two bonds. ``model.lattice`` holds the
-            :class:`LatticeSpec`; no dense ``J`` is stored (O(1) memory
-            and time; see the class Notes for the cost of each method).
-
-        Raises
-        ------
-        TypeError
-            For a non-integer side or a non-real ``beta``, ``coupling``,
-            ``field``.
-        ValueError
-            For a side < 2, ``beta < 0``, a non-finite number, or an
-            unknown ``domain`` or ``boundary``.
-
-        References
-        ----------
-        Onsager, L. (1944). Crystal statistics. I. A two-dimensional model with an
-        order-disorder transition. Physical Review 65(3-4), 117-149.
-        """
-        shape = _check_shape(L)
-        beta = _check_real(beta, "beta", minimum=0.0)
-        coupling = _check_real(coupling, "coupling")
-        field = _check_real(field, "field")
-        if not (np.isfinite(beta * coupling) and np.isfinite(beta * field)):
-            raise ValueError(
-                f"`beta` times `coupling` and `field` must be finite (they are the model's weights); "
-                f"got beta={beta!r}, coupling={coupling!r}, field={field!r}."
-            )
-        domain = _check_domain_name(domain)
-        if not isinstance(boundary, str) or boundary not in _BOUNDARIES:
-            raise ValueError(f"`boundary` of Ising.lattice must be one of {_BOUNDARIES}; got {boundary!r}.")
-        return cls._from_spec(LatticeSpec(shape, beta, coupling, field, boundary), domain)
-
-    @classmethod
-    def _from_spec(cls, spec, domain):
-        model = cls.__new__(cls)
-        model.domain = domain
-        model._lattice_spec = spec
-        square_torus = spec.boundary == "periodic" and spec.shape[0] == spec.shape[1]
-        model.lattice_size = spec.shape[0] if square_torus else None
-        model._lattice_candidate = model.lattice_size
-        model._params = None
-        model._dense_cache = None
-        return model
 
     @classmethod
     def random(cls, d, scale, seed, domain="spin"):
@@ -423,30 +200,6 @@ class Ising(EnergyModel):
         return cls(J, h, domain=domain)
 
     # ------------------------------------------------------------ structure
-    def edges(self):
-        r"""Every coupled pair: ``(i, j, w)`` with ``i < j`` and ``w = J_ij != 0``.
-
-        Returns
-        -------
-        i, j : ndarray of int64, shape (m,)
-            The pairs, ordered by ``(i, j)`` (row-major upper triangle).
-        w : ndarray of float64, shape (m,)
-            ``J_ij``: ``beta * coupling * (number of bonds)`` for a lattice
-            (twice the bond weight on a periodic side of length 2).
-
-        Notes
-        -----
-        A pair with ``J_ij = 0`` is not coupled and is left out (so a
-        lattice at ``beta = 0`` or ``coupling = 0`` has no edges), the same
-        for both storage forms: the edges of a lattice model equal those of
-        the dense model with the same ``J``. Cost: O(d log d) from the
-        structure of a lattice (no dense ``J``), O(d^2) for a dense model.
-        """
-        if self.lattice is not None:
-            return _lattice_edges(self.lattice)
-        J = self._params["J"]
-        i, j = np.nonzero(np.triu(J, 1))
-        return i.astype(np.int64), j.astype(np.int64), np.ascontiguousarray(J[i, j], dtype=np.float64)
 
     def tempered(self, beta):
         r"""The model with energy ``beta * E(x)``: ``p_beta(x) ∝ p(x)^beta``.
@@ -495,62 +248,6 @@ class Ising(EnergyModel):
             raise ValueError(f"`beta` = {b!r} makes the tempered weights b * J, b * h non-finite.")
         return self._replace_params({"J": b * self._params["J"], "h": b * self._params["h"]}, check_constraints=True)
 
-    def _dense(self, what):
-        """The dense ``{"J", "h"}`` of a lattice model (built once, cached), or the size error."""
-        cache = self._dense_cache
-        if cache is None:
-            spec = self.lattice
-            d = self.n_features
-            if d > MAX_DENSE_UNITS:
-                raise _dense_size_error(spec, what)
-            i, j, w = _lattice_edges(spec)
-            J = np.zeros((d, d))
-            J[i, j] = w
-            J[j, i] = w
-            h = np.full(d, spec.beta * spec.field)
-            J.flags.writeable = False
-            h.flags.writeable = False
-            cache = self._dense_cache = {"J": J, "h": h}
-        return cache
-
-    def __getstate__(self):
-        # a lattice's dense J is a cache (up to 134 MB): rebuilt on demand,
-        # never pickled (models travel to worker processes in sweeps)
-        state = dict(self.__dict__)
-        if state.get("_dense_cache") is not None:
-            state["_dense_cache"] = None
-        return state
-
-    def _check_dense_size(self, what):
-        if self.lattice is not None and self.n_features > MAX_DENSE_UNITS:
-            raise _dense_size_error(self.lattice, what)
-
-    @property
-    def params(self):
-        """``{"J": (d, d), "h": (d,)}`` (read-only arrays, a fresh dict on each access).
-
-        For a lattice model the dense ``J`` is built on the first access
-        (O(d^2) memory, cached on the model) and refused with ``ValueError``
-        above :data:`MAX_DENSE_UNITS` units.
-        """
-        if self.lattice is not None:
-            return dict(self._dense("`params`"))
-        return dict(self._params)
-
-    def _replace_params(self, params, check_constraints):
-        # A lattice model becomes a dense one (any J is allowed), built from
-        # its dense J; it keeps `lattice_size` while J stays on the bonds.
-        if self.lattice is not None:
-            if not isinstance(params, Mapping):
-                raise TypeError(f"`params` must be a dict of arrays; got {type(params).__name__}.")
-            dense = self._dense("`with_params`")
-            base = object.__new__(type(self))
-            base.domain = self.domain
-            base._lattice_spec = None
-            base._lattice_candidate = self.lattice_size
-            base._set_params(dense, {"J": dense["J"].shape, "h": dense["h"].shape}, check_constraints=False)
-            return base._replace_params(params, check_constraints)
-        return super()._replace_params(params, check_constraints)
 
     def _check_constraints(self, params):
         J = params["J"]
@@ -566,21 +263,6 @@ class Ising(EnergyModel):
                 f"(use (J + J.T) / 2)."
             )
 
-    def _post_init(self):
-        L = getattr(self, "_lattice_candidate", None)
-        self.lattice_size = None
-        if L is not None and self._params["J"].shape[0] == L * L:
-            pattern = np.zeros((L * L, L * L), dtype=bool)
-            i, j = _lattice_bonds(LatticeSpec((L, L), 1.0, 1.0, 0.0, "periodic"))
-            pattern[i, j] = pattern[j, i] = True
-            if not np.any(~pattern & (self._params["J"] != 0.0)):
-                self.lattice_size = L
-
-    @property
-    def n_features(self):
-        if self.lattice is not None:
-            return self.lattice.shape[0] * self.lattice.shape[1]
-        return self._params["J"].shape[0]
 
     def structural_zeros(self):
         """``{"J": identity mask}``: the diagonal of ``J`` is not a parameter (``(d, d)``; size-limited for lattices)."""
@@ -596,48 +278,9 @@ class Ising(EnergyModel):
         d = self.n_features
         return {"J": np.zeros((d, d)), "h": np.zeros(d)}
 
-    def _describe(self):
-        if self.lattice is not None:
-            return f"Ising ({self.domain}) lattice of shape {self.lattice.shape} with {self.n_features} units"
-        return f"Ising ({self.domain}) with {self.n_features} units"
-
-    def __repr__(self):
-        if self.lattice is not None:
-            s = self.lattice
-            return (
-                f"Ising.lattice(L={s.shape}, beta={s.beta!r}, coupling={s.coupling!r}, field={s.field!r}, "
-                f"domain={self.domain!r}, boundary={s.boundary!r})"
-            )
-        return f"Ising(J={self._params['J'].shape}, h={self._params['h'].shape}, domain={self.domain!r})"
 
     # ------------------------------------------------------- lattice sums
-    def _coupling_sum(self, x):
-        r"""``x J`` (= ``J x`` per row) for a batch ``(n, d)``; neighbour sums for a lattice."""
-        if self.lattice is None:
-            return x @ self._params["J"]
-        s = self.lattice
-        L1, L2 = s.shape
-        g = x.reshape(x.shape[0], L1, L2)
-        nsum = np.zeros_like(g)
-        if s.boundary == "periodic":
-            # on a side of length 2 both rolls give the same neighbour: the
-            # pair's two bonds
-            nsum += np.roll(g, 1, axis=1)
-            nsum += np.roll(g, -1, axis=1)
-            nsum += np.roll(g, 1, axis=2)
-            nsum += np.roll(g, -1, axis=2)
-        else:
-            nsum[:, 1:, :] += g[:, :-1, :]
-            nsum[:, :-1, :] += g[:, 1:, :]
-            nsum[:, :, 1:] += g[:, :, :-1]
-            nsum[:, :, :-1] += g[:, :, 1:]
-        return (s.beta * s.coupling) * nsum.reshape(x.shape)
 
-    def _field(self):
-        """``h``: an array for a dense model, the scalar ``beta * field`` for a lattice."""
-        if self.lattice is None:
-            return self._params["h"]
-        return self.lattice.beta * self.lattice.field
 
     # ---------------------------------------------------------- conditionals
     def conditional_logit(self, x):
@@ -721,16 +364,7 @@ class Ising(EnergyModel):
 
     def _energy_formula(self, x):
         if self.lattice is not None:
-            # -1/2 x^T J x = -K * (sum over bonds of x_i x_j), each bond once
-            s = self.lattice
-            L1, L2 = s.shape
-            g = x.reshape(x.shape[0], L1, L2)
-            if s.boundary == "periodic":
-                bonds = g * np.roll(g, -1, axis=2) + g * np.roll(g, -1, axis=1)
-                pair_sum = bonds.sum(axis=(1, 2))
-            else:
-                pair_sum = (g[:, :, :-1] * g[:, :, 1:]).sum(axis=(1, 2)) + (g[:, :-1, :] * g[:, 1:, :]).sum(axis=(1, 2))
-            return -(s.beta * s.coupling) * pair_sum - (s.beta * s.field) * x.sum(axis=1)
+            return self._lattice_energy(x)
         J, h = self._params["J"], self._params["h"]
         return -0.5 * np.einsum("ni,ij,nj->n", x, J, x) - x @ h
 
@@ -806,7 +440,6 @@ class Ising(EnergyModel):
         return {k: g1[k] + g2[k] for k in g1}
 
 
-
 # --------------------------------------------------------------------------
 # Binary-family kernels (kind 6; dispatched by ``energies.kernels``).
 # Layout of ``numba_form``: ip = [d, spin, nnz, indptr (d + 1), indices (nnz)],
@@ -814,24 +447,25 @@ class Ising(EnergyModel):
 # per-chain cache is the local field ``f = J x + h`` (d).
 
 
-@jit
+@jit_inline
 def nb_field(ip, fp, x, i):
     """``h_i + sum_j J_ij x_j`` of unit ``i``, summed from ``h_i`` in CSR order."""
     d, nnz = ip[0], ip[2]
+    indices = ip[4 + d : 4 + d + nnz]  # a view: one offset, not one per term
     fi = fp[nnz + i]
     for k in range(ip[3 + i], ip[4 + i]):
-        fi += fp[k] * x[ip[4 + d + k]]
+        fi += fp[k] * x[indices[k]]
     return fi
 
 
-@jit
+@jit_inline
 def nb_init_cache(ip, fp, x, f):
     """Local fields ``f_i = h_i + sum_j J_ij x_j`` of one state (CSR order)."""
     for i in range(ip[0]):
         f[i] = nb_field(ip, fp, x, i)
 
 
-@jit
+@jit_inline
 def nb_flip_delta(ip, fp, x, f, i, fresh):
     r"""Exact ``E(x^{(i)}) - E(x) = -(x'_i - x_i) f_i`` (``J_ii = 0``: linear in ``x_i``).
 
@@ -842,7 +476,7 @@ def nb_flip_delta(ip, fp, x, f, i, fresh):
     return -(nb_flip_value(x[i], ip[1] != 0) - x[i]) * fi
 
 
-@jit
+@jit_inline
 def nb_apply_flip(ip, fp, x, f, i):
     """Flip ``x_i`` and update the fields ``f_j += J_ij (x'_i - x_i)`` along row ``i``."""
     d = ip[0]
@@ -853,7 +487,7 @@ def nb_apply_flip(ip, fp, x, f, i):
     x[i] = new
 
 
-@jit
+@jit_inline
 def nb_flip_logits(ip, fp, x, f, work, lg):
     r"""GWG logits ``-dE~_j / 2`` from the fields (``grad_x E = -f``; ``work`` unused).
 
@@ -868,7 +502,7 @@ def nb_flip_logits(ip, fp, x, f, work, lg):
             lg[j] = 0.5 * (1.0 - 2.0 * x[j]) * f[j]
 
 
-@jit
+@jit_inline
 def nb_energy_grad(ip, fp, x, work, g):
     r"""``E = -1/2 x^T J x - h^T x`` and ``g = dE/dx = -(h + J x)`` (CSR order; ``work`` unused)."""
     d, nnz = ip[0], ip[2]
@@ -883,17 +517,10 @@ def nb_energy_grad(ip, fp, x, work, g):
     return e
 
 
-@jit
+@jit_inline
 def nb_energy(ip, fp, x, work):
-    r"""``E = -1/2 x^T J x - h^T x`` of one state (CSR order, as ``nb_energy_grad``; ``work`` unused)."""
-    d, nnz = ip[0], ip[2]
-    e = 0.0
-    for i in range(d):
-        fi = 0.0
-        for k in range(ip[3 + i], ip[4 + i]):
-            fi += fp[k] * x[ip[4 + d + k]]
-        e -= x[i] * (0.5 * fi + fp[nnz + i])
-    return e
+    r"""``E = -1/2 x^T J x - h^T x`` of one state: ``nb_energy_grad`` with ``work`` (d) taking the gradient."""
+    return nb_energy_grad(ip, fp, x, work, work)
 
 
 # --------------------------------------------------------------------------

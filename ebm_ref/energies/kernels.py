@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 from numba import prange
 
-from .._jit import jit, pjit
+from .._jit import jit, jit_inline, pjit
 from . import fvbm as _fvbm
 from . import grbm as _grbm
 from . import ising as _ising
@@ -106,6 +106,7 @@ def continuous_eval_batch(kind, ip, fp, x, n_work, need_grad):
 #                                                       instead of its cache (no running-sum drift)
 #   bin_apply_flip(kind, ip, fp, x, cache, i)           flip x[i], update cache
 #   bin_flip_logits(kind, ip, fp, x, cache, work, lg)   lg[j] = -(x'_j - x_j) dE/dx_j / 2 (GWG)
+#   bin_fresh_uses_cache(kind)                          does fresh=True read the cache?
 #   bin_cond_logit(kind, ip, fp, x, cache, i)           log p(x_i = up | x_-i) / p(down | x_-i)
 #   bin_energy(kind, ip, fp, x, work)                   E(x)
 #   bin_energy_grad(kind, ip, fp, x, work, g)           E(x), g = dE/dx (continuous extension);
@@ -125,7 +126,7 @@ BINARY_KINDS = (5, 6, 7)
 ROW_ENERGY_KINDS = (6, 7)
 
 
-@jit
+@jit_inline
 def bin_init_cache(kind, ip, fp, x, cache):
     """Fill the per-chain ``cache`` from the state ``x``."""
     if kind == 5:
@@ -136,7 +137,7 @@ def bin_init_cache(kind, ip, fp, x, cache):
         _fvbm.nb_init_cache(ip, fp, x, cache)
 
 
-@jit
+@jit_inline
 def bin_flip_delta(kind, ip, fp, x, cache, i, fresh):
     """Exact energy change of flipping unit ``i`` (``x`` and ``cache`` unchanged)."""
     if kind == 5:
@@ -148,7 +149,7 @@ def bin_flip_delta(kind, ip, fp, x, cache, i, fresh):
     return np.nan
 
 
-@jit
+@jit_inline
 def bin_apply_flip(kind, ip, fp, x, cache, i):
     """Flip unit ``i`` of ``x`` and bring ``cache`` up to date."""
     if kind == 5:
@@ -159,7 +160,7 @@ def bin_apply_flip(kind, ip, fp, x, cache, i):
         _fvbm.nb_apply_flip(ip, fp, x, cache, i)
 
 
-@jit
+@jit_inline
 def bin_flip_logits(kind, ip, fp, x, cache, work, lg):
     """Gibbs-with-gradients logits of every unit from the state and its cache."""
     if kind == 5:
@@ -170,7 +171,19 @@ def bin_flip_logits(kind, ip, fp, x, cache, work, lg):
         _fvbm.nb_flip_logits(ip, fp, x, cache, work, lg)
 
 
-@jit
+@jit_inline
+def bin_fresh_uses_cache(kind):
+    """Whether ``bin_flip_delta(..., fresh=True)`` reads the cache.
+
+    When it does not (Ising, FVBM: the field of the unit is recomputed),
+    drivers that only use fresh changes (random-walk MH, site sweeps)
+    neither fill nor update the cache: a flip is just the new value of the
+    unit.
+    """
+    return kind == 5
+
+
+@jit_inline
 def bin_cond_logit(kind, ip, fp, x, cache, i):
     r"""Logit of the up state of unit ``i`` given the others: ``E(down) - E(up)``.
 
@@ -182,7 +195,7 @@ def bin_cond_logit(kind, ip, fp, x, cache, i):
     return de if x[i] > 0.5 else -de
 
 
-@jit
+@jit_inline
 def bin_energy(kind, ip, fp, x, work):
     """Energy of one state (``work``: the model's scratch, length ``n_work``)."""
     if kind == 5:
@@ -194,7 +207,7 @@ def bin_energy(kind, ip, fp, x, work):
     return np.nan
 
 
-@jit
+@jit_inline
 def bin_energy_grad(kind, ip, fp, x, work, g):
     """Energy of one state and its gradient ``g`` (continuous extension; DULA)."""
     if kind == 5:

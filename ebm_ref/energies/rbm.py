@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from .._jit import jit
+from .._jit import jit, jit_inline
 from .._numerics import nb_sigmoid, nb_softplus, sigmoid, sigmoid_prime, softplus
 from .._validation import check_batch
 from ._base import EnergyModel
@@ -300,7 +300,7 @@ class RBM(EnergyModel):
 # The per-chain cache is the hidden pre-activation ``a = b_h + W^T v`` (H).
 
 
-@jit
+@jit_inline
 def nb_init_cache(ip, fp, v, a):
     """``a = b_h + W^T v`` summed over the visible units in order (zeros skipped)."""
     V, H = ip[0], ip[1]
@@ -314,7 +314,7 @@ def nb_init_cache(ip, fp, v, a):
                 a[j] += vk * fp[k * H + j]
 
 
-@jit
+@jit_inline
 def nb_flip_delta(ip, fp, v, a, k):
     r"""Exact free-energy change of flipping ``v_k`` from the cache ``a``.
 
@@ -330,7 +330,7 @@ def nb_flip_delta(ip, fp, v, a, k):
     return d_energy
 
 
-@jit
+@jit_inline
 def nb_apply_flip(ip, fp, v, a, k):
     """Flip ``v_k`` and update ``a += (v'_k - v_k) W_k``."""
     H = ip[1]
@@ -341,7 +341,7 @@ def nb_apply_flip(ip, fp, v, a, k):
     v[k] = old + delta
 
 
-@jit
+@jit_inline
 def nb_flip_logits(ip, fp, v, a, work, lg):
     r"""GWG logits ``-dE~_k / 2 = (2 v_k - 1) g_k / 2``, ``g = dF/dv = -b_v - W sigma(a)``.
 
@@ -357,7 +357,7 @@ def nb_flip_logits(ip, fp, v, a, work, lg):
         lg[k] = 0.5 * (2.0 * v[k] - 1.0) * g
 
 
-@jit
+@jit_inline
 def nb_energy(ip, fp, v, a):
     """Free energy ``F(v) = -b_v^T v - sum_j softplus(a_j)`` with ``a`` (H) filled from ``v``."""
     V = ip[0]
@@ -370,7 +370,7 @@ def nb_energy(ip, fp, v, a):
     return e
 
 
-@jit
+@jit_inline
 def nb_energy_grad(ip, fp, v, a, g):
     r"""``F(v)`` and ``g = dF/dv = -b_v - W sigma(a)``; ``a`` (H) ends holding ``sigma(a)``."""
     V, H = ip[0], ip[1]

@@ -16,7 +16,6 @@ Random numbers consumed per step (fixed, whatever is accepted):
 
 from __future__ import annotations
 
-import numpy as np
 from numba import prange
 
 from .._jit import pjit
@@ -24,7 +23,7 @@ from .._numerics import nb_bernoulli_logit
 from .._rng import nb_uniform
 from ..energies import kernels as K
 from ._common import BLOCK, record, rows_blockwise
-from ._flip import PROPOSE_UNIFORM, run_flip_mh
+from ._flip import PROPOSE_UNIFORM, chain_cache, run_flip_mh
 
 __all__ = ["rwmh_binary", "site_gibbs_run", "rows_blockwise", "BLOCK"]
 
@@ -37,26 +36,31 @@ def site_gibbs_run(kind, ip, fp, down, order, x, cache, t0, n_steps, thin, rng, 
 
     Unit ``i`` is redrawn from its exact conditional, ``p(up | rest) =
     sigmoid(bin_cond_logit)``, decided as ``u e^{-a} < 1 - u``; its other
-    value is ``down`` (0, or -1 for spins). A change goes through
-    ``bin_apply_flip``, which keeps the model's ``cache`` (row ``c`` of
-    ``cache``, filled from ``x`` when ``t0 == 0``) current. ``t0``: sweeps
-    already done (the trace index of a chunked run).
+    value is ``down`` (0, or -1 for spins). For a model whose fresh flip
+    change reads its cache (``bin_fresh_uses_cache``), a change goes
+    through ``bin_apply_flip``, which keeps row ``c`` of ``cache`` (filled
+    from ``x`` when ``t0 == 0``) current; otherwise the cache is not
+    touched. ``t0``: sweeps already done (the trace index of a chunked
+    run).
     """
     n = x.shape[0]
+    live = K.bin_fresh_uses_cache(kind)
     for c in prange(n):
         xc = x[c]
         s = rng[c]
-        f = cache[c]
-        if t0 == 0:
-            K.bin_init_cache(kind, ip, fp, xc, f)
+        f = chain_cache(kind, ip, fp, x, cache, c, t0, live)
         for t in range(t0, t0 + n_steps):
             for o in range(order.shape[0]):
                 i = order[o]
                 a = K.bin_cond_logit(kind, ip, fp, xc, f, i)
                 new = 1.0 if nb_bernoulli_logit(nb_uniform(s), a) else down
                 if new != xc[i]:
-                    K.bin_apply_flip(kind, ip, fp, xc, f, i)
+                    if live:
+                        K.bin_apply_flip(kind, ip, fp, xc, f, i)
+                    else:
+                        xc[i] = new
             record(trace, c, xc, t, thin)
+        cache[c] = f
 
 
 def rwmh_binary(model, x0, n_steps, seed, thin=0):

@@ -28,7 +28,8 @@ import math
 import numpy as np
 from numba import prange
 
-from .._jit import jit, pjit
+from .._jit import jit, jit_inline, pjit
+from .._numerics import nb_flip_value
 from .._rng import nb_randint, nb_uniform
 from ..energies import EnergyModel
 from ..energies import kernels as K
@@ -72,26 +73,39 @@ def normalise_logits(lg, w):
     return total, m + math.log(total)
 
 
+@jit_inline
+def chain_cache(kind, ip, fp, x, cache, c, t0, live):
+    """Chain ``c``'s cache as a local copy of ``cache[c]`` (write it back at the end), filled from ``x[c]`` at ``t0 == 0``.
+
+    ``live`` False (a driver that never reads the cache): left untouched.
+    """
+    f = cache[c].copy()
+    if t0 == 0 and live:
+        K.bin_init_cache(kind, ip, fp, x[c], f)
+    return f
+
+
 @pjit
-def flip_mh_run(kind, ip, fp, propose, x, cache, t0, n_steps, thin, rng, trace, accepted):
+def flip_mh_run(kind, ip, fp, spin, propose, x, cache, t0, n_steps, thin, rng, trace, accepted):
     r"""``n_steps`` single-flip Metropolis-Hastings steps per chain. No input checks.
 
     ``propose == PROPOSE_UNIFORM``: flip a uniform unit, accept with the
     exact energy change recomputed from the state where the model can
-    (``fresh``). ``PROPOSE_GWG``: draw the unit from the gradient logits,
-    build the flipped state's cache and logits, accept with
-    ``-dE + log q(i | x') - log q(i | x)``; logits and weights are swapped
-    with the flipped state's on acceptance (no recomputation).
+    (``fresh``; the cache is kept only for a model whose fresh change reads
+    it). ``PROPOSE_GWG``: draw the unit from the gradient logits, build the
+    flipped state's cache and logits, accept with ``-dE + log q(i | x') -
+    log q(i | x)``; cache, logits and weights are swapped with the flipped
+    state's on acceptance (no recomputation). ``spin``: the units' other
+    value is ``-x`` (else ``1 - x``).
     """
     n, d = x.shape
     nw = cache.shape[1]
     gwg = propose == PROPOSE_GWG
+    live = gwg or K.bin_fresh_uses_cache(kind)
     for c in prange(n):
         xc = x[c]
         s = rng[c]
-        f = cache[c]
-        if t0 == 0:
-            K.bin_init_cache(kind, ip, fp, xc, f)
+        f = chain_cache(kind, ip, fp, x, cache, c, t0, live)
         fn = np.empty(nw)
         work = np.empty(nw)
         lg = np.empty(d if gwg else 0)
@@ -116,8 +130,7 @@ def flip_mh_run(kind, ip, fp, propose, x, cache, t0, n_steps, thin, rng, trace, 
                 total_n, lse_n = normalise_logits(lgn, wn)
                 if mh_accept(u, -d_energy + (lgn[i] - lse_n) - (lg[i] - lse)):
                     # the flipped state's cache, logits and weights become current
-                    for j in range(nw):
-                        f[j] = fn[j]
+                    f, fn = fn, f
                     lg, lgn = lgn, lg
                     w, wn = wn, w
                     total, lse = total_n, lse_n
@@ -128,9 +141,13 @@ def flip_mh_run(kind, ip, fp, propose, x, cache, t0, n_steps, thin, rng, trace, 
                 i = nb_randint(s, d)
                 u = nb_uniform(s)
                 if mh_accept(u, -K.bin_flip_delta(kind, ip, fp, xc, f, i, True)):
-                    K.bin_apply_flip(kind, ip, fp, xc, f, i)
+                    if live:
+                        K.bin_apply_flip(kind, ip, fp, xc, f, i)
+                    else:
+                        xc[i] = nb_flip_value(xc[i], spin)
                     n_acc += 1
             record(trace, c, xc, t, thin)
+        cache[c] = f
         accepted[c] += n_acc
 
 
@@ -172,6 +189,6 @@ def run_flip_mh(model, x0, n_steps, seed, thin, propose, sampler, supported):
     prep = prepare(model, x0, n_steps, seed, thin)
     accepted = np.zeros(prep.x.shape[0], dtype=np.int64)
     cache = np.empty((prep.x.shape[0], form.n_work))
-    flip_mh_run(form.kind, form.ip, form.fp, propose, prep.x, cache, 0, prep.n_steps, prep.thin,
-                prep.rng, prep.trace, accepted)
+    flip_mh_run(form.kind, form.ip, form.fp, model.domain == "spin", propose, prep.x, cache, 0, prep.n_steps,
+                prep.thin, prep.rng, prep.trace, accepted)
     return finish(prep, final_energies(model, prep.x), acceptance(accepted, prep.n_steps))

@@ -18,6 +18,7 @@ from numba import prange
 from .._jit import jit, pjit
 from .._numerics import sigmoid
 from .._rng import LANES, draw_bits, load_lanes, nb_uniform, store_lanes
+from ._common import record
 
 __all__ = [
     "lattice_gibbs_run", "lattice_checkerboard_grid", "lattice_checkerboard_run", "uniform_thresholds",
@@ -44,16 +45,13 @@ def lattice_gibbs_run(nb, table, spin, order, x, n_steps, thin, rng, trace):
     for c in prange(n):
         xc = x[c]
         s = rng[c]
-        saved = 0
         for t in range(n_steps):
             for o in range(order.shape[0]):
                 i = order[o]
                 ssum = xc[nb[i, 0]] + xc[nb[i, 1]] + xc[nb[i, 2]] + xc[nb[i, 3]]
                 k = int(ssum * scale + shift)
                 xc[i] = up if nb_uniform(s) < table[k] else down
-            if thin > 0 and (t + 1) % thin == 0:
-                trace[saved, c, :] = xc
-                saved += 1
+            record(trace, c, xc, t, thin)
 
 
 

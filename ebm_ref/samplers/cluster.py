@@ -25,7 +25,8 @@ from numba import prange
 from .._jit import jit, pjit
 from .._rng import nb_next_u64, nb_randint, nb_uniform
 from ..energies import Ising
-from ._common import finish, prepare, unsupported
+from ..energies.lattice import csr_from_edges
+from ._common import finish, prepare, record, unsupported
 from ._flip import final_energies
 from ._result import SampleResult
 
@@ -113,18 +114,6 @@ def bond_probability(w):
     return -np.expm1(-2.0 * np.asarray(w, dtype=np.float64))
 
 
-def _csr_from_edges(i, j, p, d):
-    """Symmetric CSR ``(indptr, indices, data)`` of the edges, columns ascending in each row."""
-    rows = np.concatenate([i, j])
-    cols = np.concatenate([j, i])
-    data = np.concatenate([p, p])
-    order = np.lexsort((cols, rows))
-    indptr = np.zeros(d + 1, dtype=np.int64)
-    np.cumsum(np.bincount(rows, minlength=d), out=indptr[1:])
-    return (indptr, np.ascontiguousarray(cols[order], dtype=np.int64),
-            np.ascontiguousarray(data[order], dtype=np.float64))
-
-
 def _mean_sizes(total, n_steps, scale):
     """Per-chain means of the accumulated integer sizes (NaN without steps)."""
     if n_steps == 0:
@@ -145,6 +134,15 @@ def _find(parent, i):
     return i
 
 
+@jit
+def _spins_int8(xc):
+    """int8 copy of one chain's spins (+1 where ``x > 0``, else -1)."""
+    s = np.empty(xc.shape[0], dtype=np.int8)
+    for i in range(xc.shape[0]):
+        s[i] = 1 if xc[i] > 0.0 else -1
+    return s
+
+
 @pjit
 def sw_run(ei, ej, p, x, n_steps, thin, rng, trace, sq_total):
     r"""``n_steps`` Swendsen-Wang steps of every chain.
@@ -160,13 +158,10 @@ def sw_run(ei, ej, p, x, n_steps, thin, rng, trace, sq_total):
     m = ei.shape[0]
     for c in prange(n):
         st = rng[c]
-        s = np.empty(d, dtype=np.int8)
-        for i in range(d):
-            s[i] = 1 if x[c, i] > 0.0 else -1
+        s = _spins_int8(x[c])
         parent = np.empty(d, dtype=np.int64)
         decision = np.empty(d, dtype=np.int8)
         size = np.empty(d, dtype=np.int64)
-        saved = 0
         sq = 0
         for t in range(n_steps):
             for i in range(d):
@@ -194,10 +189,7 @@ def sw_run(ei, ej, p, x, n_steps, thin, rng, trace, sq_total):
             for i in range(d):
                 if parent[i] == i:
                     sq += size[i] * size[i]
-            if thin > 0 and (t + 1) % thin == 0:
-                for i in range(d):
-                    trace[saved, c, i] = float(s[i])
-                saved += 1
+            record(trace, c, s, t, thin)
         for i in range(d):
             x[c, i] = float(s[i])
         sq_total[c] = sq
@@ -217,11 +209,8 @@ def wolff_run(indptr, indices, p, x, n_steps, thin, rng, trace, size_total):
     n, d = x.shape
     for c in prange(n):
         st = rng[c]
-        s = np.empty(d, dtype=np.int8)
-        for i in range(d):
-            s[i] = 1 if x[c, i] > 0.0 else -1
+        s = _spins_int8(x[c])
         stack = np.empty(d, dtype=np.int64)
-        saved = 0
         total = 0
         for t in range(n_steps):
             seed = nb_randint(st, d)
@@ -242,10 +231,7 @@ def wolff_run(indptr, indices, p, x, n_steps, thin, rng, trace, size_total):
                             top += 1
                             size += 1
             total += size
-            if thin > 0 and (t + 1) % thin == 0:
-                for i in range(d):
-                    trace[saved, c, i] = float(s[i])
-                saved += 1
+            record(trace, c, s, t, thin)
         for i in range(d):
             x[c, i] = float(s[i])
         size_total[c] = total
@@ -256,23 +242,9 @@ def wolff_run(indptr, indices, p, x, n_steps, thin, rng, trace, size_total):
 
 
 
-def swendsen_wang(model, x0, n_steps, seed, thin=0):
-    r"""Swendsen-Wang cluster sampler for a zero-field ferromagnetic Ising model.
-
-    One step is one full Fortuin-Kasteleyn decomposition followed by a
-    random flip of every cluster:
-
-    1. for every coupled pair ``i < j`` with ``s_i = s_j``, put a bond with
-       probability :math:`p_{ij} = 1 - e^{-2 J_{ij}}` (``J`` already
-       includes ``beta``; :math:`E(s) = -\tfrac12 s^\top J s`);
-    2. flip each connected cluster of the bond graph (isolated sites
-       included) independently with probability 1/2.
-
-    The step leaves :math:`p(s) \propto e^{-E(s)}` invariant and satisfies
-    detailed balance; it is ergodic for any ``J >= 0`` with every
-    ``J_ij`` finite.
-
-    Parameters
+# Parameters, Returns and Raises are the same for both samplers: one text,
+# filled into each docstring at import (the "{shared}" line).
+_SHARED_DOC = """    Parameters
     ----------
     model : Ising
         ``domain="spin"``, zero field (``h = 0``, or ``field = 0`` for
@@ -309,7 +281,32 @@ def swendsen_wang(model, x0, n_steps, seed, thin=0):
         For ``domain="binary"`` (the message gives the equivalent spin
         model), a non-zero field, a negative coupling, ``x0`` of the wrong
         shape or outside {-1, +1}, ``n_steps < 0`` or ``thin < 0``.
+"""
 
+
+def _shared_doc(fn):
+    fn.__doc__ = fn.__doc__.replace("    {shared}\n", _SHARED_DOC, 1)
+    return fn
+
+
+@_shared_doc
+def swendsen_wang(model, x0, n_steps, seed, thin=0):
+    r"""Swendsen-Wang cluster sampler for a zero-field ferromagnetic Ising model.
+
+    One step is one full Fortuin-Kasteleyn decomposition followed by a
+    random flip of every cluster:
+
+    1. for every coupled pair ``i < j`` with ``s_i = s_j``, put a bond with
+       probability :math:`p_{ij} = 1 - e^{-2 J_{ij}}` (``J`` already
+       includes ``beta``; :math:`E(s) = -\tfrac12 s^\top J s`);
+    2. flip each connected cluster of the bond graph (isolated sites
+       included) independently with probability 1/2.
+
+    The step leaves :math:`p(s) \propto e^{-E(s)}` invariant and satisfies
+    detailed balance; it is ergodic for any ``J >= 0`` with every
+    ``J_ij`` finite.
+
+    {shared}
     Notes
     -----
     Random numbers of chain ``c``, step by step: one uniform per aligned
@@ -337,6 +334,7 @@ def swendsen_wang(model, x0, n_steps, seed, thin=0):
     return _result(model, prep, sq_total, model.n_features)
 
 
+@_shared_doc
 def wolff(model, x0, n_steps, seed, thin=0):
     r"""Wolff single-cluster sampler for a zero-field ferromagnetic Ising model.
 
@@ -353,44 +351,7 @@ def wolff(model, x0, n_steps, seed, thin=0):
     :math:`p(s) \propto e^{-E(s)}`; it is ergodic for any ``J >= 0`` with
     every ``J_ij`` finite (with ``J = 0`` it flips one random spin per step).
 
-    Parameters
-    ----------
-    model : Ising
-        ``domain="spin"``, zero field (``h = 0``, or ``field = 0`` for
-        ``Ising.lattice``) and ferromagnetic couplings ``J >= 0`` on any
-        coupling graph. A lattice model is used through its structure
-        (``model.edges()``), so e.g. a 256 x 256 lattice needs no dense
-        ``J``.
-    x0 : ndarray of shape (n_chains, d) or (d,)
-        Initial spins, -1.0/+1.0. Never modified.
-    n_steps : int
-        Number of steps (>= 0); see the definition of one step above.
-    seed : int, numpy.random.SeedSequence or numpy.random.Generator
-        Chain ``c`` draws only from its own stream: the same seed gives the
-        same bits with any number of Numba threads, and chain ``c`` does not
-        depend on how many chains run.
-    thin : int, default 0
-        Save the states after steps ``thin, 2 thin, ...`` (0: no trace).
-
-    Returns
-    -------
-    ClusterSampleResult
-        A :class:`SampleResult` (``x`` shaped like ``x0``,
-        ``acceptance_rate=None``: every move is accepted, ``trace``,
-        ``energies`` = ``model.energy`` of the final states) with one more
-        field, ``mean_cluster_size`` (``(n_chains,)``; NaN when
-        ``n_steps = 0``).
-
-    Raises
-    ------
-    TypeError
-        For a model that is not an ``Ising``, or a non-integer ``n_steps``,
-        ``thin`` or a bad ``seed`` type.
-    ValueError
-        For ``domain="binary"`` (the message gives the equivalent spin
-        model), a non-zero field, a negative coupling, ``x0`` of the wrong
-        shape or outside {-1, +1}, ``n_steps < 0`` or ``thin < 0``.
-
+    {shared}
     Notes
     -----
     Random numbers of chain ``c``, step by step: the seed site
@@ -406,7 +367,7 @@ def wolff(model, x0, n_steps, seed, thin=0):
     i, j, w = _check_model(model, "wolff")
     prep = prepare(model, x0, n_steps, seed, thin)
     d = model.n_features
-    indptr, indices, p = _csr_from_edges(i, j, bond_probability(w), d)
+    indptr, indices, p = csr_from_edges(i, j, bond_probability(w), d)
     size_total = np.zeros(prep.x.shape[0], dtype=np.int64)
     wolff_run(indptr, indices, p, prep.x, prep.n_steps, prep.thin, prep.rng, prep.trace, size_total)
     return _result(model, prep, size_total, 1.0)
