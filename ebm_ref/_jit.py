@@ -22,17 +22,24 @@ finds it, and the layer is also named explicitly. A layer the user chose
 ``numba.config.THREADING_LAYER`` set before the import) is left alone, and
 so is a layer already started. The thread count and the results do not
 depend on the layer: every kernel writes per-chain outputs only.
+
+Where TBB was not selected, ``pjit`` kernels are wrapped in a guard that
+raises a ``RuntimeError`` naming 'spawn' in a child made by ``fork`` after
+the parent started GNU OpenMP, instead of letting Numba kill the child.
+``pjit`` kernels are therefore called from Python only (they are the
+drivers), never from other jitted code.
 """
 
 import ctypes
+import functools
 import os
+import sys
 
 import numba
 
-__all__ = ["jit", "pjit", "jit_nogil", "jit_inline", "threading_layer_choice"]
+__all__ = ["jit", "pjit", "jit_nogil", "jit_inline", "threading_layer_choice", "ForkedAfterOpenMPError"]
 
 jit = numba.njit(cache=True, fastmath=False)
-pjit = numba.njit(cache=True, fastmath=False, parallel=True)
 # Serial kernels that Python threads run side by side (they release the GIL).
 jit_nogil = numba.njit(cache=True, fastmath=False, nogil=True)
 
@@ -122,3 +129,59 @@ def threading_layer_choice():
         the layer actually running once a parallel kernel has run.
     """
     return _CHOICE
+
+
+class ForkedAfterOpenMPError(RuntimeError):
+    """A parallel kernel called in a child made by ``fork`` after the parent used GNU OpenMP."""
+
+
+_FORKED_AFTER_OMP = False
+
+
+def _after_fork_in_child():
+    """Mark the child unsafe if the parent had started Numba's GNU OpenMP layer."""
+    global _FORKED_AFTER_OMP
+    if sys.platform.startswith("linux") and _layer_started() and numba.threading_layer() == "omp":
+        _FORKED_AFTER_OMP = True
+
+
+def _refuse_forked_child(name):
+    raise ForkedAfterOpenMPError(
+        f"{name}: this process was made by fork() after its parent ran Numba parallel kernels on "
+        "the GNU OpenMP threading layer, which cannot run in a forked child (Numba would kill the "
+        "process). Start child processes with 'spawn' or 'forkserver' "
+        "(multiprocessing.get_context('spawn')), or install the `tbb` package so that ebm_ref "
+        "selects the fork-safe TBB layer (docs/processes.md)."
+    )
+
+
+class _ForkGuarded:
+    """A ``parallel=True`` dispatcher that refuses to run in an unsafe forked child.
+
+    Everything but the call is the dispatcher's (``py_func``, ``signatures``, ...).
+    """
+
+    def __init__(self, dispatcher):
+        self._dispatcher = dispatcher
+        functools.update_wrapper(self, dispatcher.py_func)
+
+    def __call__(self, *args, **kwargs):
+        if _FORKED_AFTER_OMP:
+            _refuse_forked_child(self.__name__)
+        return self._dispatcher(*args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._dispatcher, name)
+
+
+_pjit = numba.njit(cache=True, fastmath=False, parallel=True)
+
+
+def pjit(fn):
+    """``njit(cache=True, parallel=True)``; guarded against an unsafe fork where TBB is not selected."""
+    dispatcher = _pjit(fn)
+    return dispatcher if _CHOICE == "tbb" else _ForkGuarded(dispatcher)
+
+
+if _CHOICE != "tbb" and hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -2,19 +2,26 @@
 
 The parent first runs parallel (``prange``) kernels, which starts Numba's
 threading layer; then a child made by ``os.fork`` or by a multiprocessing
-'fork' pool samples and sends its arrays back, and they must equal the
-parent's bit for bit. With Numba's GNU OpenMP layer such a child is killed
-on its first parallel kernel; ebm_ref selects TBB (docs/processes.md), which
-these tests require. Every child runs under a deadline and is killed past
-it: a hang fails the test instead of hanging the suite.
+'fork' pool samples and sends its arrays back. With a fork-safe layer (TBB,
+which ebm_ref selects when the ``tbb`` wheel is installed) they must equal
+the parent's bit for bit; with GNU OpenMP, which Numba would let kill the
+child, the child must get the documented ``ForkedAfterOpenMPError`` naming
+'spawn' (docs/processes.md). A subprocess test forces GNU OpenMP so that
+the refusal is checked whatever layer this process runs. Every child runs
+under a deadline and is killed past it: a hang fails the test instead of
+hanging the suite.
 """
 
 from __future__ import annotations
 
+import importlib.metadata
 import multiprocessing
 import os
 import pickle
 import signal
+import subprocess
+import sys
+import textwrap
 import threading
 import time
 
@@ -22,7 +29,7 @@ import numba
 import numpy as np
 import pytest
 
-from ebm_ref._jit import threading_layer_choice
+from ebm_ref._jit import ForkedAfterOpenMPError, threading_layer_choice
 from ebm_ref.energies import RBM, Ising, MLPEnergy
 from ebm_ref.samplers import gibbs, langevin
 
@@ -57,14 +64,20 @@ def _assert_same(got, expected):
         assert np.array_equal(got[key], expected[key]), f"{key}: the child's samples differ from the parent's"
 
 
-def _require_fork_safe_layer():
-    """The running layer must be one Numba documents as fork-safe; explain how to get it."""
+def _fork_safe_layer():
+    """Whether the running layer is one Numba documents as fork-safe (else: GNU OpenMP on Linux)."""
     layer = numba.threading_layer()  # raises if no parallel kernel ran yet
-    assert layer in ("tbb", "workqueue"), (
-        f"Numba's threading layer is {layer!r} (ebm_ref's choice at import: {threading_layer_choice()!r}); "
-        "a child made by fork would be killed. Install the dependencies (`pip install -e .` brings the "
-        "`tbb` wheel) or unset NUMBA_THREADING_LAYER."
-    )
+    return layer in ("tbb", "workqueue") or not sys.platform.startswith("linux")
+
+
+def _check_child(outcome, expected):
+    """Bit-identical samples from a fork-safe layer, the documented refusal otherwise."""
+    kind, value = outcome
+    if _fork_safe_layer():
+        assert kind == "ok", f"the forked child raised {value}"
+        _assert_same(value, expected)
+    else:
+        assert kind == "error" and value.startswith("ForkedAfterOpenMPError") and "'spawn'" in value, value
 
 
 def _wait_child(pid, seconds):
@@ -81,7 +94,7 @@ def _wait_child(pid, seconds):
 
 
 def _fork_and_run(fn, seconds=_CHILD_SECONDS):
-    """Run ``fn()`` in a child made by ``os.fork``; return its result (pickled through a pipe)."""
+    """Run ``fn()`` in a child made by ``os.fork``; return ``("ok", result)`` or ``("error", text)``."""
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: never return into pytest
@@ -109,28 +122,27 @@ def _fork_and_run(fn, seconds=_CHILD_SECONDS):
         f"the forked child died (wait status {status}; signal "
         f"{os.WTERMSIG(status) if os.WIFSIGNALED(status) else None})"
     )
-    kind, value = pickle.loads(chunks[0])
-    assert kind == "ok", f"the forked child raised {value}"
-    return value
+    return pickle.loads(chunks[0])
 
 
 def test_os_fork_after_parallel_kernels_samples_bit_identically():
     expected = _samples()  # runs the prange kernels: the layer is started
-    _require_fork_safe_layer()
-    _assert_same(_fork_and_run(_samples), expected)
+    _check_child(_fork_and_run(_samples), expected)
     # the parent still works after the fork, and still gives the same bits
     _assert_same(_samples(), expected)
 
 
 def test_fork_pool_after_parallel_kernels_samples_bit_identically():
     expected = _samples()
-    _require_fork_safe_layer()
     ctx = multiprocessing.get_context("fork")
     with ctx.Pool(2) as pool:
         pending = [pool.apply_async(_samples) for _ in range(2)]
-        results = [p.get(timeout=_CHILD_SECONDS) for p in pending]  # a hang raises TimeoutError
-    for got in results:
-        _assert_same(got, expected)
+        for p in pending:
+            try:  # a hang raises TimeoutError
+                outcome = ("ok", p.get(timeout=_CHILD_SECONDS))
+            except ForkedAfterOpenMPError as e:
+                outcome = ("error", f"{type(e).__name__}: {e}")
+            _check_child(outcome, expected)
 
 
 def _long_gibbs(stop_after):
@@ -150,7 +162,6 @@ def _long_gibbs(stop_after):
 )
 def test_fork_while_another_thread_is_in_gibbs_then_child_samples():
     expected = _samples()
-    _require_fork_safe_layer()
     started = threading.Event()
     t = threading.Thread(target=_long_gibbs, args=(started,), daemon=True)
     t.start()
@@ -158,10 +169,10 @@ def test_fork_while_another_thread_is_in_gibbs_then_child_samples():
     time.sleep(0.3)  # let the other thread get inside the sampler
     assert t.is_alive(), "the other thread finished before the fork: make its run longer"
     try:
-        got = _fork_and_run(_samples, seconds=30)  # a hang is a failure, never a stuck suite
+        outcome = _fork_and_run(_samples, seconds=30)  # a hang is a failure, never a stuck suite
     finally:
         t.join(_CHILD_SECONDS)
-    _assert_same(got, expected)
+    _check_child(outcome, expected)
 
 
 def test_four_threads_run_large_block_gibbs_bit_identically():
@@ -218,3 +229,68 @@ def test_spawn_child_gives_the_same_bits():
     with ctx.Pool(1) as pool:
         got = pool.apply_async(_samples).get(timeout=_CHILD_SECONDS * 2)
     _assert_same(got, expected)
+
+
+def _tbb_installed():
+    try:
+        importlib.metadata.distribution("tbb")
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    return True
+
+
+def test_tbb_is_selected_when_installed():
+    """The dependency is picked up: TBB runs unless the user named a layer or none is installed."""
+    _samples()
+    choice = threading_layer_choice()
+    if "NUMBA_THREADING_LAYER" in os.environ:
+        assert choice == "user"
+    elif _tbb_installed():
+        assert choice == "tbb" and numba.threading_layer() == "tbb"
+    else:
+        assert choice == "unavailable"
+
+
+_OMP_CHILD = """
+    import multiprocessing, os, sys
+    import numba, numpy as np
+    from ebm_ref._jit import ForkedAfterOpenMPError, threading_layer_choice
+    from ebm_ref.energies import Ising
+    from ebm_ref.samplers import gibbs
+
+    model = Ising.random(8, 0.5, seed=1)
+    x0 = np.ones((40, 8))
+    expected = gibbs(model, x0, 5, seed=2).x
+    assert numba.threading_layer() == "omp" and threading_layer_choice() == "user"
+
+    def child():
+        try:
+            gibbs(model, x0, 5, seed=2)
+        except ForkedAfterOpenMPError as e:
+            return str(e)
+        return "no error"
+
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(1) as pool:
+        message = pool.apply_async(child).get(timeout=60)
+    assert "'spawn'" in message and "fork()" in message, message
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0 if "'spawn'" in child() else 3)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
+    # the parent is unaffected
+    assert np.array_equal(gibbs(model, x0, 5, seed=2).x, expected)
+    print("REFUSED-CLEANLY")
+"""
+
+
+def test_gnu_openmp_child_gets_the_documented_error():
+    """Forced onto GNU OpenMP, a forked child raises the error naming 'spawn' instead of dying."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, NUMBA_THREADING_LAYER="omp", PYTHONPATH=os.pathsep.join([root] + sys.path))
+    out = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(_OMP_CHILD)],
+        capture_output=True, text=True, env=env, timeout=_CHILD_SECONDS * 2,
+    )
+    assert out.returncode == 0 and "REFUSED-CLEANLY" in out.stdout, out.stdout + out.stderr
