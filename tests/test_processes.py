@@ -294,3 +294,35 @@ def test_gnu_openmp_child_gets_the_documented_error():
         capture_output=True, text=True, env=env, timeout=_CHILD_SECONDS * 2,
     )
     assert out.returncode == 0 and "REFUSED-CLEANLY" in out.stdout, out.stdout + out.stderr
+
+
+_STARTED_CHILD = """
+    import numba, numpy as np
+
+    @numba.njit(parallel=True)
+    def fill(x):
+        for i in numba.prange(x.shape[0]):
+            x[i] = i
+
+    fill(np.empty(8))  # the user's own parallel code starts a layer first
+    layer = numba.threading_layer()
+    from ebm_ref._jit import threading_layer_choice
+    from ebm_ref.energies import Ising
+    from ebm_ref.samplers import gibbs
+
+    gibbs(Ising.random(6, 0.5, seed=1), np.ones((20, 6)), 3, seed=2)
+    assert threading_layer_choice() == "started", threading_layer_choice()
+    assert numba.threading_layer() == layer  # left as it was
+    print("LEFT-ALONE")
+"""
+
+
+def test_a_running_layer_is_left_alone():
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_THREADING_LAYER"}
+    env["PYTHONPATH"] = os.pathsep.join([root] + sys.path)
+    out = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(_STARTED_CHILD)],
+        capture_output=True, text=True, env=env, timeout=_CHILD_SECONDS * 2,
+    )
+    assert out.returncode == 0 and "LEFT-ALONE" in out.stdout, out.stdout + out.stderr
