@@ -220,10 +220,13 @@ def run_chunked(step, n_total, *, target_seconds=0.25, progress=None, first_chun
     otherwise keep it in a per-chain buffer); (3) accumulate acceptance
     counts as integers and divide once, after the last chunk. Then the
     output is bit-identical to one call of ``n_steps`` steps. Block Gibbs
-    (Python threads over 128-chain blocks) is wired the same way, the
-    transposed block states ``vT``/``hT`` kept across chunks, so a Ctrl-C
-    never leaves a worker thread running past the chunk. AIS: one chunk
-    is a range of temperatures, the running log-weights carried per chain.
+    (Python threads over 128-chain blocks) is wired the same way: the
+    block-major visible states ``vT`` are built once and kept across
+    chunks (the hidden states are redrawn from them in every step), and
+    each chunk runs ``by_blocks``/``by_tiles`` for ``count`` steps starting
+    at ``t0`` (the trace index as above), so a Ctrl-C never leaves a
+    worker thread running past the chunk. AIS: one chunk is a range of
+    temperatures, the running log-weights carried per chain.
     """
     if not callable(step):
         raise TypeError(f"`step` must be callable; got {type(step).__name__}.")
