@@ -269,7 +269,7 @@ def _stale_reverse_run(kind, ip, fp, n_work, spin, x, n_steps, inv2a, rng, accep
 
     from ebm_ref._rng import nb_uniform
     from ebm_ref.energies import kernels
-    from ebm_ref.samplers.dula import _log_q, _propose
+    from ebm_ref.samplers._dula import _log_q, _propose
 
     @njit
     def run(kind, ip, fp, n_work, spin, x, n_steps, inv2a, rng, accepted):

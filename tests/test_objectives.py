@@ -205,7 +205,7 @@ def test_pcd_chains_persist_and_reset():
 
 @pytest.mark.parametrize("model_name", ["studentt", "mixture", "mlp"])
 def test_cd_continuous_frozen(model_name):
-    from ebm_ref.samplers.langevin import langevin
+    from ebm_ref.samplers import langevin
 
     model = REAL[model_name]()
     x = _data(model, 25)
@@ -220,7 +220,7 @@ def test_cd_continuous_frozen(model_name):
 
 
 def test_cd_grbm_gibbs_langevin_frozen():
-    from ebm_ref.samplers.gibbs_langevin import gibbs_langevin
+    from ebm_ref.samplers import gibbs_langevin
 
     model = _grbm()
     x = _data(model, 20)

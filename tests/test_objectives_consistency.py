@@ -156,7 +156,7 @@ def test_student_t_location_by_score_matching():
 # ----------------------------------------------------- GRBM by CD + Gibbs-Langevin
 @pytest.mark.slow
 def test_grbm_modes_by_cd_gibbs_langevin():
-    from ebm_ref.samplers.gibbs_langevin import gibbs_langevin
+    from ebm_ref.samplers import gibbs_langevin
 
     true = GRBM([[2.5], [1.5]], [-1.0, -0.5], [-4.37], np.log([0.3, 0.2]))
     weights, means, var = true.visible_mixture()

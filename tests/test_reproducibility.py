@@ -17,7 +17,7 @@ from _threads_harness import assert_identical, result_arrays, run_at_thread_coun
 from ebm_ref.energies import GRBM, RBM, Ising
 from ebm_ref.samplers._binary import rwmh_binary
 from ebm_ref.samplers import gibbs
-from ebm_ref.samplers.gwg import gwg
+from ebm_ref.samplers import gwg
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 
@@ -29,7 +29,7 @@ SETUP = textwrap.dedent(
     from ebm_ref.energies import GRBM, RBM, Ising
     from ebm_ref.samplers._binary import rwmh_binary
     from ebm_ref.samplers import gibbs
-    from ebm_ref.samplers.gwg import gwg
+    from ebm_ref.samplers import gwg
 
     def _rbm():
         r = np.random.default_rng(1)

@@ -397,7 +397,7 @@ def test_binary_drivers_in_chunks_equal_one_call(name):
     from ebm_ref.energies import FVBM
     from ebm_ref.samplers._binary import site_gibbs_run
     from ebm_ref.samplers._flip import PROPOSE_GWG, PROPOSE_UNIFORM, flip_mh_run
-    from ebm_ref.samplers.dula import dula_run
+    from ebm_ref.samplers._dula import dula_run
 
     if name == "fvbm-6":
         A = np.triu(np.random.default_rng(2).normal(size=(6, 6)), 1)

@@ -23,8 +23,8 @@ from ebm_ref.energies import GRBM, RBM, EnergyModel, GaussianMixture, LatentEner
 from ebm_ref.energies.kernels import continuous_eval_batch
 from ebm_ref.samplers import _continuous as K
 from ebm_ref.samplers import hmc
-from ebm_ref.samplers.gibbs_langevin import gibbs_langevin
-from ebm_ref.samplers.langevin import langevin
+from ebm_ref.samplers import gibbs_langevin
+from ebm_ref.samplers import langevin
 from ebm_ref.samplers.mh import rwmh
 
 ALPHA = 1e-4  # per-assertion false-failure rate

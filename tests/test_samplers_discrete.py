@@ -15,7 +15,7 @@ from scipy import stats
 from ebm_ref.energies import GRBM, RBM, Ising, StudentT
 from ebm_ref.samplers._binary import rwmh_binary
 from ebm_ref.samplers import gibbs
-from ebm_ref.samplers.gwg import gwg
+from ebm_ref.samplers import gwg
 from test_sampler_kernels import MODELS, all_states, chi2_pvalue, exact_pi, state_index
 
 N_CHAINS = 20_000

@@ -310,17 +310,15 @@ ENTRIES = [
           samplers={"dula": _GENERIC_BIN["dula"], "boltzmann_auxiliary": [{}]}, slow_samplers=frozenset({"dula"})),
 ]
 
-# ---------------------------------------------------------------------------
-# FVBM -- ENABLE WHEN ``ebm_ref.energies.FVBM`` IS MERGED (one entry, no guard):
-# remove the leading "# " of the lines below.
-#
-# def _fvbm(size, scale, r):
-#     d = _dims(size, 6, 14)
-#     A = np.triu(scale * r.standard_normal((d, d)), 1)
-#     return energies.FVBM(A + A.T, r.standard_normal(d))
-#
-# ENTRIES.append(Entry("fvbm", _fvbm, (0.1, 1.0, LARGE), samplers=_BIN_SAMPLERS))
-# ---------------------------------------------------------------------------
+# FVBM: the worked example of adding a model (docs/models.md); J symmetric
+# with a zero diagonal, units on {0, 1}.
+def _fvbm(size, scale, r):
+    d = _dims(size, 6, 14)
+    A = np.triu(scale * r.standard_normal((d, d)), 1)
+    return energies.FVBM(A + A.T, r.standard_normal(d))
+
+
+ENTRIES.append(Entry("fvbm", _fvbm, (0.1, 1.0, LARGE), samplers=_BIN_SAMPLERS))
 
 BY_ID = {e.id: e for e in ENTRIES}
 

@@ -236,6 +236,19 @@ def _grbm_hidden_input(W, b_h, inv_var, v, c0, c1, a):
 
 
 
+@jit_inline
+def unpack_form(ip, fp):
+    """``(W, W^T, vb, b_h, tail)`` of the packed layout both models' ``_tempered_form`` use.
+
+    ``ip = [V, H]``, ``fp = [W (V, H) row-major, W^T (H, V), vb (V), b_h (H),
+    tail]`` (``tail``: the GRBM's ``sigma``, empty for the RBM).
+    """
+    V = ip[0]
+    H = ip[1]
+    o = 2 * V * H
+    return fp[: V * H].reshape((V, H)), fp[V * H : o].reshape((H, V)), fp[o : o + V], fp[o + V : o + V + H], fp[o + V + H :]
+
+
 @pjit
 def boltzmann_run(gaussian, W, WT, vb, b_h, side, path, v, rng, logw, from_base, finish, n_threads):
     r"""AIS along ``path`` for the RBM (``gaussian=False``) or the GRBM.

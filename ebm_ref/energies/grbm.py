@@ -11,7 +11,7 @@ from .._numerics import logsumexp, nb_sigmoid, nb_softplus, sigmoid, sigmoid_pri
 from .._validation import check_abs_bound, check_batch
 from ._base import EnergyModel
 from ._grbm_exact import hidden_block, hidden_scores, log_partition, mean_grad_params
-from ._tempered import boltzmann_run
+from ._tempered import boltzmann_run, unpack_form
 
 __all__ = ["GRBM", "MAX_HIDDEN_ENUMERATION", "MAX_HIDDEN_MIXTURE"]
 
@@ -493,11 +493,5 @@ class GRBM(EnergyModel):
 @jit
 def nb_tempered_run(ip, fp, g, path, x, rng, logw, from_base, finish, n_threads):
     """AIS steps along ``path`` from the base ``N(mu, sigma^2)`` (``g`` unused; see ``_tempered.boltzmann_run``)."""
-    V = ip[0]
-    H = ip[1]
-    W = fp[: V * H].reshape((V, H))
-    WT = fp[V * H : 2 * V * H].reshape((H, V))
-    mu = fp[2 * V * H : 2 * V * H + V]
-    b_h = fp[2 * V * H + V : 2 * V * H + V + H]
-    sigma = fp[2 * V * H + V + H : 2 * V * H + 2 * V + H]
+    W, WT, mu, b_h, sigma = unpack_form(ip, fp)
     boltzmann_run(True, W, WT, mu, b_h, sigma, path, x, rng, logw, from_base, finish, n_threads)

@@ -26,7 +26,7 @@ from numba import prange
 from .._jit import jit, jit_inline, pjit
 from . import fvbm as _fvbm
 from . import grbm as _grbm
-from . import ising as _ising
+from . import _ising_kernels as _ising
 from . import mixture as _mixture
 from . import mlp as _mlp
 from . import rbm as _rbm

@@ -10,7 +10,7 @@ from .._jit import jit, jit_inline
 from .._numerics import nb_sigmoid, nb_softplus, sigmoid, sigmoid_prime, softplus
 from .._validation import check_batch
 from ._base import EnergyModel
-from ._tempered import boltzmann_run
+from ._tempered import boltzmann_run, unpack_form
 
 __all__ = ["RBM"]
 
@@ -390,10 +390,5 @@ def nb_energy_grad(ip, fp, v, a, g):
 @jit
 def nb_tempered_run(ip, fp, g, path, x, rng, logw, from_base, finish, n_threads):
     """AIS steps along ``path`` from the base ``Bern(sigmoid(g))`` (see ``_tempered.boltzmann_run``)."""
-    V = ip[0]
-    H = ip[1]
-    W = fp[: V * H].reshape((V, H))
-    WT = fp[V * H : 2 * V * H].reshape((H, V))
-    b_v = fp[2 * V * H : 2 * V * H + V]
-    b_h = fp[2 * V * H + V : 2 * V * H + V + H]
+    W, WT, b_v, b_h, _ = unpack_form(ip, fp)
     boltzmann_run(False, W, WT, b_v, b_h, g, path, x, rng, logw, from_base, finish, n_threads)

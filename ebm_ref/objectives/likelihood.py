@@ -65,7 +65,7 @@ def _default_sampler(model, owner):
 
         return gibbs
     if model.domain in ("binary", "spin"):
-        from ..samplers.gwg import gwg
+        from ..samplers import gwg
 
         return gwg
     raise TypeError(
@@ -130,7 +130,7 @@ class CD(Objective):
     >>> import numpy as np
     >>> from ebm_ref.energies import StudentT
     >>> from ebm_ref.objectives import CD
-    >>> from ebm_ref.samplers.langevin import langevin
+    >>> from ebm_ref.samplers import langevin
     >>> cd = CD(k=5, sampler=functools.partial(langevin, step_size=0.01, adjust=True))
     >>> model = StudentT([0.0], [0.0], [np.log(5.0)])
     >>> x = np.array([[0.3], [-1.2]])

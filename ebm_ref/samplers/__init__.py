@@ -6,20 +6,20 @@ Public functions (docs/samplers.md): ``gibbs``, ``rwmh``, ``langevin``, ``gwg``,
 :class:`SampleResult` (``parallel_tempering`` its subclass
 :class:`TemperingResult`).
 
-The functions are imported eagerly: a submodule named like its function
-(``samplers/gwg.py`` defines ``gwg``) would otherwise replace the function
-attribute once the submodule is imported.
+Each function lives in a private module whose name differs from its own
+(``samplers/_gwg.py`` defines ``gwg``), so importing a submodule never
+replaces the function attribute of the package.
 """
 
 from ._result import SampleResult
 from .boltzmann import boltzmann_auxiliary
 from .cluster import swendsen_wang, wolff
-from .dula import dula
+from ._dula import dula
 from ._gibbs_sweeps import gibbs
-from .gibbs_langevin import gibbs_langevin
-from .gwg import gwg
-from .hmc import hmc
-from .langevin import langevin
+from ._gibbs_langevin import gibbs_langevin
+from ._gwg import gwg
+from ._hmc import hmc
+from ._langevin import langevin
 from .mh import rwmh
 from .tempering import TemperingResult, parallel_tempering
 

@@ -307,7 +307,7 @@ def _swap_move(models, X, energies, parity, swap_rng, accepted_swaps, proposed):
 def _local_sampler(name):
     """``f(model, x, n_steps, seed, thin) -> SampleResult`` for the named local kernel."""
     from ._gibbs_sweeps import gibbs
-    from .gwg import gwg
+    from ._gwg import gwg
 
     if name == "gibbs":
         return lambda m, x, k, s, th: gibbs(m, x, k, s, thin=th)
