@@ -11,7 +11,9 @@ All are finite and warning-free for |a| up to 1e308 (see Mächler 2012,
 "Accurately computing log(1 - exp(-|a|))", for the cut-offs' reasoning).
 """
 
+import contextlib
 import math
+import threading
 
 import numpy as np
 from scipy import special
@@ -31,9 +33,46 @@ __all__ = [
 ]
 
 
+# torch's softplus rule (``torch.nn.functional.softplus``, threshold 20):
+# above the threshold it returns the pre-activation itself. Off (None) except
+# inside ``torch_softplus_rule``, per thread, so the checking kit can evaluate
+# the library's formulas as torch does without touching other threads.
+_TORCH_RULE = threading.local()
+
+
+def _torch_threshold():
+    return getattr(_TORCH_RULE, "threshold", None)
+
+
+@contextlib.contextmanager
+def torch_softplus_rule(threshold):
+    """In this thread, ``softplus(a) = a``, ``sigmoid(a) = 1``, ``sigmoid'(a) = 0`` for ``a > threshold``.
+
+    The NumPy formulas of every model (``softplus``, ``sigmoid``,
+    ``sigmoid_prime`` here and the MLP's softplus activation) then follow
+    ``torch.nn.functional.softplus``, whose derivative above its threshold
+    is exactly 1 and every higher one exactly 0. The Numba kernels are not
+    affected. Nested uses restore the previous threshold.
+    """
+    old = _torch_threshold()
+    _TORCH_RULE.threshold = float(threshold)
+    try:
+        yield
+    finally:
+        _TORCH_RULE.threshold = old
+
+
+def torch_rule(a, out, above):
+    """``out`` with ``above`` where ``a`` exceeds the torch threshold (``out`` unchanged when the rule is off)."""
+    t = _torch_threshold()
+    if t is None:
+        return out
+    return np.where(np.asarray(a) > t, above, out)
+
+
 def softplus(a):
     """``log(1 + exp(a))``, stable for any real ``a``."""
-    return np.logaddexp(0.0, a)
+    return torch_rule(a, np.logaddexp(0.0, a), a)
 
 
 def log_sigmoid(a):
@@ -43,13 +82,13 @@ def log_sigmoid(a):
 
 def sigmoid(a):
     """Logistic function, exact 0/1 only where the true value rounds there."""
-    return special.expit(a)
+    return torch_rule(a, special.expit(a), 1.0)
 
 
 def sigmoid_prime(a):
     """``sigmoid(a) * sigmoid(-a)``: keeps relative precision when saturated."""
     a = np.asarray(a, dtype=np.float64)
-    return special.expit(a) * special.expit(-a)
+    return torch_rule(a, special.expit(a) * special.expit(-a), 0.0)
 
 
 def logsumexp(a, axis=None, b=None, return_sign=False):

@@ -11,6 +11,8 @@ import numbers
 
 import numpy as np
 
+from .._numerics import torch_rule
+
 ACTIVATIONS = ("softplus", "tanh", "swish")
 
 # Samples per block in the Jacobian passes: the stacked (block, d + 2, h)
@@ -52,7 +54,7 @@ def act_derivs(name, a, order):
     if name == "softplus":
         out = [np.maximum(a, 0.0) + np.log1p(e)]
         if order == 0:
-            return out
+            return [torch_rule(a, out[0], a)]
     inv = 1.0 / (1.0 + e)
     s = np.exp(np.minimum(a, 0.0)) * inv  # sigma(a)
     p = e * inv * inv  # sigma'(a)
@@ -63,7 +65,7 @@ def act_derivs(name, a, order):
             out.append(p)
         if order >= 3:
             out.append(p * u)
-        return out
+        return [torch_rule(a, o, a if k == 0 else (1.0 if k == 1 else 0.0)) for k, o in enumerate(out)]
     # swish: a sigma(a)
     out = [a * s]
     if order >= 1:

@@ -178,7 +178,7 @@ def _compare_batch(res, k, raw, exp, m, x, aux, scale, b, rtol, atol, strict, st
         bscore = max(bscore, float(np.max(sc)))
     effective = bscore
     lin_explains = False
-    if bscore > 1.0 and _dg.uses_softplus(m):
+    if bscore > 1.0:
         with _dg.linearised_softplus():
             lin = {kk: np.asarray(v, dtype=np.float64) for kk, v in _as_dict(_reference(m, k, x, aux)).items()}
         if any(not np.array_equal(lin[kk], exp[kk]) for kk in exp):

@@ -24,12 +24,13 @@ Suspects
 
 from __future__ import annotations
 
-import contextlib
 import math
 import numbers
 from collections.abc import Mapping
 
 import numpy as np
+
+from .._numerics import torch_softplus_rule
 
 SUSPECTS = (
     "transpose",
@@ -375,58 +376,15 @@ def transpose_suspects(pairs, rtol, floor_of, allowance_of):
 
 
 # -------------------------------------------------- linearised softplus (torch)
-@contextlib.contextmanager
 def linearised_softplus(threshold=SOFTPLUS_THRESHOLD):
-    """Evaluate ebm_ref's softplus-based models as ``torch.nn.functional.softplus`` does.
+    """Context: evaluate the library's softplus-based formulas as ``torch.nn.functional.softplus`` does.
 
     Above ``threshold`` torch returns the pre-activation itself, so its
-    derivative is exactly 1 and every higher derivative exactly 0. Inside
-    this context the module-level softplus, sigmoid and sigmoid' of the
-    RBM/GRBM modules and the MLP activation table follow that rule (not
-    thread-safe: the checks call it from the caller's thread only).
+    derivative is exactly 1 and every higher derivative exactly 0. Per
+    thread: other threads keep the exact formulas. Whether it changes a
+    model's values is found by evaluating both ways (no list of models).
     """
-    from ..energies import grbm as _grbm
-    from ..energies import mlp as _mlp
-    from ..energies import rbm as _rbm
-
-    saved = []
-
-    def patch(mod, name, new):
-        saved.append((mod, name, getattr(mod, name)))
-        setattr(mod, name, new)
-
-    for mod in (_rbm, _grbm):
-        sp, sg, sgp = mod.softplus, mod.sigmoid, mod.sigmoid_prime
-        patch(mod, "softplus", lambda a, f=sp: np.where(np.asarray(a) > threshold, a, f(a)))
-        patch(mod, "sigmoid", lambda a, f=sg: np.where(np.asarray(a) > threshold, 1.0, f(a)))
-        patch(mod, "sigmoid_prime", lambda a, f=sgp: np.where(np.asarray(a) > threshold, 0.0, f(a)))
-    act = _mlp._act_derivs
-
-    def act_lin(name, a, order, f=act):
-        out = f(name, a, order)
-        if name != "softplus":
-            return out
-        hi = a > threshold
-        res = [np.where(hi, a, out[0])]
-        if order >= 1:
-            res.append(np.where(hi, 1.0, out[1]))
-        res.extend(np.where(hi, 0.0, o) for o in out[2:])
-        return res
-
-    patch(_mlp, "_act_derivs", act_lin)
-    try:
-        yield
-    finally:
-        for mod, name, old in reversed(saved):
-            setattr(mod, name, old)
-
-
-def uses_softplus(model):
-    """Whether :func:`linearised_softplus` changes ``model``'s formulas."""
-    name = type(model).__name__
-    if name in ("RBM", "GRBM"):
-        return True
-    return name == "MLPEnergy" and getattr(model, "activation", None) == "softplus"
+    return torch_softplus_rule(threshold)
 
 
 def join(sentences):
