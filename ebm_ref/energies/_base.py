@@ -44,6 +44,20 @@ from ._hooks import ModelHooks, NumbaForm
 __all__ = ["EnergyModel", "NumbaForm"]
 
 
+def merged_params(current, params, owner):
+    """A copy of ``current`` updated with ``params``, after checking that ``params`` is a dict of known keys."""
+    if not isinstance(params, Mapping):
+        raise TypeError(f"`params` must be a dict of arrays; got {type(params).__name__}.")
+    unknown = [k for k in params if k not in current]
+    if unknown:
+        raise ValueError(
+            f"`params` has unknown key(s) {unknown} for {owner}; expected a subset of {list(current)}."
+        )
+    merged = dict(current)
+    merged.update(params)
+    return merged
+
+
 class EnergyModel(ModelHooks, abc.ABC):
     """Base class of every energy model (see the module docstring).
 
@@ -55,9 +69,20 @@ class EnergyModel(ModelHooks, abc.ABC):
         Dimension ``d`` of a state.
     params : dict of str to ndarray
         Insertion-ordered, read-only arrays (a fresh dict on each access).
+    PRIMITIVES : tuple of str
+        The six public derivative methods every model implements, in the
+        order every report, adapter and reference file lists them.
     """
 
     domain = "real"
+    PRIMITIVES = (
+        "energy",
+        "grad_x",
+        "hessian_diag",
+        "grad_params",
+        "grad_params_of_grad_x",
+        "grad_params_of_hessian_diag",
+    )
 
     # ------------------------------------------------------------------ state
     def _set_params(self, params, shapes, check_constraints=True):
@@ -136,16 +161,7 @@ class EnergyModel(ModelHooks, abc.ABC):
         return self._replace_params(params, check_constraints=False)
 
     def _replace_params(self, params, check_constraints):
-        if not isinstance(params, Mapping):
-            raise TypeError(f"`params` must be a dict of arrays; got {type(params).__name__}.")
-        unknown = [k for k in params if k not in self._params]
-        if unknown:
-            raise ValueError(
-                f"`params` has unknown key(s) {unknown} for {type(self).__name__}; "
-                f"expected a subset of {list(self._params)}."
-            )
-        merged = dict(self._params)
-        merged.update(params)
+        merged = merged_params(self._params, params, type(self).__name__)
         shapes = {k: v.shape for k, v in self._params.items()}
         new = object.__new__(type(self))
         new.__dict__.update(self.__dict__)
@@ -181,12 +197,20 @@ class EnergyModel(ModelHooks, abc.ABC):
         ------
         ValueError
             Here, always: the base class does not know how to scale an
-            energy. Models that support tempering (``RBM``, ``Ising``)
-            override this method.
+            energy. Models that support tempering (``RBM``, ``Ising``,
+            ``FVBM``) override this method.
+
+        References
+        ----------
+        Hukushima, K. & Nemoto, K. (1996). Exchange Monte Carlo method and
+        application to spin glass simulations. J. Phys. Soc. Jpn. 65(6),
+        1604-1608.
+        Neal, R. M. (2001). Annealed importance sampling. Statistics and
+        Computing 11(2), 125-139.
         """
         raise ValueError(
             f"{type(self).__name__} does not support tempering: `tempered(beta)` is implemented "
-            f"for RBM and Ising only; got a request for beta={beta!r}."
+            f"for RBM, Ising and FVBM only; got a request for beta={beta!r}."
         )
 
     @staticmethod

@@ -6,8 +6,9 @@ import numbers
 
 import numpy as np
 
-from .._jit import jit
+from .._jit import jit, jit_inline
 from .._numerics import sigmoid, softplus
+from .._rng import nb_normal
 from .._validation import check_batch
 from ._base import EnergyModel
 
@@ -365,3 +366,30 @@ def nb_energy_rows(d, U, mu, x, out):
                 t += U[i, j] * x[c, i]
             e -= 0.5 * t * t
         out[c] = e
+
+
+@jit_inline
+def nb_draw_auxiliary(a, s, sqrt_s, U, z, st, e1, t, r):
+    r"""One draw of :math:`r \mid z \sim N(a + \Sigma z, \Sigma)`, :math:`\Sigma = \operatorname{diag}(s) + UU^\top`, into ``r``.
+
+    Written as :math:`r = a + s\odot z + \sqrt{s}\odot\epsilon_1 + U(U^\top z
+    + \epsilon_2)` with :math:`\epsilon_1 \sim N(0, I_m)`, :math:`\epsilon_2
+    \sim N(0, I_K)` (``AuxiliaryGaussian``'s ``mean``, ``diag``, ``U``):
+    ``m`` then ``K`` normals from the RNG row ``st``, in that order; ``e1``
+    (m,) and ``t`` (K,) are scratch. The auxiliary Gibbs sampler and the
+    bound of ``estimate`` both draw through here.
+    """
+    m, k = U.shape
+    for i in range(m):
+        e1[i] = nb_normal(st)
+    for j in range(k):
+        t[j] = nb_normal(st)
+    for i in range(m):  # t = U^T z + eps_2 (rows with z_i = 1, in unit order)
+        if z[i] != 0.0:
+            for j in range(k):
+                t[j] += U[i, j]
+    for i in range(m):
+        acc = a[i] + s[i] * z[i] + sqrt_s[i] * e1[i]
+        for j in range(k):
+            acc += U[i, j] * t[j]
+        r[i] = acc

@@ -10,6 +10,7 @@ from .._jit import jit
 from .._numerics import logsumexp, nb_sigmoid, nb_softplus, sigmoid, sigmoid_prime, softplus
 from .._validation import check_abs_bound, check_batch
 from ._base import EnergyModel
+from ._bipartite import Bipartite
 from ._grbm_exact import hidden_block, hidden_scores, log_partition, mean_grad_params
 from ._tempered import boltzmann_run, unpack_form
 
@@ -62,7 +63,7 @@ def nb_energy_grad(ip, fp, x, g, need_grad, work):
     return e
 
 
-class GRBM(EnergyModel):
+class GRBM(Bipartite, EnergyModel):
     r"""Gaussian-Bernoulli RBM: real visible units, binary hidden units.
 
     Parameters
@@ -198,23 +199,6 @@ class GRBM(EnergyModel):
     def _check_constraints(self, params):
         # s = exp(-log_var) and sigma^2 = exp(log_var) must both be finite, non-zero
         check_abs_bound(params["log_var"], 700.0, "log_var", "GRBM", "exp(+-log_var) is finite")
-
-    @property
-    def n_features(self):
-        return self._params["W"].shape[0]
-
-    @property
-    def n_visible(self):
-        """Number of visible units ``V``."""
-        return self._params["W"].shape[0]
-
-    @property
-    def n_hidden(self):
-        """Number of hidden units ``H``."""
-        return self._params["W"].shape[1]
-
-    def _describe(self):
-        return f"GRBM with {self.n_visible} visible units"
 
     def _check_h(self, h):
         return check_batch(h, self.n_hidden, "h", f"GRBM with {self.n_hidden} hidden units")

@@ -221,13 +221,9 @@ class Ising(LatticeStorage, EnergyModel):
         ValueError
             If ``beta`` is negative or not finite, or the tempered weights overflow.
 
-        References
-        ----------
-        Hukushima, K. & Nemoto, K. (1996). Exchange Monte Carlo method and
-        application to spin glass simulations. J. Phys. Soc. Jpn. 65(6),
-        1604-1608.
-        Neal, R. M. (2001). Annealed importance sampling. Statistics and
-        Computing 11(2), 125-139.
+        See Also
+        --------
+        EnergyModel.tempered : the contract, and the papers on tempering.
         """
         b = self._check_beta(beta)
         if self.lattice is not None:
@@ -306,19 +302,10 @@ class Ising(LatticeStorage, EnergyModel):
         return z[0] if was_1d else z
 
     def conditional_prob(self, x):
-        r"""``p(x_i = 1 | x_{-i})`` (``+1`` for spins) for every unit, ``(n, d)``.
+        r"""``p(x_i = 1 | x_{-i})`` (``+1`` for spins) for every unit.
 
-        Parameters
-        ----------
-        x : array_like of shape (n, d) or (d,)
-
-        Returns
-        -------
-        ndarray of shape (n, d) (``(d,)`` for a single state)
-
-        Notes
-        -----
-        :math:`\sigma` of :meth:`conditional_logit`, evaluated stably.
+        :math:`\sigma` of :meth:`conditional_logit`, evaluated stably; same
+        ``x`` and output shape (``(n, d)``, or ``(d,)`` for a single state).
         """
         return sigmoid(self.conditional_logit(x))
 

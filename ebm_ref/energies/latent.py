@@ -17,7 +17,7 @@ import numpy as np
 
 from .._rng import as_seed_sequence
 from .._validation import check_batch, check_param, check_weights
-from ._base import EnergyModel
+from ._base import EnergyModel, merged_params
 from ._latent_grid import DEFAULT_Z_GRID, GridStats, check_beta, check_z_grid, joint_energy_rows, phi_of
 from ._mlp_core import ACTIVATIONS, backprop, check_sizes, forward, weight_grads
 
@@ -331,18 +331,7 @@ class ConditionalLatentEnergy:
 
     def with_params(self, params):
         """A new model with some or all parameters replaced (shapes checked)."""
-        from collections.abc import Mapping
-
-        if not isinstance(params, Mapping):
-            raise TypeError(f"`params` must be a dict of arrays; got {type(params).__name__}.")
-        unknown = [k for k in params if k not in self._params]
-        if unknown:
-            raise ValueError(
-                f"`params` has unknown key(s) {unknown} for ConditionalLatentEnergy; "
-                f"expected a subset of {list(self._params)}."
-            )
-        merged = dict(self._params)
-        merged.update(params)
+        merged = merged_params(self._params, params, "ConditionalLatentEnergy")
         new = object.__new__(type(self))
         new.__dict__.update(self.__dict__)
         new._set(merged)

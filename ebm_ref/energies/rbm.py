@@ -10,12 +10,13 @@ from .._jit import jit, jit_inline
 from .._numerics import nb_sigmoid, nb_softplus, sigmoid, sigmoid_prime, softplus
 from .._validation import check_batch
 from ._base import EnergyModel
+from ._bipartite import Bipartite
 from ._tempered import boltzmann_run, unpack_form
 
 __all__ = ["RBM"]
 
 
-class RBM(EnergyModel):
+class RBM(Bipartite, EnergyModel):
     r"""Restricted Boltzmann machine with binary visible and hidden units.
 
     Parameters
@@ -85,23 +86,6 @@ class RBM(EnergyModel):
             raise ValueError(f"`W` of RBM must have at least one visible and one hidden unit; got {W_arr.shape}.")
         self._set_params({"W": W, "b_v": b_v, "b_h": b_h}, {"W": (V, H), "b_v": (V,), "b_h": (H,)})
 
-    @property
-    def n_features(self):
-        return self._params["W"].shape[0]
-
-    @property
-    def n_visible(self):
-        """Number of visible units ``V``."""
-        return self._params["W"].shape[0]
-
-    @property
-    def n_hidden(self):
-        """Number of hidden units ``H``."""
-        return self._params["W"].shape[1]
-
-    def _describe(self):
-        return f"RBM with {self.n_visible} visible units"
-
     # ------------------------------------------------ extras (docs/models.md)
     def joint_energy(self, v, h):
         r"""Joint energy :math:`E(v,h) = -b_v^\top v - b_h^\top h - v^\top W h`.
@@ -165,13 +149,9 @@ class RBM(EnergyModel):
         ValueError
             If ``beta`` is negative, NaN or infinite, or the tempered weights overflow.
 
-        References
-        ----------
-        Hukushima, K. & Nemoto, K. (1996). Exchange Monte Carlo method and
-        application to spin glass simulations. J. Phys. Soc. Jpn. 65(6),
-        1604-1608.
-        Neal, R. M. (2001). Annealed importance sampling. Statistics and
-        Computing 11(2), 125-139.
+        See Also
+        --------
+        EnergyModel.tempered : the contract, and the papers on tempering.
         """
         b = self._check_beta(beta)
         with np.errstate(over="ignore"):

@@ -10,8 +10,9 @@ from numba import prange
 
 from .._jit import pjit
 from .._numerics import nb_log_sigmoid
-from .._rng import STREAM_AIS, as_seed_sequence, chain_states, nb_normal, nb_uniform
+from .._rng import STREAM_AIS, as_seed_sequence, chain_states, nb_uniform
 from .._validation import check_int
+from ..energies.boltzmann import nb_draw_auxiliary
 
 __all__ = ["BoundResult", "boltzmann_bound", "MAX_BOUND_BITS"]
 
@@ -200,21 +201,10 @@ def _bound_draws(a, s, sqrt_s, U, states, cdf, k, rng, z_out, logh_out):  # prag
             if idx >= n_states:
                 idx = n_states - 1
             zz = states[idx]
+            nb_draw_auxiliary(a, s, sqrt_s, U, zz, st, e1, t, r)
             for l in range(m):
-                e1[l] = nb_normal(st)
-            for j in range(ku):
-                t[j] = nb_normal(st)
-            for l in range(m):
-                if zz[l] != 0.0:
-                    for j in range(ku):
-                        t[j] += U[l, j]
-            for l in range(m):
-                acc = a[l] + s[l] * zz[l] + sqrt_s[l] * e1[l]
-                for j in range(ku):
-                    acc += U[l, j] * t[j]
-                r[l] = acc
-                lsp[i, l] = nb_log_sigmoid(acc)
-                lsn[i, l] = nb_log_sigmoid(-acc)
+                lsp[i, l] = nb_log_sigmoid(r[l])
+                lsn[i, l] = nb_log_sigmoid(-r[l])
         jsel = int(nb_uniform(st) * k)
         if jsel >= k:
             jsel = k - 1

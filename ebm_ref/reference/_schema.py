@@ -13,6 +13,7 @@ import zlib
 
 import numpy as np
 
+from ..energies import EnergyModel
 from ._registry import MODEL_NAMES
 
 #: Version of the formulas of docs/models.md the values follow; bumped when a
@@ -23,14 +24,7 @@ FILE_FORMAT = "ebm_ref.reference/2"
 _READABLE_FORMATS = ("ebm_ref.reference/1", FILE_FORMAT)
 
 # The six primitives of every EnergyModel, in the order they are compared.
-PRIMITIVE_QUANTITIES = (
-    "energy",
-    "grad_x",
-    "hessian_diag",
-    "grad_params",
-    "grad_params_of_grad_x",
-    "grad_params_of_hessian_diag",
-)
+PRIMITIVE_QUANTITIES = EnergyModel.PRIMITIVES
 QUANTITIES = PRIMITIVE_QUANTITIES + ("log_partition",)
 DICT_QUANTITIES = ("grad_params", "grad_params_of_grad_x", "grad_params_of_hessian_diag")
 # Which stored input each quantity needs besides x.

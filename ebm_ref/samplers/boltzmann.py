@@ -7,9 +7,9 @@ from numba import prange
 
 from .._jit import pjit
 from .._numerics import nb_sigmoid
-from .._rng import nb_normal, nb_uniform
-from ..energies.boltzmann import nb_energy_rows as _energy_rows
-from ._common import finish, prepare, unsupported
+from .._rng import nb_uniform
+from ..energies.boltzmann import nb_draw_auxiliary, nb_energy_rows
+from ._common import finish, prepare, record, unsupported
 
 __all__ = ["boltzmann_auxiliary"]
 
@@ -99,7 +99,7 @@ def boltzmann_auxiliary(model, x0, n_steps, seed, thin=0, shift=None):
     )
     energies = np.empty(prep.x.shape[0])
     p = model.params
-    _energy_rows(p["d_diag"], np.ascontiguousarray(p["U"]), p["mu"], prep.x, energies)
+    nb_energy_rows(p["d_diag"], np.ascontiguousarray(p["U"]), p["mu"], prep.x, energies)
     return finish(prep, energies)
 
 
@@ -119,25 +119,9 @@ def _aux_gibbs_run(a, s, sqrt_s, U, x, rng, n_steps, thin, trace):  # pragma: no
         e1 = np.empty(m)
         r = np.empty(m)
         for step in range(n_steps):
-            for i in range(m):
-                e1[i] = nb_normal(st)
-            for j in range(k):
-                t[j] = nb_normal(st)
-            # t = U^T z + eps_2 (rows with z_i = 1, in unit order)
-            for i in range(m):
-                if z[i] != 0.0:
-                    for j in range(k):
-                        t[j] += U[i, j]
-            for i in range(m):
-                acc = a[i] + s[i] * z[i] + sqrt_s[i] * e1[i]
-                for j in range(k):
-                    acc += U[i, j] * t[j]
-                r[i] = acc
+            nb_draw_auxiliary(a, s, sqrt_s, U, z, st, e1, t, r)
             for i in range(m):
                 u = nb_uniform(st)
                 z[i] = 1.0 if u < nb_sigmoid(r[i]) else 0.0
-            if thin > 0 and (step + 1) % thin == 0:
-                row = (step + 1) // thin - 1
-                for i in range(m):
-                    trace[row, c, i] = z[i]
+            record(trace, c, z, step, thin)
 

@@ -10,18 +10,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..energies import EnergyModel
 from . import _diagnose as _dg
 
 __all__ = ["QuantityComparison", "EnergyComparison"]
 
-PRIMITIVES = (
-    "energy",
-    "grad_x",
-    "hessian_diag",
-    "grad_params",
-    "grad_params_of_grad_x",
-    "grad_params_of_hessian_diag",
-)
+PRIMITIVES = EnergyModel.PRIMITIVES
 
 
 @dataclass
