@@ -21,11 +21,13 @@ is left alone, and in other threads the signal never arrives anyway.
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
 import time
 
+from ._progress import ProgressLine
 from ._validation import check_nonneg_int, check_positive
 
 __all__ = ["run_chunked", "ChunkInterrupted"]
@@ -110,45 +112,59 @@ class _DeferSigint:
 
 
 class _Progress:
-    """One status line on stderr, rewritten after each chunk; only on a terminal."""
+    """One status line on stderr, redrawn after chunks; only on a terminal.
 
-    def __init__(self, progress, total):
+    ``delay`` seconds pass before the first line (a call shorter than that
+    prints nothing). The environment variable ``EBM_REF_PROGRESS=0`` turns
+    every line off (``1`` forces them on, e.g. under a terminal multiplexer
+    that is not seen as a terminal); a callable ``progress`` is always called.
+    """
+
+    def __init__(self, progress, total, delay=0.0):
         self.callback = progress if callable(progress) else None
         self.label = progress if isinstance(progress, str) else "progress"
-        stream = sys.stderr
-        self.stream = stream if progress is not None and progress is not False and self.callback is None else None
-        if self.stream is not None and not _isatty(stream):
-            self.stream = None
+        wanted = progress is not None and progress is not False and self.callback is None
+        # None: on a terminal only (ProgressLine decides)
+        enabled = progress_forced() if wanted else False
+        self.line = ProgressLine(sys.stderr, enabled=enabled, interval=0.5)
         self.total = total
+        self.delay = delay
+        self.done = 0
         self.t0 = time.perf_counter()
-        self.shown = False
 
     def update(self, done):
+        self.done = done
         if self.callback is not None:
             self.callback(done, self.total)
-        if self.stream is None:
-            return
-        elapsed = time.perf_counter() - self.t0
+        if self._due():
+            self.line.show(self._text)
+
+    def _due(self):
+        return self.line.enabled and time.perf_counter() - self.t0 >= self.delay
+
+    def _text(self, elapsed):
+        done = self.done
         left = elapsed * (self.total - done) / done if done else float("nan")
         pct = 100.0 * done / self.total if self.total else 100.0
-        self.stream.write(f"\r{self.label}: {done}/{self.total} ({pct:.0f}%), {elapsed:.1f} s, ~{left:.1f} s left ")
-        self.stream.flush()
-        self.shown = True
+        return f"{self.label}: {done}/{self.total} ({pct:.0f}%), {elapsed:.1f} s, ~{left:.1f} s left"
 
     def close(self):
-        if self.shown:
-            self.stream.write("\n")
-            self.stream.flush()
+        """Draw the last state and end the line (nothing if no line was due)."""
+        if self._due():
+            self.line.show(self._text, final=True)
 
 
-def _isatty(stream):
-    try:
-        return bool(stream.isatty())
-    except (AttributeError, ValueError):  # replaced or closed stream
+def progress_forced():
+    """``EBM_REF_PROGRESS``: ``False`` for "0", ``True`` for "1", else ``None`` (terminal only)."""
+    value = os.environ.get("EBM_REF_PROGRESS", "").strip()
+    if value == "0":
         return False
+    if value == "1":
+        return True
+    return None
 
 
-def run_chunked(step, n_total, *, target_seconds=0.25, progress=None, first_chunk=1):
+def run_chunked(step, n_total, *, target_seconds=0.25, progress=None, first_chunk=1, progress_delay=0.0):
     r"""Call ``step(start, count)`` over ``range(n_total)`` in chunks of about ``target_seconds``.
 
     Parameters
@@ -170,6 +186,11 @@ def run_chunked(step, n_total, *, target_seconds=0.25, progress=None, first_chun
     first_chunk : int, default 1
         Size of the first chunk (>= 1): small, since nothing is known about
         the rate yet (the first call may also compile).
+    progress_delay : float, default 0.0
+        Seconds of work before the status line first appears (the library's
+        samplers pass 2 s, so short calls print nothing). The environment
+        variable ``EBM_REF_PROGRESS`` set to ``0`` turns the line off, ``1``
+        shows it even when stderr is not seen as a terminal.
 
     Returns
     -------
@@ -235,7 +256,7 @@ def run_chunked(step, n_total, *, target_seconds=0.25, progress=None, first_chun
     first_chunk = check_nonneg_int(first_chunk, "first_chunk")
     if first_chunk < 1:
         raise ValueError(f"`first_chunk` must be >= 1; got {first_chunk}.")
-    shown = _Progress(progress, n_total)
+    shown = _Progress(progress, n_total, progress_delay)
     deferring = _DeferSigint.enter()
     done = 0
     count = first_chunk

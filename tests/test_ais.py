@@ -611,3 +611,40 @@ def test_continuous_model_without_path_is_refused():
 
     with pytest.raises(TypeError, match=r"`model`.*AIS.*StudentT"):
         ais(StudentT(np.zeros(2), np.zeros(2), np.ones(2)), 10, betas(5), 0)
+
+
+def _cut(sizes):
+    """A stand-in for ``run_chunked``: chunks of the given sizes, then the rest in one."""
+    def run(step, n_total, **_):
+        done = 0
+        for size in sizes:
+            count = min(size, n_total - done)
+            if count <= 0:
+                break
+            step(done, count)
+            done += count
+        if done < n_total:
+            step(done, n_total - done)
+    return run
+
+
+@pytest.mark.parametrize("which", ["rbm", "grbm", "ising", "fvbm"])
+def test_ais_in_chunks_of_temperatures_gives_one_calls_bits(which, monkeypatch):
+    """ais and reverse_ais run their path in chunks (Ctrl-C between them): the weights and states
+    of chunks 1 + 2 + 4 + rest and of single temperatures equal those of one call, bit for bit."""
+    import zoo
+    from ebm_ref.estimate import _ais
+
+    model = {"rbm": lambda: zoo.random_rbm(6, 3, seed=2), "grbm": lambda: zoo.BY_ID["grbm"].make("small"),
+             "ising": lambda: zoo.BY_ID["ising-spin"].make("small"),
+             "fvbm": lambda: zoo.BY_ID["fvbm"].make("small")}[which]()
+    bs = betas(13)
+    out = {}
+    for label, runner in (("one", _cut(())), ("1+2+4", _cut((1, 2, 4))), ("singles", _cut((1,) * 13))):
+        monkeypatch.setattr(_ais, "run_chunked", runner)
+        fwd = ais(model, 9, bs, seed=4)
+        rev = reverse_ais(model, fwd.x, bs, seed=5) if which != "grbm" else fwd
+        out[label] = (fwd.log_weights, fwd.x, rev.log_weights, rev.x)
+    for label in ("1+2+4", "singles"):
+        for a, b in zip(out["one"], out[label]):
+            assert np.array_equal(a, b), label

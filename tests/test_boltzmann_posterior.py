@@ -294,7 +294,7 @@ def _run_kernel(a, s, U, x0, seed, n_steps):
     x = np.array(x0, dtype=float)
     rng = chain_states(as_seed_sequence(seed), x.shape[0])
     trace = np.empty((0, x.shape[0], x.shape[1]))
-    sb._aux_gibbs_run(a, s, np.sqrt(s), np.ascontiguousarray(U), x, rng, n_steps, 0, trace)
+    sb._aux_gibbs_run(a, s, np.sqrt(s), np.ascontiguousarray(U), x, rng, 0, n_steps, 0, trace)
     return x
 
 

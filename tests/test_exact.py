@@ -446,3 +446,31 @@ def test_states_blocks_are_the_lexicographic_order():
         assert [len(b) for b in pieces] == [7, 7, 7, 7, 4]
         np.testing.assert_array_equal(np.concatenate(pieces), ref)
         np.testing.assert_array_equal(state_block(5, domain, 9, 13), ref[9:13])
+
+
+@pytest.mark.parametrize("which", ["rbm-mult", "rbm-walk", "ising"])
+def test_log_partition_walk_in_groups_of_chunks_gives_one_calls_bits(which, monkeypatch):
+    """log_partition walks its 2^10 Gray-code chunks in groups (Ctrl-C between them): groups of
+    1, 3, 5, ... chunks give the bits of one call over all chunks."""
+    import ebm_ref.exact as ex
+    from zoo import random_rbm
+
+    model = {"rbm-mult": lambda: random_rbm(14, 5, scale=0.5, seed=3),
+             "rbm-walk": lambda: random_rbm(14, 5, scale=400.0, seed=3),  # pre-activations beyond the mult range
+             "ising": lambda: Ising.random(14, 0.5, seed=3)}[which]()
+
+    def groups(first, grow):
+        def run(step, n_total, **_):
+            done, size = 0, first
+            while done < n_total:
+                count = min(size, n_total - done)
+                step(done, count)
+                done += count
+                size += grow
+        return run
+
+    values = []
+    for runner in (groups(1 << 20, 0), groups(1, 2), groups(1, 0)):
+        monkeypatch.setattr(ex, "run_chunked", runner)
+        values.append(ex.log_partition(model, return_error=True))
+    assert values[0] == values[1] == values[2]

@@ -154,12 +154,6 @@ def _long_gibbs(stop_after):
     return gibbs(model, v0, 400, seed=3).x
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gibbs holds a module-level lock (the OpenBLAS pin) for the whole call and does not "
-    "re-create it in a forked child, so the child waits forever on a lock whose owner thread "
-    "does not exist there; the fix belongs in samplers/gibbs.py (docs/processes.md)",
-)
 def test_fork_while_another_thread_is_in_gibbs_then_child_samples():
     expected = _samples()
     started = threading.Event()

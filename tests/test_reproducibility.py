@@ -218,8 +218,8 @@ def test_fast_checkerboard_equals_table_sweep(L, spin):
     ra = chain_states(as_seed_sequence(4), n)
     rb = ra.copy()
     ta, tb = np.empty((2, n, L * L)), np.empty((2, n, L * L))
-    _lattice.lattice_gibbs_run(_lattice.lattice_neighbours(L), table, spin, order, xa, 6, 3, ra, ta)
-    _lattice.lattice_checkerboard_run(L, _lattice.uniform_thresholds(table), spin, xb, 6, 3, rb, tb)
+    _lattice.lattice_gibbs_run(_lattice.lattice_neighbours(L), table, spin, order, xa, 0, 6, 3, ra, ta)
+    _lattice.lattice_checkerboard_run(L, _lattice.uniform_thresholds(table), spin, xb, 0, 6, 3, rb, tb)
     np.testing.assert_array_equal(xa, xb)
     np.testing.assert_array_equal(ra, rb)  # generator states advanced identically
     np.testing.assert_array_equal(ta, tb)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
+from .._interrupt import run_chunked
 from .._rng import STREAM_AIS, as_seed_sequence, chain_states
 from .._validation import check_int, check_memory
 from ..energies import EnergyModel
@@ -89,8 +90,25 @@ def _check_chain_memory(n_chains, d, n_betas, what):
     )
 
 
-def _run(form, g, spin, path, x, rng, logw, from_base):
-    _kernels.run_path(form, g, spin, path, x, rng, logw, from_base, True, numba.get_num_threads())
+def _run(form, g, spin, path, x, rng, logw, from_base, label):
+    """Run every chain along ``path`` in chunks of temperatures (Ctrl-C between chunks).
+
+    A chunk of transitions ``[k0, k0 + count)`` is the path piece
+    ``path[k0 : k0 + count + 1]``, started from the base only at ``k0 = 0``
+    and closed (no transition after its last weight) only at the end: the
+    kernels' contract for consecutive pieces (``_kernels``), so ``logw``
+    gets the bits of one call. On a terminal a progress line appears after
+    2 s (``EBM_REF_PROGRESS=0`` turns it off).
+    """
+    n_threads = numba.get_num_threads()
+    K = path.shape[0] - 1
+
+    def chunk(k0, count):
+        last = k0 + count == K
+        _kernels.run_path(form, g, spin, path[k0 : k0 + count + 1], x, rng, logw, from_base and k0 == 0, last,
+                          n_threads)
+
+    run_chunked(chunk, K, progress=label, progress_delay=2.0)
 
 
 def _summarise(lw):
@@ -228,7 +246,7 @@ def ais(model, n_chains, betas, seed, base=None):
     rng = chain_states(ss, n_chains, STREAM_AIS)
     x = np.zeros((n_chains, model.n_features))
     logw = np.zeros(n_chains)
-    _run(form, g, spin, bs, x, rng, logw, True)
+    _run(form, g, spin, bs, x, rng, logw, True, "ais")
     lme, stderr, ess = _summarise(logw)
     return AISResult(
         log_z=z0 + lme, stderr=stderr, ess=ess, log_weights=z0 + logw,
@@ -303,7 +321,7 @@ def reverse_ais(model, states, betas, seed, base=None):
     n_chains = x.shape[0]
     rng = chain_states(ss, n_chains, STREAM_AIS)
     logw = np.zeros(n_chains)
-    _run(form, g, spin, np.ascontiguousarray(bs[::-1]), x, rng, logw, False)
+    _run(form, g, spin, np.ascontiguousarray(bs[::-1]), x, rng, logw, False, "reverse_ais")
     lme, stderr, ess = _summarise(logw)
     return AISResult(
         log_z=z0 - lme, stderr=stderr, ess=ess, log_weights=z0 - logw,

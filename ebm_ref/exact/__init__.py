@@ -30,8 +30,10 @@ from __future__ import annotations
 
 import math
 
+import numba
 import numpy as np
 
+from .._interrupt import run_chunked
 from .._states import all_states
 from .._validation import check_memory
 from ..energies import EnergyModel, Ising, RBM
@@ -105,6 +107,17 @@ def _enumerable(model):
     return model.domain in ("binary", "spin")
 
 
+def _walk_chunks(walk, chunk_bits):
+    """Call ``walk(lo, hi)`` over the ``2^chunk_bits`` chunks of a Gray-code walk, a few at a time.
+
+    Each call lasts about 0.25 s, so Ctrl-C stops ``log_partition`` within
+    about a second (``ebm_ref._interrupt``); per-chunk results do not depend
+    on the grouping. The first call takes one chunk per thread.
+    """
+    run_chunked(lambda lo, count: walk(lo, lo + count), 1 << chunk_bits, progress="log_partition",
+                first_chunk=max(1, numba.get_num_threads()), progress_delay=2.0)
+
+
 def _rbm_log_z(model, c, b, M, path="auto"):
     """``(log Z, bound)``; ``path`` "auto" takes the multiplicative kernel when safe."""
     n, m = M.shape
@@ -116,9 +129,11 @@ def _rbm_log_z(model, c, b, M, path="auto"):
         raise ValueError("the multiplicative path does not apply to this model (pre-activations out of range).")
     if plan is not None:
         T, Tinv, gstart = plan
-        _en.rbm_lse_mult(c, b, M, T, Tinv, gstart, cb, mx, sm)
+        _walk_chunks(lambda lo, hi: _en.rbm_lse_mult(c, b, M, T, Tinv, gstart, cb, lo, hi, mx, sm), cb)
     else:
-        _en.rbm_walk(c, b, M, _en.softplus_groups(m), cb, _en.MODE_LSE, 0.0, mx, sm, _E1, _E2, _E2, _E3)
+        groups = _en.softplus_groups(m)
+        _walk_chunks(lambda lo, hi: _en.rbm_walk(c, b, M, groups, cb, lo, hi, _en.MODE_LSE, 0.0, mx, sm, _E1, _E2,
+                                                 _E2, _E3), cb)
     value = _bounds.combine_chunks(mx, sm)
     err = _bounds.rbm_value_error(c, b, M) + _bounds.sum_error(1 << n, 1 << cb, value)
     return value, err
@@ -133,7 +148,8 @@ def _ising_log_z(arrays, use_symmetry=True):
     cb = min(n_walk, _en.CHUNK_BITS)
     mx = np.empty(1 << cb)
     sm = np.empty(1 << cb)
-    _en.ising_walk(lo, h, indptr, indices, data, const, n_walk, cb, _en.MODE_LSE, 0.0, mx, sm, _E1, _E2, _E3)
+    _walk_chunks(lambda c0, c1: _en.ising_walk(lo, h, indptr, indices, data, const, n_walk, cb, c0, c1, _en.MODE_LSE,
+                                               0.0, mx, sm, _E1, _E2, _E3), cb)
     value = _bounds.combine_chunks(mx, sm) + (math.log(2.0) if half else 0.0)
     err = _bounds.ising_value_error(S, h, const) + _bounds.sum_error(1 << n_walk, 1 << cb, value)
     return value, err
@@ -287,7 +303,7 @@ def probabilities(model):
         cb = min(n, _en.CHUNK_BITS)
         vals = np.empty(1 << n)
         _en.rbm_walk(
-            p["b_v"], p["b_h"], np.ascontiguousarray(p["W"]), _en.softplus_groups(model.n_hidden), cb,
+            p["b_v"], p["b_h"], np.ascontiguousarray(p["W"]), _en.softplus_groups(model.n_hidden), cb, 0, 1 << cb,
             _en.MODE_VALUES, 0.0,
             np.empty(1 << cb), np.empty(1 << cb), vals, _E2, _E2, _E3,
         )
@@ -298,7 +314,7 @@ def probabilities(model):
         cb = min(n, _en.CHUNK_BITS)
         vals = np.empty(1 << n)
         _en.ising_walk(
-            lo, h, indptr, indices, data, const, n, cb, _en.MODE_VALUES, 0.0,
+            lo, h, indptr, indices, data, const, n, cb, 0, 1 << cb, _en.MODE_VALUES, 0.0,
             np.empty(1 << cb), np.empty(1 << cb), vals, _E2, _E3,
         )
     elif _enumerable(model):
@@ -360,7 +376,7 @@ def _rbm_moments(model):
     C = 1 << cb
     oz, oy, ozy = np.zeros((C, n)), np.zeros((C, m)), np.zeros((C, n, m))
     _en.rbm_walk(
-        c, b, M, _en.softplus_groups(m), cb, _en.MODE_MOMENTS, log_z, np.empty(C), np.empty(C), _E1, oz, oy, ozy
+        c, b, M, _en.softplus_groups(m), cb, 0, C, _en.MODE_MOMENTS, log_z, np.empty(C), np.empty(C), _E1, oz, oy, ozy
     )
     Ez, Ey, Ezy = oz.sum(axis=0), oy.sum(axis=0), ozy.sum(axis=0)
     if hidden:  # z = h, y = E[v | h]
@@ -380,7 +396,7 @@ def _ising_moments(model):
     C = 1 << cb
     m1, m2 = np.zeros((C, n)), np.zeros((C, n, n))
     _en.ising_walk(
-        lo, h, indptr, indices, data, const, n, cb, _en.MODE_MOMENTS, log_z, np.empty(C), np.empty(C), _E1, m1, m2
+        lo, h, indptr, indices, data, const, n, cb, 0, C, _en.MODE_MOMENTS, log_z, np.empty(C), np.empty(C), _E1, m1, m2
     )
     E1 = m1.sum(axis=0)
     upper = np.triu(m2.sum(axis=0))

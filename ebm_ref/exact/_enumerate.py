@@ -21,7 +21,9 @@ indices, a number fixed by ``n`` alone, never by the thread count. Chunk
 max-shifted sum ``(m_c, s_c)`` with ``sum_{states of c} e^{l} = s_c e^{m_c}``.
 The chunks are combined serially in chunk order (:func:`combine_chunks`), so
 ``prange`` never reduces and results are bit-identical for any number of
-Numba threads.
+Numba threads. A kernel call walks the chunks ``ch_lo <= ch < ch_hi``
+only, so ``log_partition`` runs the walk as several calls (Ctrl-C is seen
+between them, ``ebm_ref._interrupt``) with the same per-chunk results.
 
 Rounding drift
 --------------
@@ -189,7 +191,7 @@ def _rbm_reset(i, c, b, M, z, a):
 
 
 @pjit
-def rbm_walk(c, b, M, gstart, chunk_bits, mode, log_z, out_max, out_sum, out_vals, out_z, out_y, out_zy):
+def rbm_walk(c, b, M, gstart, chunk_bits, ch_lo, ch_hi, mode, log_z, out_max, out_sum, out_vals, out_z, out_y, out_zy):
     r"""Walk all ``z`` in {0,1}^n for ``l(z) = c.z + sum_j softplus(b_j + (z M)_j)``.
 
     ``mode`` 0: per-chunk shifted sums into ``out_max``/``out_sum``;
@@ -198,9 +200,8 @@ def rbm_walk(c, b, M, gstart, chunk_bits, mode, log_z, out_max, out_sum, out_val
     ``out_z``, ``out_y``, ``out_zy``. No input checks.
     """
     n, m = M.shape
-    n_chunks = 1 << chunk_bits
     chunk_len = 1 << (n - chunk_bits)
-    for ch in prange(n_chunks):
+    for ch in prange(ch_lo, ch_hi):
         z = np.empty(n)
         a = np.empty(m)
         ws = np.empty(m)
@@ -238,7 +239,7 @@ def rbm_walk(c, b, M, gstart, chunk_bits, mode, log_z, out_max, out_sum, out_val
 
 
 @pjit
-def rbm_lse_mult(c, b, M, T, Tinv, gstart, chunk_bits, out_max, out_sum):
+def rbm_lse_mult(c, b, M, T, Tinv, gstart, chunk_bits, ch_lo, ch_hi, out_max, out_sum):
     r"""Shifted sums of :func:`rbm_walk` keeping :math:`E_j = e^{a_j}` instead of ``a``.
 
     A flip of unit ``k`` multiplies ``E`` by ``T[k] = e^{M[k]}`` (on) or
@@ -250,9 +251,8 @@ def rbm_lse_mult(c, b, M, T, Tinv, gstart, chunk_bits, out_max, out_sum):
     No input checks.
     """
     n, m = M.shape
-    n_chunks = 1 << chunk_bits
     chunk_len = 1 << (n - chunk_bits)
-    for ch in prange(n_chunks):
+    for ch in prange(ch_lo, ch_hi):
         z = np.empty(n)
         a = np.empty(m)
         E = np.empty(m)
@@ -347,7 +347,7 @@ def _ising_reset(i, lo, h, indptr, indices, data, z, f):
 
 
 @pjit
-def ising_walk(lo, h, indptr, indices, data, const, n_walk, chunk_bits, mode, log_z, out_max, out_sum, out_vals, out_m1, out_m2):
+def ising_walk(lo, h, indptr, indices, data, const, n_walk, chunk_bits, ch_lo, ch_hi, mode, log_z, out_max, out_sum, out_vals, out_m1, out_m2):
     r"""Walk all ``z`` in {lo,1}^n for ``l(z) = const + z.S z/2 + h.z``.
 
     ``S`` (symmetric, zero diagonal) is given in CSR form (row ``k`` =
@@ -361,10 +361,9 @@ def ising_walk(lo, h, indptr, indices, data, const, n_walk, chunk_bits, mode, lo
     No input checks.
     """
     n = h.shape[0]
-    n_chunks = 1 << chunk_bits
     chunk_len = 1 << (n_walk - chunk_bits)
     flip = lo + 1.0
-    for ch in prange(n_chunks):
+    for ch in prange(ch_lo, ch_hi):
         z = np.empty(n)
         f = np.empty(n)
         start = ch * chunk_len

@@ -1,7 +1,8 @@
 r"""Block Gibbs for RBM and GRBM: BLAS products on fixed blocks of chains, Numba draws.
 
-The public ``gibbs`` (``_gibbs_sweeps``) calls :func:`rbm_block_gibbs` or
-:func:`grbm_block_gibbs` inside :func:`one_thread_blas`. Chains go in
+The public ``gibbs`` (``_gibbs_sweeps``) builds the run with
+:func:`rbm_block_gibbs` or :func:`grbm_block_gibbs` and calls it in chunks
+of steps inside :func:`one_thread_blas`. Chains go in
 blocks of ``_common.BLOCK`` (a multiple of ``_rng.LANES``) so that every
 BLAS call has the same shape whatever the number of chains, and the draws
 advance ``LANES`` chains in lock-step (see ``_bernoulli_cols``).
@@ -23,7 +24,7 @@ from .._rng import LANES, lane_bits, load_lanes, nb_normal, store_lanes
 from .._threads import blas_threads, openblas_thread_controls
 from ._common import BLOCK
 
-__all__ = ["rbm_block_gibbs", "grbm_block_gibbs", "one_thread_blas"]
+__all__ = ["BlockGibbs", "rbm_block_gibbs", "grbm_block_gibbs", "one_thread_blas"]
 
 _TWO_M52 = 2.0 ** -52
 
@@ -98,6 +99,9 @@ if BLOCK % LANES:  # pragma: no cover - a constant's invariant
 # other. Re-entrant: ``gibbs`` holds it around the sampler and the final
 # energies, and the sampler takes it again.
 _BLAS_PIN = threading.RLock()
+# OpenBLAS's thread count before the outermost pin, while a pin is held
+# (None otherwise): what a forked child restores.
+_UNPINNED = None
 
 
 @contextlib.contextmanager
@@ -109,11 +113,41 @@ def one_thread_blas():
     about 0.1 s (measured: a full core of CPU time during a 0.1 s sleep),
     which took a core from the sampler's threads.
     """
-    if openblas_thread_controls() is None:
+    global _UNPINNED
+    controls = openblas_thread_controls()
+    if controls is None:
         yield False
         return
-    with _BLAS_PIN, blas_threads(1):
-        yield True
+    with _BLAS_PIN:
+        outermost = _UNPINNED is None
+        if outermost:
+            _UNPINNED = controls[0]()
+        try:
+            with blas_threads(1):
+                yield True
+        finally:
+            if outermost:
+                _UNPINNED = None
+
+
+def _after_fork_in_child():
+    """A child forked while another thread held the pin: new lock, OpenBLAS's count as before the pin.
+
+    The thread that held the lock does not exist in the child, so the
+    inherited lock would never be released (the child's next ``gibbs``
+    would wait forever), and its pin would never be undone.
+    """
+    global _BLAS_PIN, _UNPINNED
+    _BLAS_PIN = threading.RLock()
+    if _UNPINNED is not None:
+        controls = openblas_thread_controls()
+        if controls is not None:
+            controls[1](_UNPINNED)
+        _UNPINNED = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 # Extra threads only for at least this much single-thread work, counted in
@@ -158,8 +192,16 @@ def _tiles(n):
     return [slice(j, min(j + width, n)) for j in range(0, n, width)]
 
 
-def _block_gibbs(prep, A_h, bias_h, A_v, draw_v):
-    """Shared loop: ``h | v`` then ``v | h`` on padded blocks, writing back into ``prep.x``.
+class BlockGibbs:
+    """Shared loop: ``h | v`` then ``v | h`` on padded blocks; ``finish`` writes back into ``prep.x``.
+
+    Calling it as ``run(t0, count)`` runs steps ``t0 .. t0 + count - 1`` (the trace is
+    indexed by the global step), so the public ``gibbs`` calls it in
+    chunks (``_common.run_steps``): the block-major states ``vT`` and the
+    RNG rows carry everything between chunks (the hidden states are
+    redrawn from ``vT`` in every step), hence one call's bits, and every
+    worker thread has finished its part when a chunk returns, so Ctrl-C
+    between chunks never leaves a worker running.
 
     States are kept transposed, block by block: ``vT[b]`` holds the 128
     chains of block ``b`` as columns (shape ``(n_blocks, n_visible, 128)``),
@@ -194,96 +236,107 @@ def _block_gibbs(prep, A_h, bias_h, A_v, draw_v):
     Without the OpenBLAS control (another BLAS) the loop runs serially on
     the BLAS's own threads: one code path for any Numba thread count.
     """
-    n = prep.x.shape[0]
-    B = BLOCK
-    nb = -(-n // B)
-    # block-major: every block's chains contiguous, for the BLAS calls and
-    # for the draws alike
-    vT = np.zeros((nb, A_h.shape[1], B))
-    for b in range(nb):
-        vT[b, :, : min(B, n - b * B)] = prep.x[b * B : (b + 1) * B].T
-    hT = np.zeros((nb, A_h.shape[0], B))
-    pre_h = np.empty_like(hT)
-    pre_v = np.empty_like(vT)
-    starts = list(range(0, n, B))
-    h_cut = _tiles(A_h.shape[0])
-    v_cut = _tiles(A_v.shape[0])
-    rng = prep.rng
 
-    def save(t, lo, hi):
+    def __init__(self, prep, A_h, bias_h, A_v, draw_v):
+        n = prep.x.shape[0]
+        B = BLOCK
+        nb = -(-n // B)
+        self.prep, self.n, self.nb = prep, n, nb
+        self.bias_h, self.draw_v = bias_h, draw_v
+        # block-major: every block's chains contiguous, for the BLAS calls and
+        # for the draws alike
+        self.vT = vT = np.zeros((nb, A_h.shape[1], B))
+        for b in range(nb):
+            vT[b, :, : min(B, n - b * B)] = prep.x[b * B : (b + 1) * B].T
+        self.hT = hT = np.zeros((nb, A_h.shape[0], B))
+        self.pre_h = pre_h = np.empty_like(hT)
+        self.pre_v = pre_v = np.empty_like(vT)
+        self.starts = starts = list(range(0, n, B))
+        h_cut = _tiles(A_h.shape[0])
+        v_cut = _tiles(A_v.shape[0])
+        # (tile of A, input, output) of every product, built once: for small
+        # models the slicing would cost more than the arithmetic
+        self.block_jobs = {
+            r: (
+                [(A_h[t], vT[r // B], pre_h[r // B, t]) for t in h_cut],
+                [(A_v[t], hT[r // B], pre_v[r // B, t]) for t in v_cut],
+            )
+            for r in starts
+        }
+        # threads: decided once for the whole run (results never depend on it)
+        step_work = nb * B * (2 * A_h.shape[0] * A_h.shape[1] + 16 * (A_h.shape[0] + A_h.shape[1]))
+        k = numba.get_num_threads()
+        self.whole_blocks = len(starts) >= 2 * k
+        if k > 1 and (step_work * prep.n_steps if self.whole_blocks else step_work) < _MIN_WORK:
+            k = 1
+        self.k = k
+
+    def _save(self, t, lo, hi):
+        prep, B = self.prep, BLOCK
         if prep.thin > 0 and (t + 1) % prep.thin == 0:
             out = prep.trace[(t + 1) // prep.thin - 1]
             for r in range(lo - lo % B, hi, B):
                 a, z = max(lo, r), min(hi, r + B)
-                out[a:z] = vT[r // B, :, a - r : z - r].T
+                out[a:z] = self.vT[r // B, :, a - r : z - r].T
 
-    # (tile of A, input, output) of every product, built once: for small
-    # models the slicing would cost more than the arithmetic
-    block_jobs = {
-        r: (
-            [(A_h[t], vT[r // B], pre_h[r // B, t]) for t in h_cut],
-            [(A_v[t], hT[r // B], pre_v[r // B, t]) for t in v_cut],
-        )
-        for r in starts
-    }
-
-    def by_blocks(mine):
-        for t in range(prep.n_steps):
+    def _by_blocks(self, mine, t0, count):
+        rng = self.prep.rng
+        for t in range(t0, t0 + count):
             for r in mine:
-                hi = min(r + B, n)
-                h_jobs, v_jobs = block_jobs[r]
+                hi = min(r + BLOCK, self.n)
+                h_jobs, v_jobs = self.block_jobs[r]
                 for a, x, out in h_jobs:
                     np.matmul(a, x, out=out)
-                _bernoulli_cols(pre_h, bias_h, hT, rng, r, hi)
+                _bernoulli_cols(self.pre_h, self.bias_h, self.hT, rng, r, hi)
                 for a, x, out in v_jobs:
                     np.matmul(a, x, out=out)
-                draw_v(pre_v, vT, rng, r, hi)
-                save(t, r, hi)
+                self.draw_v(self.pre_v, self.vT, rng, r, hi)
+                self._save(t, r, hi)
 
-    def by_tiles(i, k, barrier):
-        h_jobs = [j for r in starts for j in block_jobs[r][0]][i::k]
-        v_jobs = [j for r in starts for j in block_jobs[r][1]][i::k]
+    def _by_tiles(self, i, k, barrier, t0, count):
+        starts, n, rng = self.starts, self.n, self.prep.rng
+        h_jobs = [j for r in starts for j in self.block_jobs[r][0]][i::k]
+        v_jobs = [j for r in starts for j in self.block_jobs[r][1]][i::k]
         # contiguous chain ranges on lane-group boundaries
         width = -(-n // (k * LANES)) * LANES
         lo, hi = min(i * width, n), min((i + 1) * width, n)
         try:
-            for t in range(prep.n_steps):
+            for t in range(t0, t0 + count):
                 for a, x, out in h_jobs:
                     np.matmul(a, x, out=out)
                 barrier.wait()
-                _bernoulli_cols(pre_h, bias_h, hT, rng, lo, hi)
+                _bernoulli_cols(self.pre_h, self.bias_h, self.hT, rng, lo, hi)
                 barrier.wait()
                 for a, x, out in v_jobs:
                     np.matmul(a, x, out=out)
                 barrier.wait()
-                draw_v(pre_v, vT, rng, lo, hi)
-                save(t, lo, hi)
+                self.draw_v(self.pre_v, self.vT, rng, lo, hi)
+                self._save(t, lo, hi)
                 barrier.wait()
         except BaseException:
             barrier.abort()  # release the other threads instead of a deadlock
             raise
 
-    step_work = nb * B * (2 * A_h.shape[0] * A_h.shape[1] + 16 * (A_h.shape[0] + A_h.shape[1]))
-    with one_thread_blas() as pinned:
-        k = numba.get_num_threads() if pinned else 1
-        whole_blocks = len(starts) >= 2 * k
-        if k > 1 and (step_work * prep.n_steps if whole_blocks else step_work) < _MIN_WORK:
-            k = 1
-        if k == 1:
-            by_blocks(starts)
-        else:
+    def __call__(self, t0, count):
+        """Steps ``t0 .. t0 + count - 1`` of every chain; returns when every thread is done."""
+        starts = self.starts
+        with one_thread_blas() as pinned:
+            k = self.k if pinned else 1
+            if k == 1:
+                self._by_blocks(starts, t0, count)
+                return
             pool = _worker_pool(k - 1)
-            if whole_blocks:
-                others = [pool.submit(by_blocks, starts[i::k]) for i in range(1, k)]
+            if self.whole_blocks:
+                others = [pool.submit(self._by_blocks, starts[i::k], t0, count) for i in range(1, k)]
             else:
                 barrier = threading.Barrier(k)
-                others = [pool.submit(by_tiles, i, k, barrier) for i in range(1, k)]
+                others = [pool.submit(self._by_tiles, i, k, barrier, t0, count) for i in range(1, k)]
             broken = None
             try:
-                if whole_blocks:
-                    by_blocks(starts[0::k])
+                if self.whole_blocks:
+                    self._by_blocks(starts[0::k], t0, count)
                 else:
-                    by_tiles(0, k, barrier)
+                    self._by_tiles(0, k, barrier, t0, count)
             except threading.BrokenBarrierError as e:
                 broken = e  # a worker failed: raise its error, not this one
             finally:
@@ -292,11 +345,16 @@ def _block_gibbs(prep, A_h, bias_h, A_v, draw_v):
                 f.result()
             if broken is not None:
                 raise broken
-    for b in range(nb):
-        prep.x[b * B : (b + 1) * B] = vT[b, :, : min(B, n - b * B)].T
+
+    def finish(self):
+        """Write the final visible states back into ``prep.x``."""
+        B, n, x = BLOCK, self.n, self.prep.x
+        for b in range(self.nb):
+            x[b * B : (b + 1) * B] = self.vT[b, :, : min(B, n - b * B)].T
 
 
 def rbm_block_gibbs(model, prep):
+    """The :class:`BlockGibbs` run of an RBM on ``prep``'s chains."""
     p = model.params
     W = np.ascontiguousarray(p["W"])
     b_v = np.ascontiguousarray(p["b_v"])
@@ -304,10 +362,11 @@ def rbm_block_gibbs(model, prep):
     def draw_v(pre_v, vT, rng, lo, hi):
         _bernoulli_cols(pre_v, b_v, vT, rng, lo, hi)
 
-    _block_gibbs(prep, W.T, np.ascontiguousarray(p["b_h"]), W, draw_v)
+    return BlockGibbs(prep, W.T, np.ascontiguousarray(p["b_h"]), W, draw_v)
 
 
 def grbm_block_gibbs(model, prep):
+    """The :class:`BlockGibbs` run of a GRBM on ``prep``'s chains (Gaussian visibles)."""
     p = model.params
     W = np.ascontiguousarray(p["W"])
     # W^T (v / sigma^2) = (W / sigma^2)^T v: scale W once instead of every v.
@@ -318,4 +377,4 @@ def grbm_block_gibbs(model, prep):
     def draw_v(pre_v, vT, rng, lo, hi):
         _gaussian_cols(pre_v, mu, sigma, vT, rng, lo, hi)
 
-    _block_gibbs(prep, W_h.T, np.ascontiguousarray(p["b_h"]), W, draw_v)
+    return BlockGibbs(prep, W_h.T, np.ascontiguousarray(p["b_h"]), W, draw_v)

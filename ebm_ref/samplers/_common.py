@@ -13,12 +13,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .._interrupt import run_chunked
 from .._jit import jit_inline
 from .._rng import STREAM_SAMPLE, as_seed_sequence, chain_states
 from .._validation import check_nonneg_int, check_positive
 from ._result import SampleResult
 
-__all__ = ["Prepared", "prepare", "finish", "check_step_size", "unsupported", "rows_blockwise", "BLOCK"]
+__all__ = [
+    "Prepared", "prepare", "finish", "check_step_size", "unsupported", "rows_blockwise", "BLOCK", "run_steps",
+]
 
 
 @dataclass
@@ -67,6 +70,29 @@ def check_int64(value, name):
 
 
 _INT64_MAX = 2**63 - 1
+
+
+#: Seconds of sampling before a sampler's progress line appears on a terminal.
+PROGRESS_DELAY = 2.0
+
+
+def run_steps(prep, step, label):
+    """Call ``step(t0, count)`` over the run's ``prep.n_steps`` steps in chunks of about 0.25 s.
+
+    Why: a jitted driver (or a pool of worker threads) does not see Ctrl-C
+    until it returns; between chunks it does (``ebm_ref._interrupt``), so a
+    sampler stops within about a second and the process stays usable. The
+    drivers take the first step's global index ``t0`` and keep every
+    per-chain carry in the arrays of ``prep`` (docs/processes.md), so the
+    result is bit-identical to one call however the steps are cut. On a
+    terminal a progress line labelled ``label`` appears once the run has
+    taken ``PROGRESS_DELAY`` seconds (``EBM_REF_PROGRESS=0`` turns it off).
+    A run of 0 steps calls ``step(0, 0)`` once (the drivers' final energies).
+    """
+    if prep.n_steps == 0:
+        step(0, 0)
+        return
+    run_chunked(step, prep.n_steps, progress=label, progress_delay=PROGRESS_DELAY)
 
 
 def finish(prep, energies, acceptance_rate=None):

@@ -51,7 +51,7 @@ from .._jit import jit, jit_inline, pjit
 from .._rng import nb_normal, nb_uniform
 from ..energies import EnergyModel
 from ..energies.kernels import CONTINUOUS_KINDS, continuous_eval_tile
-from ._common import trace_slot, unsupported
+from ._common import run_steps, trace_slot, unsupported
 from ._generic import generic_run
 
 MOVE_RWMH = 0
@@ -100,24 +100,35 @@ def tile_size(n_chains):
     return int(max(1, min(16, per)))
 
 
+_LABELS = {MOVE_RWMH: "mh", MOVE_LANGEVIN: "langevin", MOVE_HMC: "hmc"}
+
+
 def run(model, move, prep, step, adjust=True, n_leap=1, invm=None):
     """Run ``move`` on the prepared chains (Numba path or generic path).
 
     ``prep`` comes from ``_common.prepare``; ``prep.x``, ``prep.rng`` and
-    ``prep.trace`` are updated in place. Returns ``(accepted, energies)``.
+    ``prep.trace`` are updated in place, in chunks of steps
+    (``_common.run_steps``: Ctrl-C between chunks, same bits as one call).
+    Returns ``(accepted, energies)``.
     """
     n, d = prep.x.shape
     invm = np.ones(d) if invm is None else invm
     form = pack_model(model)
     accepted = np.zeros(n, dtype=np.int64)
-    if form is None:
-        energies = generic_run(model, move, prep.x, 0, prep.n_steps, step, bool(adjust), n_leap, invm,
-                               prep.rng, prep.thin, prep.trace, accepted)
-        return accepted, energies
-    kind, ip, fp, n_work = form
     energies = np.empty(n)
-    metropolis_run(kind, ip, fp, n_work, move, prep.x, 0, prep.n_steps, step, bool(adjust), n_leap, invm,
-                   prep.rng, prep.thin, prep.trace, accepted, energies, tile_size(n))
+    adjust = bool(adjust)
+    if form is None:
+        def chunk(t0, count):
+            energies[:] = generic_run(model, move, prep.x, t0, count, step, adjust, n_leap, invm,
+                                      prep.rng, prep.thin, prep.trace, accepted)
+    else:
+        kind, ip, fp, n_work = form
+        tile = tile_size(n)
+
+        def chunk(t0, count):
+            metropolis_run(kind, ip, fp, n_work, move, prep.x, t0, count, step, adjust, n_leap, invm,
+                           prep.rng, prep.thin, prep.trace, accepted, energies, tile)
+    run_steps(prep, chunk, _LABELS[move])
     return accepted, energies
 
 

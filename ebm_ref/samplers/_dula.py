@@ -28,7 +28,7 @@ from .._numerics import nb_bernoulli_logit, nb_flip_value, nb_log_sigmoid
 from .._rng import nb_uniform, np_uniforms
 from ..energies import EnergyModel
 from ..energies import kernels as K
-from ._common import check_step_size, finish, prepare, record, rows_blockwise, unsupported
+from ._common import check_step_size, finish, prepare, record, rows_blockwise, run_steps, unsupported
 from ._flip import acceptance, final_energies
 
 __all__ = ["dula"]
@@ -111,8 +111,12 @@ def _np_log_sigmoid(z):
     return -np.logaddexp(0.0, -z)
 
 
-def _generic_run(model, x, n_steps, inv2a, adjust, thin, rng, trace, accepted):
-    """DULA / DMALA through ``model.energy`` / ``model.grad_x`` (same draws as the kernels)."""
+def _generic_run(model, x, t0, n_steps, inv2a, adjust, thin, rng, trace, accepted):
+    """DULA / DMALA through ``model.energy`` / ``model.grad_x`` (same draws as the kernels).
+
+    Steps ``t0 .. t0 + n_steps - 1``; energy and gradient recomputed from
+    ``x`` at the start (a pure function of it), so chunks give one call's bits.
+    """
     spin = model.domain == "spin"
     fill = -1.0 if spin else 0.0
 
@@ -149,8 +153,8 @@ def _generic_run(model, x, n_steps, inv2a, adjust, thin, rng, trace, accepted):
         g[ok] = gn[ok]
         e[ok] = en[ok]
         accepted += ok
-        if thin > 0 and (t + 1) % thin == 0:
-            trace[(t + 1) // thin - 1] = x
+        if thin > 0 and (t0 + t + 1) % thin == 0:
+            trace[(t0 + t + 1) // thin - 1] = x
 
 
 def dula(model, x0, n_steps, step_size, seed, adjust=False, thin=0):
@@ -257,9 +261,12 @@ def dula(model, x0, n_steps, step_size, seed, adjust=False, thin=0):
     accepted = np.zeros(prep.x.shape[0], dtype=np.int64)
     form = model.numba_form()
     if form is not None and form.kind in K.BINARY_KINDS:
-        dula_run(form.kind, form.ip, form.fp, form.n_work, model.domain == "spin", prep.x, 0, prep.n_steps,
-                 inv2a, adjust, prep.thin, prep.rng, prep.trace, accepted)
+        def chunk(t0, count):
+            dula_run(form.kind, form.ip, form.fp, form.n_work, model.domain == "spin", prep.x, t0, count,
+                     inv2a, adjust, prep.thin, prep.rng, prep.trace, accepted)
     else:
-        _generic_run(model, prep.x, prep.n_steps, inv2a, adjust, prep.thin, prep.rng, prep.trace, accepted)
+        def chunk(t0, count):
+            _generic_run(model, prep.x, t0, count, inv2a, adjust, prep.thin, prep.rng, prep.trace, accepted)
+    run_steps(prep, chunk, "dula")
     rate = acceptance(accepted, prep.n_steps) if adjust else None
     return finish(prep, final_energies(model, prep.x), rate)

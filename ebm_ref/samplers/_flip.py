@@ -33,7 +33,7 @@ from .._numerics import nb_flip_value
 from .._rng import nb_randint, nb_uniform
 from ..energies import EnergyModel
 from ..energies import kernels as K
-from ._common import finish, mh_accept, prepare, record, rows_blockwise, unsupported
+from ._common import finish, mh_accept, prepare, record, rows_blockwise, run_steps, unsupported
 
 __all__ = ["flip_mh_run", "run_flip_mh", "binary_form", "final_energies", "acceptance", "PROPOSE_GWG", "PROPOSE_UNIFORM"]
 
@@ -184,11 +184,21 @@ def acceptance(accepted, n_steps):
 
 
 def run_flip_mh(model, x0, n_steps, seed, thin, propose, sampler, supported):
-    """Validate, run :func:`flip_mh_run` on all steps at once, and build the result."""
+    """Validate, run :func:`flip_mh_run` in chunks of steps (``run_steps``), and build the result.
+
+    The per-chain cache is written back at the end of every chunk and read
+    at the start of the next (filled from the state only at ``t0 == 0``),
+    so the chunks give one call's bits.
+    """
     form = binary_form(model, sampler, supported)
     prep = prepare(model, x0, n_steps, seed, thin)
     accepted = np.zeros(prep.x.shape[0], dtype=np.int64)
     cache = np.empty((prep.x.shape[0], form.n_work))
-    flip_mh_run(form.kind, form.ip, form.fp, model.domain == "spin", propose, prep.x, cache, 0, prep.n_steps,
-                prep.thin, prep.rng, prep.trace, accepted)
+    spin = model.domain == "spin"
+
+    def chunk(t0, count):
+        flip_mh_run(form.kind, form.ip, form.fp, spin, propose, prep.x, cache, t0, count,
+                    prep.thin, prep.rng, prep.trace, accepted)
+
+    run_steps(prep, chunk, sampler)
     return finish(prep, final_energies(model, prep.x), acceptance(accepted, prep.n_steps))

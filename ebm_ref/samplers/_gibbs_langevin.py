@@ -11,7 +11,7 @@ from .._jit import pjit
 from .._numerics import nb_sigmoid
 from .._rng import nb_normal, nb_uniform
 from ..energies.grbm import nb_energy_grad
-from ._common import check_step_size, finish, prepare, trace_slot, unsupported
+from ._common import check_step_size, finish, prepare, run_steps, trace_slot, unsupported
 from ._continuous import acceptance_rate
 
 __all__ = ["gibbs_langevin"]
@@ -20,11 +20,13 @@ SUPPORTED = ("GRBM",)
 
 
 @pjit
-def gibbs_langevin_run(ip, fp, x, n_steps, eta, adjust, rng, thin, trace, accepted, energies):
-    """Gibbs-Langevin for a packed GRBM (``GRBM.numba_form`` layout) on every chain.
+def gibbs_langevin_run(ip, fp, x, t0, n_steps, eta, adjust, rng, thin, trace, accepted, energies):
+    """Gibbs-Langevin steps ``t0 .. t0 + n_steps - 1`` for a packed GRBM (``GRBM.numba_form`` layout) on every chain.
 
     One step: ``h ~ p(h | v)`` exactly, then one Langevin proposal on ``v``
-    under ``E(v, h)`` with ``h`` fixed, MH-corrected if ``adjust``.
+    under ``E(v, h)`` with ``h`` fixed, MH-corrected if ``adjust``. ``h``
+    is redrawn at every step, so nothing but ``v`` and the RNG row carries
+    over between chunks; ``accepted`` is added to.
     """
     n, V = x.shape
     H = ip[1]
@@ -41,7 +43,7 @@ def gibbs_langevin_run(ip, fp, x, n_steps, eta, adjust, rng, thin, trace, accept
         m = np.empty(V)
         vp = np.empty(V)
         acc = 0
-        for t in range(n_steps):
+        for t in range(t0, t0 + n_steps):
             # h | v: a = b_h + W^T (v / sigma^2)
             for j in range(H):
                 a[j] = fp[o_b + j]
@@ -88,7 +90,7 @@ def gibbs_langevin_run(ip, fp, x, n_steps, eta, adjust, rng, thin, trace, accept
             if k >= 0:
                 for i in range(V):
                     trace[k, c, i] = v[i]
-        accepted[c] = acc
+        accepted[c] += acc
         energies[c] = nb_energy_grad(ip, fp, v, vp, False, a)
 
 
@@ -199,9 +201,9 @@ def gibbs_langevin(grbm, x0, n_steps, step_size, seed, adjust=False, thin=0):
     _, ip, fp, _ = grbm.numba_form()
     accepted = np.zeros(n, dtype=np.int64)
     energies = np.empty(n)
-    gibbs_langevin_run(
-        ip, fp, prep.x, prep.n_steps, eta, bool(adjust), prep.rng, prep.thin, prep.trace,
-        accepted, energies,
-    )
+    adjust = bool(adjust)
+    run_steps(prep, lambda t0, count: gibbs_langevin_run(
+        ip, fp, prep.x, t0, count, eta, adjust, prep.rng, prep.thin, prep.trace, accepted, energies,
+    ), "gibbs_langevin")
     rate = acceptance_rate(accepted, prep.n_steps) if adjust else None
     return finish(prep, energies, rate)

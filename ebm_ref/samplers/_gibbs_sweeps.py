@@ -10,7 +10,7 @@ from ..energies.ising import coupling_csr
 from . import _lattice
 from ._binary import site_gibbs_run
 from ._block_gibbs import grbm_block_gibbs, one_thread_blas, rbm_block_gibbs
-from ._common import finish, prepare, unsupported
+from ._common import finish, prepare, run_steps, unsupported
 from ._flip import final_energies
 
 __all__ = ["gibbs"]
@@ -151,7 +151,9 @@ def gibbs(model, x0, n_steps, seed, thin=0, method=None):
         _site_gibbs(model, form, prep, method)
         return finish(prep, final_energies(model, prep.x))
     with one_thread_blas():
-        (rbm_block_gibbs if kind == "rbm" else grbm_block_gibbs)(model, prep)
+        run = (rbm_block_gibbs if kind == "rbm" else grbm_block_gibbs)(model, prep)
+        run_steps(prep, run, "gibbs")
+        run.finish()
         return finish(prep, final_energies(model, prep.x))
 
 
@@ -196,8 +198,13 @@ def _check_method(kind, method, model):
 def _run_sites(form, spin, order, prep):
     """The general site-by-site sweep (``site_gibbs_run``) of a model's Numba form."""
     cache = np.empty((prep.x.shape[0], form.n_work))
-    site_gibbs_run(form.kind, form.ip, form.fp, -1.0 if spin else 0.0, order, prep.x, cache, 0,
-                   prep.n_steps, prep.thin, prep.rng, prep.trace)
+    down = -1.0 if spin else 0.0
+
+    def chunk(t0, count):
+        site_gibbs_run(form.kind, form.ip, form.fp, down, order, prep.x, cache, t0, count, prep.thin, prep.rng,
+                       prep.trace)
+
+    run_steps(prep, chunk, "gibbs")
 
 
 def _site_gibbs(model, form, prep, method):
@@ -214,16 +221,12 @@ def _site_gibbs(model, form, prep, method):
     lattice = _lattice.homogeneous_lattice(model) if isinstance(model, Ising) else None
     if lattice is not None and method == "checkerboard" and lattice[0] % 2 == 0:
         L, K, field = lattice
-        _lattice.lattice_checkerboard_run(
-            L, _lattice.uniform_thresholds(_lattice.lattice_table(K, field, spin)), spin,
-            prep.x, prep.n_steps, prep.thin, prep.rng, prep.trace,
-        )
+        thresholds = _lattice.uniform_thresholds(_lattice.lattice_table(K, field, spin))
+        run_steps(prep, lambda t0, count: _lattice.lattice_checkerboard_run(
+            L, thresholds, spin, prep.x, t0, count, prep.thin, prep.rng, prep.trace), "gibbs")
     elif lattice is not None:
         L, K, field = lattice
-        _lattice.lattice_gibbs_run(
-            _lattice.lattice_neighbours(L), _lattice.lattice_table(K, field, spin), spin, order,
-            prep.x, prep.n_steps, prep.thin, prep.rng, prep.trace,
-        )
+        _lattice_sweeps(_lattice.lattice_neighbours(L), _lattice.lattice_table(K, field, spin), spin, order, prep)
     else:
         _run_sites(form, spin, order, prep)
 
@@ -244,10 +247,9 @@ def _lattice_gibbs(model, prep, method, spin):
     torus = spec.boundary == "periodic"
     if method == "checkerboard" and torus and L1 % 2 == 0 and L2 % 2 == 0:
         # the checkerboard kernel visits exactly lattice_colour_order's order
-        _lattice.lattice_checkerboard_grid(
-            L1, L2, _lattice.uniform_thresholds(_lattice.lattice_table(K, field, spin)), spin,
-            prep.x, prep.n_steps, prep.thin, prep.rng, prep.trace,
-        )
+        thresholds = _lattice.uniform_thresholds(_lattice.lattice_table(K, field, spin))
+        run_steps(prep, lambda t0, count: _lattice.lattice_checkerboard_grid(
+            L1, L2, thresholds, spin, prep.x, t0, count, prep.thin, prep.rng, prep.trace), "gibbs")
         return
     if method == "checkerboard":
         order, _ = _lattice.lattice_colour_order(spec.shape, spec.boundary)
@@ -258,7 +260,11 @@ def _lattice_gibbs(model, prep, method, spin):
         # lattice's CSR (O(d log d) to build)
         _run_sites(model.numba_form(), spin, order, prep)
     else:
-        _lattice.lattice_gibbs_run(
-            _lattice.lattice_neighbours(spec.shape), _lattice.lattice_table(K, field, spin), spin, order,
-            prep.x, prep.n_steps, prep.thin, prep.rng, prep.trace,
-        )
+        _lattice_sweeps(_lattice.lattice_neighbours(spec.shape), _lattice.lattice_table(K, field, spin), spin,
+                        order, prep)
+
+
+def _lattice_sweeps(neighbours, table, spin, order, prep):
+    """The table-driven lattice sweep (``lattice_gibbs_run``) in chunks of sweeps."""
+    run_steps(prep, lambda t0, count: _lattice.lattice_gibbs_run(
+        neighbours, table, spin, order, prep.x, t0, count, prep.thin, prep.rng, prep.trace), "gibbs")

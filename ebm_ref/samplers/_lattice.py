@@ -18,7 +18,7 @@ from numba import prange
 from .._jit import jit, pjit
 from .._numerics import sigmoid
 from .._rng import LANES, draw_bits, load_lanes, nb_uniform, store_lanes
-from ._common import record
+from ._common import record, trace_slot
 
 __all__ = [
     "lattice_gibbs_run", "lattice_checkerboard_grid", "lattice_checkerboard_run", "uniform_thresholds",
@@ -28,14 +28,15 @@ __all__ = [
 
 
 @pjit
-def lattice_gibbs_run(nb, table, spin, order, x, n_steps, thin, rng, trace):
+def lattice_gibbs_run(nb, table, spin, order, x, step0, n_steps, thin, rng, trace):
     r"""Heat-bath sweeps of a homogeneous periodic lattice with a probability table.
 
     ``nb`` is ``(d, 4)`` (up, down, left, right); ``table[k]`` is the
     probability of the up state given the neighbour sum: for spins the sum
     ``S`` in ``{-4,-2,0,2,4}`` maps to ``k = (S + 4) / 2``, for 0/1 units
     ``k = S``. Same random numbers, in the same order, as
-    :func:`site_gibbs_run`. No input checks.
+    :func:`site_gibbs_run`. ``step0``: sweeps already done (the trace
+    index of a run in chunks). No input checks.
     """
     n = x.shape[0]
     if spin:
@@ -45,7 +46,7 @@ def lattice_gibbs_run(nb, table, spin, order, x, n_steps, thin, rng, trace):
     for c in prange(n):
         xc = x[c]
         s = rng[c]
-        for t in range(n_steps):
+        for t in range(step0, step0 + n_steps):
             for o in range(order.shape[0]):
                 i = order[o]
                 ssum = xc[nb[i, 0]] + xc[nb[i, 1]] + xc[nb[i, 2]] + xc[nb[i, 3]]
@@ -72,7 +73,7 @@ def _heat_bath_run(own, a, b, e, f, u, shift, halve, t0, t1, t2, t3, t4, down, d
 
 
 @pjit
-def lattice_checkerboard_grid(L1, L2, thresholds, spin, x, n_steps, thin, rng, trace):
+def lattice_checkerboard_grid(L1, L2, thresholds, spin, x, step0, n_steps, thin, rng, trace):
     r"""Checkerboard heat-bath sweeps of a homogeneous periodic ``L1 x L2`` lattice, both sides even.
 
     Visits the sites with ``(r + c)`` even, then odd, each colour row by row:
@@ -93,7 +94,9 @@ def lattice_checkerboard_grid(L1, L2, thresholds, spin, x, n_steps, thin, rng, t
     drawing first and updating after changes nothing. Lanes never mix:
     chain ``c`` is always lane ``c % LANES`` of group ``c // LANES``,
     whatever ``n_chains``; lanes past ``n_chains`` run on an all-zero state
-    and are never written back. No input checks.
+    and are never written back. ``step0``: sweeps already done (the trace
+    index of a run in chunks; the int8 copies are rebuilt from ``x`` at
+    every call, a lossless copy). No input checks.
     """
     n = x.shape[0]
     h = L2 // 2
@@ -128,8 +131,7 @@ def lattice_checkerboard_grid(L1, L2, thresholds, spin, x, n_steps, thin, rng, t
         for colour in range(2):
             for r in range(L1):
                 _frame_row(sub[colour, r], w)
-        saved = 0
-        for t in range(n_steps):
+        for t in range(step0, step0 + n_steps):
             for colour in range(2):
                 other = sub[1 - colour]
                 for r in range(L1):
@@ -145,9 +147,9 @@ def lattice_checkerboard_grid(L1, L2, thresholds, spin, x, n_steps, thin, rng, t
                                    same[lo: lo + w], same[lo + LANES: lo + LANES + w], U,
                                    shift, halve, t0, t1, t2, t3, t4, down, delta)
                     _frame_row(own, w)
-            if thin > 0 and (t + 1) % thin == 0:
-                _unpack_lattice(sub, trace[saved], c0, used, L1, L2)
-                saved += 1
+            k = trace_slot(t, thin)
+            if k >= 0:
+                _unpack_lattice(sub, trace[k], c0, used, L1, L2)
         _unpack_lattice(sub, x, c0, used, L1, L2)
         store_lanes(rng, c0, used, S0, S1, S2, S3)
 
@@ -171,9 +173,9 @@ def _unpack_lattice(sub, out, c0, used, L1, L2):
                     out[c0 + g, r * L2 + 2 * j + (r + colour) % 2] = sub[colour, r, (j + 1) * LANES + g]
 
 
-def lattice_checkerboard_run(L, thresholds, spin, x, n_steps, thin, rng, trace):
+def lattice_checkerboard_run(L, thresholds, spin, x, step0, n_steps, thin, rng, trace):
     """:func:`lattice_checkerboard_grid` on the square ``L x L`` lattice (``L`` even). No input checks."""
-    lattice_checkerboard_grid(L, L, thresholds, spin, x, n_steps, thin, rng, trace)
+    lattice_checkerboard_grid(L, L, thresholds, spin, x, step0, n_steps, thin, rng, trace)
 
 
 def uniform_thresholds(table):

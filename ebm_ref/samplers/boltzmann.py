@@ -9,7 +9,7 @@ from .._jit import pjit
 from .._numerics import nb_sigmoid
 from .._rng import nb_uniform
 from ..energies.boltzmann import nb_draw_auxiliary, nb_energy_rows
-from ._common import finish, prepare, record, unsupported
+from ._common import finish, prepare, record, run_steps, unsupported
 
 __all__ = ["boltzmann_auxiliary"]
 
@@ -86,17 +86,10 @@ def boltzmann_auxiliary(model, x0, n_steps, seed, thin=0, shift=None):
         raise unsupported("boltzmann_auxiliary", model, ["LowRankBoltzmann"])
     aux = model.auxiliary(shift)
     prep = prepare(model, x0, n_steps, seed, thin)
-    _aux_gibbs_run(
-        np.ascontiguousarray(aux.mean),
-        np.ascontiguousarray(aux.diag),
-        np.sqrt(aux.diag),
-        np.ascontiguousarray(aux.U),
-        prep.x,
-        prep.rng,
-        prep.n_steps,
-        prep.thin,
-        prep.trace,
-    )
+    mean, diag, U = np.ascontiguousarray(aux.mean), np.ascontiguousarray(aux.diag), np.ascontiguousarray(aux.U)
+    sqrt_diag = np.sqrt(aux.diag)
+    run_steps(prep, lambda t0, count: _aux_gibbs_run(
+        mean, diag, sqrt_diag, U, prep.x, prep.rng, t0, count, prep.thin, prep.trace), "boltzmann_auxiliary")
     energies = np.empty(prep.x.shape[0])
     p = model.params
     nb_energy_rows(p["d_diag"], np.ascontiguousarray(p["U"]), p["mu"], prep.x, energies)
@@ -104,8 +97,8 @@ def boltzmann_auxiliary(model, x0, n_steps, seed, thin=0, shift=None):
 
 
 @pjit
-def _aux_gibbs_run(a, s, sqrt_s, U, x, rng, n_steps, thin, trace):  # pragma: no cover - jitted
-    """Run every chain ``n_steps`` steps in place. No input checks.
+def _aux_gibbs_run(a, s, sqrt_s, U, x, rng, t0, n_steps, thin, trace):  # pragma: no cover - jitted
+    """Run steps ``t0 .. t0 + n_steps - 1`` of every chain in place. No input checks.
 
     ``a`` (m,), ``s`` (m,) >= 0, ``sqrt_s = sqrt(s)``, ``U`` (m, K); chain
     ``c`` reads and writes only ``x[c]``, ``rng[c]``, ``trace[:, c]``.
@@ -118,7 +111,7 @@ def _aux_gibbs_run(a, s, sqrt_s, U, x, rng, n_steps, thin, trace):  # pragma: no
         t = np.empty(k)
         e1 = np.empty(m)
         r = np.empty(m)
-        for step in range(n_steps):
+        for step in range(t0, t0 + n_steps):
             nb_draw_auxiliary(a, s, sqrt_s, U, z, st, e1, t, r)
             for i in range(m):
                 u = nb_uniform(st)

@@ -26,7 +26,7 @@ from .._jit import jit, pjit
 from .._rng import nb_next_u64, nb_randint, nb_uniform
 from ..energies import Ising
 from ..energies.lattice import csr_from_edges
-from ._common import finish, prepare, record, unsupported
+from ._common import finish, prepare, record, run_steps, unsupported
 from ._flip import final_energies
 from ._result import SampleResult
 
@@ -144,15 +144,16 @@ def _spins_int8(xc):
 
 
 @pjit
-def sw_run(ei, ej, p, x, n_steps, thin, rng, trace, sq_total):
-    r"""``n_steps`` Swendsen-Wang steps of every chain.
+def sw_run(ei, ej, p, x, t0, n_steps, thin, rng, trace, sq_total):
+    r"""Swendsen-Wang steps ``t0 .. t0 + n_steps - 1`` of every chain.
 
     One step: for every edge ``e = (ei[e], ej[e])`` in the given order, if the
     two spins are equal, draw ``u`` and put a bond when ``u < p[e]``
     (union-find, the larger root index linked below the smaller); then visit
     the sites in index order and, at the first site of each cluster, draw
     one 64-bit word whose top bit decides whether that cluster flips.
-    ``sq_total[c]`` accumulates ``sum_C |C|^2`` over the steps.
+    ``sq_total[c]`` accumulates ``sum_C |C|^2`` over the steps (added to,
+    so a run in chunks adds up to one call's total).
     """
     n, d = x.shape
     m = ei.shape[0]
@@ -163,7 +164,7 @@ def sw_run(ei, ej, p, x, n_steps, thin, rng, trace, sq_total):
         decision = np.empty(d, dtype=np.int8)
         size = np.empty(d, dtype=np.int64)
         sq = 0
-        for t in range(n_steps):
+        for t in range(t0, t0 + n_steps):
             for i in range(d):
                 parent[i] = i
                 decision[i] = 0
@@ -192,19 +193,19 @@ def sw_run(ei, ej, p, x, n_steps, thin, rng, trace, sq_total):
             record(trace, c, s, t, thin)
         for i in range(d):
             x[c, i] = float(s[i])
-        sq_total[c] = sq
+        sq_total[c] += sq
 
 
 @pjit
-def wolff_run(indptr, indices, p, x, n_steps, thin, rng, trace, size_total):
-    r"""``n_steps`` Wolff single-cluster flips of every chain.
+def wolff_run(indptr, indices, p, x, t0, n_steps, thin, rng, trace, size_total):
+    r"""Wolff single-cluster flips ``t0 .. t0 + n_steps - 1`` of every chain.
 
     One step: a seed site drawn uniformly (``nb_randint``) is flipped and
     pushed on a stack; while the stack is not empty, pop ``i`` and, for each
     neighbour ``j`` of ``i`` in CSR order still equal to the seed's old
     spin, draw ``u`` and, when ``u < p_ij``, flip ``j`` and push it. Each
     bond is therefore tried at most once (a flipped site no longer matches).
-    ``size_total[c]`` accumulates the flipped cluster sizes.
+    ``size_total[c]`` accumulates the flipped cluster sizes (added to).
     """
     n, d = x.shape
     for c in prange(n):
@@ -212,7 +213,7 @@ def wolff_run(indptr, indices, p, x, n_steps, thin, rng, trace, size_total):
         s = _spins_int8(x[c])
         stack = np.empty(d, dtype=np.int64)
         total = 0
-        for t in range(n_steps):
+        for t in range(t0, t0 + n_steps):
             seed = nb_randint(st, d)
             old = s[seed]
             s[seed] = -old
@@ -234,7 +235,7 @@ def wolff_run(indptr, indices, p, x, n_steps, thin, rng, trace, size_total):
             record(trace, c, s, t, thin)
         for i in range(d):
             x[c, i] = float(s[i])
-        size_total[c] = total
+        size_total[c] += total
 
 
 # --------------------------------------------------------------------------
@@ -330,7 +331,9 @@ def swendsen_wang(model, x0, n_steps, seed, thin=0):
     i, j, w = _check_model(model, "swendsen_wang")
     prep = prepare(model, x0, n_steps, seed, thin)
     sq_total = np.zeros(prep.x.shape[0], dtype=np.int64)
-    sw_run(i, j, bond_probability(w), prep.x, prep.n_steps, prep.thin, prep.rng, prep.trace, sq_total)
+    p = bond_probability(w)
+    run_steps(prep, lambda t0, count: sw_run(i, j, p, prep.x, t0, count, prep.thin, prep.rng, prep.trace,
+                                             sq_total), "swendsen_wang")
     return _result(model, prep, sq_total, model.n_features)
 
 
@@ -369,7 +372,8 @@ def wolff(model, x0, n_steps, seed, thin=0):
     d = model.n_features
     indptr, indices, p = csr_from_edges(i, j, bond_probability(w), d)
     size_total = np.zeros(prep.x.shape[0], dtype=np.int64)
-    wolff_run(indptr, indices, p, prep.x, prep.n_steps, prep.thin, prep.rng, prep.trace, size_total)
+    run_steps(prep, lambda t0, count: wolff_run(indptr, indices, p, prep.x, t0, count, prep.thin, prep.rng,
+                                                prep.trace, size_total), "wolff")
     return _result(model, prep, size_total, 1.0)
 
 
