@@ -122,30 +122,82 @@ def _act_layer(act, z, a, need_value):
             z[i] = s_pos + zi * s_pos * s_neg
 
 
-@jit
-def _acc_row(out, a, r):
-    """``out += a r`` entrywise."""
-    for i in range(out.shape[0]):
-        out[i] += a * r[i]
+@jit_inline
+def _add_rows(out, orow, oo, src, srow, so, fp, r, width, nk):
+    """``out[orow, oo + i] += sum_j src[srow, so + j] * fp[r + j width + i]`` for ``j < nk`` (8, 4 or 1), ``i < width``.
 
-
-@jit
-def _acc_rows4(out, a0, a1, a2, a3, r0, r1, r2, r3):
-    """``out += a0 r0``, then ``a1 r1``, ``a2 r2``, ``a3 r3``, entrywise.
-
-    The additions happen in exactly that order, so the result is bit-for-bit
-    that of four ``_acc_row`` calls; reading and writing ``out`` once instead
-    of four times is what makes it faster.
+    The ``nk`` products are added one after the other, in increasing ``j``,
+    to the running value of each entry (``((out + a_0 r_0) + a_1 r_1) +
+    ...``): exactly the order of one row at a time, so how a product is cut
+    into groups of rows changes no bit. Eight rows per pass keep the entry
+    in a register for eight products, and flat indexing (no slices, no
+    calls per row) lets LLVM vectorise the loop over the ``width`` entries.
     """
-    for i in range(out.shape[0]):
-        out[i] = (((out[i] + a0 * r0[i]) + a1 * r1[i]) + a2 * r2[i]) + a3 * r3[i]
+    o = out[orow][oo: oo + width]
+    if nk == 8:
+        a0 = src[srow, so]
+        a1 = src[srow, so + 1]
+        a2 = src[srow, so + 2]
+        a3 = src[srow, so + 3]
+        a4 = src[srow, so + 4]
+        a5 = src[srow, so + 5]
+        a6 = src[srow, so + 6]
+        a7 = src[srow, so + 7]
+        r0 = fp[r: r + width]
+        r1 = fp[r + width: r + 2 * width]
+        r2 = fp[r + 2 * width: r + 3 * width]
+        r3 = fp[r + 3 * width: r + 4 * width]
+        r4 = fp[r + 4 * width: r + 5 * width]
+        r5 = fp[r + 5 * width: r + 6 * width]
+        r6 = fp[r + 6 * width: r + 7 * width]
+        r7 = fp[r + 7 * width: r + 8 * width]
+        for i in range(width):
+            v = o[i] + a0 * r0[i]
+            v = v + a1 * r1[i]
+            v = v + a2 * r2[i]
+            v = v + a3 * r3[i]
+            v = v + a4 * r4[i]
+            v = v + a5 * r5[i]
+            v = v + a6 * r6[i]
+            o[i] = v + a7 * r7[i]
+    elif nk == 4:
+        a0 = src[srow, so]
+        a1 = src[srow, so + 1]
+        a2 = src[srow, so + 2]
+        a3 = src[srow, so + 3]
+        r0 = fp[r: r + width]
+        r1 = fp[r + width: r + 2 * width]
+        r2 = fp[r + 2 * width: r + 3 * width]
+        r3 = fp[r + 3 * width: r + 4 * width]
+        for i in range(width):
+            v = o[i] + a0 * r0[i]
+            v = v + a1 * r1[i]
+            v = v + a2 * r2[i]
+            o[i] = v + a3 * r3[i]
+    else:
+        a0 = src[srow, so]
+        r0 = fp[r: r + width]
+        for i in range(width):
+            o[i] = o[i] + a0 * r0[i]
 
 
 @jit_inline
-def _rows4(fp, start, width):
-    """Four consecutive rows of ``width`` entries of a matrix stored in ``fp`` from ``start``."""
-    return (fp[start: start + width], fp[start + width: start + 2 * width],
-            fp[start + 2 * width: start + 3 * width], fp[start + 3 * width: start + 4 * width])
+def _product(out, oo, src, so, fp, start, width, n_rows):
+    """``out[b, oo:oo+width] += src[b, so:so+n_rows] @ M`` for every row ``b`` of the tile.
+
+    ``M`` is the ``(n_rows, width)`` matrix stored row-major in ``fp`` from
+    ``start``. Rows of ``M`` go in groups of 8, then 4, then 1
+    (``_add_rows``), each group applied to every chain of the tile while it
+    is in cache; every entry sums its products in increasing row order.
+    """
+    T = out.shape[0]
+    k = 0
+    while k < n_rows:
+        nk = 8 if k + 8 <= n_rows else (4 if k + 4 <= n_rows else 1)
+        r = start + k * width
+        for b in range(T):
+            _add_rows(out, b, oo, src, b, so + k, fp, r, width, nk)
+        k += nk
 
 
 @jit
@@ -189,27 +241,10 @@ def nb_energy_grad_tile(ip, fp, X, G, E, need_grad, work, need_e):
             wb = work[b]
             for i in range(n_out):
                 wb[zb0 + i] = fp[bias + i]
-        k = 0
-        while k + 4 <= n_in:
-            r0, r1, r2, r3 = _rows4(fp, wt + k * n_out, n_out)
-            for b in range(T):
-                wb = work[b]
-                if l == 0:
-                    src = X[b]
-                    o = k
-                else:
-                    src = wb
-                    o = ain + k
-                _acc_rows4(wb[zb0: zb0 + n_out], src[o], src[o + 1], src[o + 2], src[o + 3],
-                           r0, r1, r2, r3)
-            k += 4
-        while k < n_in:
-            r0 = fp[wt + k * n_out: wt + (k + 1) * n_out]
-            for b in range(T):
-                wb = work[b]
-                ak = X[b, k] if l == 0 else wb[ain + k]
-                _acc_row(wb[zb0: zb0 + n_out], ak, r0)
-            k += 1
+        if l == 0:
+            _product(work, zb0, X, 0, fp, wt, n_out, n_in)
+        else:
+            _product(work, zb0, work, ain, fp, wt, n_out, n_in)
         # keep phi'(z) in place of z: the backward pass needs nothing else
         need_value = need_e or l < L - 1
         for b in range(T):
@@ -249,22 +284,10 @@ def nb_energy_grad_tile(ip, fp, X, G, E, need_grad, work, need_e):
                 wb = work[b]
                 for k in range(n_in):
                     wb[nxt + k] = 0.0
-        i = 0
-        while i + 4 <= n_out:
-            r0, r1, r2, r3 = _rows4(fp, w + i * n_in, n_in)
-            for b in range(T):
-                wb = work[b]
-                out = G[b] if l == 0 else wb[nxt: nxt + n_in]
-                _acc_rows4(out, wb[cur + i], wb[cur + i + 1], wb[cur + i + 2], wb[cur + i + 3],
-                           r0, r1, r2, r3)
-            i += 4
-        while i < n_out:
-            r0 = fp[w + i * n_in: w + (i + 1) * n_in]
-            for b in range(T):
-                wb = work[b]
-                out = G[b] if l == 0 else wb[nxt: nxt + n_in]
-                _acc_row(out, wb[cur + i], r0)
-            i += 1
+        if l == 0:
+            _product(G, 0, work, cur, fp, w, n_in, n_out)
+        else:
+            _product(work, nxt, work, cur, fp, w, n_in, n_out)
         if l > 0:
             prev = pos - n_in
             for b in range(T):
