@@ -165,7 +165,7 @@ class TorchScoreMatching:
         out = {}
         for k, p, v in zip(self.names, self.params, grads):
             out[k] = np.zeros(tuple(p.shape)) if v is None else v.detach().numpy()
-        return float(loss), out
+        return float(loss.detach()), out
 
 
 def torch_linear(torch, z, W, b):
