@@ -25,7 +25,7 @@ import time
 
 import numpy as np
 
-from ._peers import mlp_arrays
+from ._peers_numpy import mlp_arrays
 
 __all__ = ["mlp_params", "energy_fn", "JaxLangevin", "JaxScoreMatching", "JaxRBMGibbs"]
 

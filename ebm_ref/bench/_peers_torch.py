@@ -24,7 +24,7 @@ import math
 
 import numpy as np
 
-from ._peers import mlp_arrays
+from ._peers_numpy import mlp_arrays
 
 __all__ = ["TorchLangevin", "TorchScoreMatching", "TorchRBMGibbs"]
 
