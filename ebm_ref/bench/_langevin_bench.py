@@ -34,16 +34,13 @@ d = 2 ULA 2.98x, MALA 2.86x; d = 100 ULA 1.95x, MALA 1.87x (two threads:
 
 from __future__ import annotations
 
-import json
 import math
-import os
-import subprocess
 import sys
 import time
 
 import numpy as np
 
-from . import best_time
+from ._peers import build_peers, child_main, interleaved_rates, one_thread_child, peer_fields
 
 __all__ = ["run", "numpy_langevin"]
 
@@ -122,87 +119,90 @@ def _measure(quick):
         repeat = 3 if quick else 5
         # a step size with a MALA acceptance well inside (0, 1) on this model
         eta = 0.05 if d == 2 else 0.01
+        t0 = time.perf_counter()
         langevin(model, x0[:4], 2, eta, seed=0, adjust=True)  # compile / load the cache
+        compile_nb = time.perf_counter() - t0
         for adjust in (False, True):
-            gen = np.random.default_rng(1)
-
-            def nb():
-                langevin(model, x0, n_steps, eta, seed=1, adjust=adjust)
-
-            def ref():
-                numpy_langevin(layers, w_out, b_out, x0, n_steps, eta, adjust, gen)
-
-            # interleaved short runs, minimum of each: on a shared machine a
-            # burst of load then hits both implementations alike
-            t_nb = t_np = c_nb = c_np = float("inf")
-            for _ in range(repeat):
-                c0 = time.process_time()
-                t_nb = min(t_nb, best_time(nb, repeat=1))
-                c1 = time.process_time()
-                t_np = min(t_np, best_time(ref, repeat=1))
-                c2 = time.process_time()
-                c_nb = min(c_nb, c1 - c0)
-                c_np = min(c_np, c2 - c1)
-            rate_nb = n_chains * n_steps / t_nb
-            rate_np = n_chains * n_steps / t_np
-            out.append({
-                "bench": "langevin_mlp",
-                "kernel": "mala" if adjust else "ula",
-                "model": f"MLPEnergy{(d, *widths)} softplus",
-                "n_chains": n_chains,
-                "n_steps": n_steps,
-                "threads": threads,
-                "chain_steps_per_s": rate_nb,
-                "numpy_chain_steps_per_s": rate_np,
-                "ratio_vs_numpy": rate_nb / rate_np,
-                # CPU seconds instead of wall seconds: at one thread this is
-                # the figure least disturbed by other processes
-                "ratio_vs_numpy_cpu_time": c_np / c_nb,
-                "target_ratio": 2.0 if d == 2 else 1.3,
-            })
+            line = _measure_kernel(model, layers, w_out, b_out, x0, n_steps, eta, adjust, repeat, threads)
+            line["model"] = f"MLPEnergy{(d, *widths)} softplus"
+            line["compile_s"]["ebm_ref"] = compile_nb
+            line["target_ratio"] = 2.0 if d == 2 else 1.3
+            out.append(line)
     return out
 
 
-def _child_one_thread(quick):
-    """Run the measurements pinned to one core, in a fresh process."""
-    env = dict(os.environ, NUMBA_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1",
-               MKL_NUM_THREADS="1")
-    cmd = [sys.executable, "-m", "ebm_ref.bench._langevin_bench", "--child"]
-    if quick:
-        cmd.append("--quick")
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
-    res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=3600, check=True)
-    return [json.loads(line) for line in res.stdout.splitlines() if line.startswith("{")]
+def _measure_kernel(model, layers, w_out, b_out, x0, n_steps, eta, adjust, repeat, threads):
+    """One line: ebm_ref's ``langevin``, the plain-NumPy reference and the peers, interleaved."""
+    from ..samplers import langevin
+    from ._peers_jax import JaxLangevin
+    from ._peers_numpy import NumpyLangevin
+    from ._peers_torch import TorchLangevin
+
+    n_chains = x0.shape[0]
+    gen = np.random.default_rng(1)
+
+    def numpy_peer():
+        peer = NumpyLangevin(model, n_chains, seed=2)
+        return (lambda: peer.run(x0, n_steps, eta, adjust), lambda: peer.run(x0, 0, eta, adjust))
+
+    def torch_peer(torch):
+        peer = TorchLangevin(torch, model, n_chains, threads, seed=3)
+        return (lambda: peer.run(x0, n_steps, eta, adjust), lambda: peer.run(x0, 0, eta, adjust))
+
+    def jax_peer(jax):
+        peer = JaxLangevin(jax, model, x0, eta, adjust, seed=4)
+        compile_s["jax"] = peer.compile_s
+        peer.run(1)  # first call of the executable
+        return (lambda: peer.run(n_steps), lambda: peer.run(0))
+
+    compile_s = {"ebm_ref": None, "jax": None}
+    impls = {
+        "ebm_ref": (lambda: langevin(model, x0, n_steps, eta, seed=1, adjust=adjust),
+                    lambda: langevin(model, x0, 0, eta, seed=1, adjust=adjust)),
+        # the plain reference: its set-up is one energy and gradient, as ebm_ref's
+        "numpy_plain": (lambda: numpy_langevin(layers, w_out, b_out, x0, n_steps, eta, adjust, gen),
+                        lambda: numpy_langevin(layers, w_out, b_out, x0, 0, eta, adjust, gen)),
+        **build_peers({"numpy": numpy_peer, "torch": torch_peer, "jax": jax_peer}),
+    }
+    for pair in impls.values():
+        if not isinstance(pair, str):
+            pair[0]()
+    rates, setup = interleaved_rates(impls, n_chains * n_steps, repeat)
+    rate_nb, rate_np = rates.pop("ebm_ref"), rates.pop("numpy_plain")
+    line = {
+        "bench": "langevin_mlp",
+        "kernel": "mala" if adjust else "ula",
+        "n_chains": n_chains,
+        "n_steps": n_steps,
+        **peer_fields(rate_nb, rates, compile_s, threads, "chain_steps_per_s"),
+        "setup_s": setup["ebm_ref"],
+        "chain_steps_per_s": rate_nb,
+        "numpy_chain_steps_per_s": rate_np,
+        "ratio_vs_numpy": rate_nb / rate_np if rate_nb and rate_np else None,
+    }
+    return line
+
+
+def _speedup(a, b):
+    return a / b if isinstance(a, float) and isinstance(b, float) else None
 
 
 def run(quick=False):
     """Yield one dict per (case, kernel, thread count); see the module docstring."""
-    one = _child_one_thread(quick)
+    one = one_thread_child("_langevin_bench", quick)
     two = _measure(quick)
-    for line in one:
-        yield line
+    yield from one
     for line, ref in zip(two, one):
         line = dict(line)
-        line["speedup_1_to_2_threads"] = line["chain_steps_per_s"] / ref["chain_steps_per_s"]
-        line["numpy_speedup_1_to_2_threads"] = (
-            line["numpy_chain_steps_per_s"] / ref["numpy_chain_steps_per_s"]
+        line["speedup_1_to_2_threads"] = _speedup(line["chain_steps_per_s"], ref["chain_steps_per_s"])
+        line["numpy_speedup_1_to_2_threads"] = _speedup(
+            line["numpy_chain_steps_per_s"], ref["numpy_chain_steps_per_s"]
         )
+        line["peers_speedup_1_to_2_threads"] = {
+            k: _speedup(v, ref["peers"].get(k)) for k, v in line["peers"].items()
+        }
         yield line
-
-
-def _main(argv):
-    quick = "--quick" in argv
-    if "--child" in argv:
-        if hasattr(os, "sched_setaffinity"):
-            cpus = sorted(os.sched_getaffinity(0))
-            os.sched_setaffinity(0, {cpus[0]})
-        for line in _measure(quick):
-            print(json.dumps(line), flush=True)
-        return
-    for line in run(quick):
-        print(json.dumps(line), flush=True)
 
 
 if __name__ == "__main__":
-    _main(sys.argv[1:])
+    child_main(sys.argv[1:], _measure, run)
