@@ -199,10 +199,20 @@ def interleaved_rates(impls, work, repeat):
     return rates, setup
 
 
-def peer_fields(ebm_rate, rates, compile_s, threads, unit):
-    """The comparison keys every peer line carries (see docs/cli.md)."""
+def peer_fields(ebm_rate, rates, compile_s, threads, unit, higher_is_better=True):
+    """The comparison keys every peer line carries (see docs/cli.md).
+
+    ``ebm_rate`` and ``rates`` are in ``unit``; with
+    ``higher_is_better=False`` they are times, and the fastest peer is the
+    one with the least time (``ratio_vs_fastest_peer`` is still ebm_ref's
+    speed over that peer's: its time over ebm_ref's).
+    """
     peers = {k: rates.get(k, NOT_INSTALLED) for k in PEERS}
-    name, ratio = fastest_peer(ebm_rate, peers)
+    if higher_is_better:
+        name, ratio = fastest_peer(ebm_rate, peers)
+    else:
+        inv = {k: 1.0 / v if isinstance(v, float) and v > 0 else v for k, v in peers.items()}
+        name, ratio = fastest_peer(1.0 / ebm_rate if ebm_rate else None, inv)
     return {
         "unit": unit,
         "ebm_ref": ebm_rate,
