@@ -1,33 +1,39 @@
-r"""Benchmark: ULA and MALA on ``MLPEnergy`` (float64), Numba kernels vs NumPy.
+r"""Benchmark: ULA and MALA on ``MLPEnergy`` (float64), ebm_ref against its peers.
 
 Cases: ``d = 2`` with two hidden layers of 64 and 4096 chains;
-``d = 100`` with two hidden layers of 256 and 1024 chains; softplus.
-The reference is a batched plain-NumPy implementation of the same step with
-the same hand-derived gradient (matrix products through BLAS on the whole
-batch, ``numpy.random.Generator`` noise), timed in the same run. Each line
-reports chain-steps per second of both and their ratio, at the default
-thread count (Numba threads and BLAS threads both 2 here) and, from a
-subprocess pinned to one core with ``NUMBA_NUM_THREADS=1`` and
-``OPENBLAS_NUM_THREADS=1``, at one thread; the 2-thread lines also carry the
-1 -> 2 thread speed-up of each implementation.
+``d = 100`` with two hidden layers of 256 and 1024 chains; softplus
+(``quick``: an eighth of the chains, at least 64, and 5 steps instead of
+50). Step sizes 0.05 and 0.01 (MALA acceptance well inside (0, 1)).
 
-Each figure is the best of interleaved repeats (5, or 3 with ``quick``);
-``ratio_vs_numpy_cpu_time`` is the same ratio in process CPU time, which
-at one thread is the figure least disturbed by a busy machine (at two
-threads it compares total CPU spent, not speed).
-The Numba timing is of the public ``langevin`` call, so it includes the
-per-call set-up (input checks, seeding, and the energy and gradient at the
-initial states: measured ~13 ms for 4096 chains at d = 2, about one step's
-worth), amortised over 50 steps (5 with ``quick``, where it weighs more).
-The MLP kernel evaluates each layer's activations in one loop over its
-units with a polynomial ``exp`` and ``log1p`` (no libm calls, no branches,
-``np.divide`` instead of ``/``, whose zero-divisor check blocks
-vectorisation), so LLVM vectorises it as NumPy's ``logaddexp`` / ``exp``
-loops are. Before that change libm's scalar ``exp`` / ``log1p`` took about
-half the kernel time and MALA at d = 2 ran at ~1.6x NumPy at one thread;
-after it, measured in one run on the shared 2-core machine (one thread):
-d = 2 ULA 2.98x, MALA 2.86x; d = 100 ULA 1.95x, MALA 1.87x (two threads:
-5.6x, 4.5x, 2.9x, 3.0x). The results changed in their last bits only.
+Implementations, all timed in one interleaved loop (best of 5 rounds, 3
+with ``quick``), each as an ``n``-step call minus a 0-step call so that the
+set-up (input checks, seeding, the energy and gradient at the initial
+states, buffers) is left out alike:
+
+* ebm_ref: the public :func:`ebm_ref.samplers.langevin` (Numba kernel);
+  ``setup_s`` is its 0-step call, ``compile_s["ebm_ref"]`` its first call
+  in the process (compilation or cache load);
+* ``numpy_plain``: the batched textbook NumPy step below
+  (:func:`numpy_langevin`, fresh arrays every step), the suite's former
+  reference, kept as ``numpy_chain_steps_per_s`` / ``ratio_vs_numpy``;
+* the peers of :mod:`._peers`: careful NumPy, torch (``no_grad``,
+  ``out=`` operations) and JAX (``jit`` of a ``fori_loop``; its compile
+  time is ``compile_s["jax"]``), with ``ratio_vs_fastest_peer`` (ebm_ref's
+  rate over the fastest peer's) and ``fastest_peer``.
+
+The rate unit is chain-steps per second. The lines at one thread come from
+a child process pinned to one core with ``NUMBA_NUM_THREADS=1``,
+``OPENBLAS_NUM_THREADS=1``, torch at one thread and ``XLA_FLAGS`` limiting
+XLA to one thread; then the lines at the default thread count (2 here)
+from this process, with the 1 -> 2 thread speed-up of each implementation.
+Every line carries ``cpu`` (model name and vector ISA).
+
+History: the MLP kernel evaluates each layer's activations in one loop
+over its units with a polynomial ``exp`` and ``log1p`` (no libm calls, no
+branches), so LLVM vectorises it; before that change MALA at d = 2 ran at
+~1.6x plain NumPy at one thread, after it (one run on the shared 2-core
+machine, one thread) d = 2 ULA 2.98x, MALA 2.86x; d = 100 ULA 1.95x, MALA
+1.87x of plain NumPy.
 ``run(quick=False)`` yields the dicts; the samplers suite includes it.
 ``python -m ebm_ref.bench._langevin_bench [--quick] [--child]`` prints them.
 """
