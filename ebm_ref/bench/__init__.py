@@ -5,6 +5,12 @@ Each suite is a module ``ebm_ref/bench/<suite>.py`` with a function
 names the kernel, its throughput and the ratio to a plain-NumPy
 implementation timed *in the same run* (this machine is shared and noisy:
 only same-run ratios mean anything).
+
+The ``samplers`` and ``ssm`` suites also time, for ULA / MALA on
+``MLPEnergy``, RBM block Gibbs and exact score matching, the
+implementations a user would pick instead (careful NumPy, torch, JAX: the
+private modules ``_peers*``), and report ``ratio_vs_fastest_peer``, the
+compile times, the thread count and the CPU (docs/cli.md).
 """
 
 from __future__ import annotations

@@ -1,49 +1,52 @@
-r"""Benchmark: ULA and MALA on ``MLPEnergy`` (float64), Numba kernels vs NumPy.
+r"""Benchmark: ULA and MALA on ``MLPEnergy`` (float64), ebm_ref against its peers.
 
 Cases: ``d = 2`` with two hidden layers of 64 and 4096 chains;
-``d = 100`` with two hidden layers of 256 and 1024 chains; softplus.
-The reference is a batched plain-NumPy implementation of the same step with
-the same hand-derived gradient (matrix products through BLAS on the whole
-batch, ``numpy.random.Generator`` noise), timed in the same run. Each line
-reports chain-steps per second of both and their ratio, at the default
-thread count (Numba threads and BLAS threads both 2 here) and, from a
-subprocess pinned to one core with ``NUMBA_NUM_THREADS=1`` and
-``OPENBLAS_NUM_THREADS=1``, at one thread; the 2-thread lines also carry the
-1 -> 2 thread speed-up of each implementation.
+``d = 100`` with two hidden layers of 256 and 1024 chains; softplus
+(``quick``: an eighth of the chains, at least 64, and 5 steps instead of
+50). Step sizes 0.05 and 0.01 (MALA acceptance well inside (0, 1)).
 
-Each figure is the best of interleaved repeats (5, or 3 with ``quick``);
-``ratio_vs_numpy_cpu_time`` is the same ratio in process CPU time, which
-at one thread is the figure least disturbed by a busy machine (at two
-threads it compares total CPU spent, not speed).
-The Numba timing is of the public ``langevin`` call, so it includes the
-per-call set-up (input checks, seeding, and the energy and gradient at the
-initial states: measured ~13 ms for 4096 chains at d = 2, about one step's
-worth), amortised over 50 steps (5 with ``quick``, where it weighs more).
-The MLP kernel evaluates each layer's activations in one loop over its
-units with a polynomial ``exp`` and ``log1p`` (no libm calls, no branches,
-``np.divide`` instead of ``/``, whose zero-divisor check blocks
-vectorisation), so LLVM vectorises it as NumPy's ``logaddexp`` / ``exp``
-loops are. Before that change libm's scalar ``exp`` / ``log1p`` took about
-half the kernel time and MALA at d = 2 ran at ~1.6x NumPy at one thread;
-after it, measured in one run on the shared 2-core machine (one thread):
-d = 2 ULA 2.98x, MALA 2.86x; d = 100 ULA 1.95x, MALA 1.87x (two threads:
-5.6x, 4.5x, 2.9x, 3.0x). The results changed in their last bits only.
+Implementations, all timed in one interleaved loop (best of 5 rounds, 3
+with ``quick``), each as an ``n``-step call minus a 0-step call so that the
+set-up (input checks, seeding, the energy and gradient at the initial
+states, buffers) is left out alike:
+
+* ebm_ref: the public :func:`ebm_ref.samplers.langevin` (Numba kernel);
+  ``setup_s`` is its 0-step call, ``compile_s["ebm_ref"]`` its first call
+  in the process (compilation or cache load);
+* ``numpy_plain``: the batched textbook NumPy step below
+  (:func:`numpy_langevin`, fresh arrays every step), the suite's former
+  reference, kept as ``numpy_chain_steps_per_s`` / ``ratio_vs_numpy``;
+* the peers of :mod:`._peers`: careful NumPy, torch (``no_grad``,
+  ``out=`` operations) and JAX (``jit`` of a ``fori_loop``; its compile
+  time is ``compile_s["jax"]``), with ``ratio_vs_fastest_peer`` (ebm_ref's
+  rate over the fastest peer's) and ``fastest_peer``.
+
+The rate unit is chain-steps per second. The lines at one thread come from
+a child process pinned to one core with ``NUMBA_NUM_THREADS=1``,
+``OPENBLAS_NUM_THREADS=1``, torch at one thread and ``XLA_FLAGS`` limiting
+XLA to one thread; then the lines at the default thread count (2 here)
+from this process, with the 1 -> 2 thread speed-up of each implementation.
+Every line carries ``cpu`` (model name and vector ISA).
+
+History: the MLP kernel evaluates each layer's activations in one loop
+over its units with a polynomial ``exp`` and ``log1p`` (no libm calls, no
+branches), so LLVM vectorises it; before that change MALA at d = 2 ran at
+~1.6x plain NumPy at one thread, after it (one run on the shared 2-core
+machine, one thread) d = 2 ULA 2.98x, MALA 2.86x; d = 100 ULA 1.95x, MALA
+1.87x of plain NumPy.
 ``run(quick=False)`` yields the dicts; the samplers suite includes it.
 ``python -m ebm_ref.bench._langevin_bench [--quick] [--child]`` prints them.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import os
-import subprocess
 import sys
 import time
 
 import numpy as np
 
-from . import best_time
+from ._peers import build_peers, child_main, interleaved_rates, one_thread_child, peer_fields
 
 __all__ = ["run", "numpy_langevin"]
 
@@ -122,87 +125,90 @@ def _measure(quick):
         repeat = 3 if quick else 5
         # a step size with a MALA acceptance well inside (0, 1) on this model
         eta = 0.05 if d == 2 else 0.01
+        t0 = time.perf_counter()
         langevin(model, x0[:4], 2, eta, seed=0, adjust=True)  # compile / load the cache
+        compile_nb = time.perf_counter() - t0
         for adjust in (False, True):
-            gen = np.random.default_rng(1)
-
-            def nb():
-                langevin(model, x0, n_steps, eta, seed=1, adjust=adjust)
-
-            def ref():
-                numpy_langevin(layers, w_out, b_out, x0, n_steps, eta, adjust, gen)
-
-            # interleaved short runs, minimum of each: on a shared machine a
-            # burst of load then hits both implementations alike
-            t_nb = t_np = c_nb = c_np = float("inf")
-            for _ in range(repeat):
-                c0 = time.process_time()
-                t_nb = min(t_nb, best_time(nb, repeat=1))
-                c1 = time.process_time()
-                t_np = min(t_np, best_time(ref, repeat=1))
-                c2 = time.process_time()
-                c_nb = min(c_nb, c1 - c0)
-                c_np = min(c_np, c2 - c1)
-            rate_nb = n_chains * n_steps / t_nb
-            rate_np = n_chains * n_steps / t_np
-            out.append({
-                "bench": "langevin_mlp",
-                "kernel": "mala" if adjust else "ula",
-                "model": f"MLPEnergy{(d, *widths)} softplus",
-                "n_chains": n_chains,
-                "n_steps": n_steps,
-                "threads": threads,
-                "chain_steps_per_s": rate_nb,
-                "numpy_chain_steps_per_s": rate_np,
-                "ratio_vs_numpy": rate_nb / rate_np,
-                # CPU seconds instead of wall seconds: at one thread this is
-                # the figure least disturbed by other processes
-                "ratio_vs_numpy_cpu_time": c_np / c_nb,
-                "target_ratio": 2.0 if d == 2 else 1.3,
-            })
+            line = _measure_kernel(model, layers, w_out, b_out, x0, n_steps, eta, adjust, repeat, threads)
+            line["model"] = f"MLPEnergy{(d, *widths)} softplus"
+            line["compile_s"]["ebm_ref"] = compile_nb
+            line["target_ratio"] = 2.0 if d == 2 else 1.3
+            out.append(line)
     return out
 
 
-def _child_one_thread(quick):
-    """Run the measurements pinned to one core, in a fresh process."""
-    env = dict(os.environ, NUMBA_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1",
-               MKL_NUM_THREADS="1")
-    cmd = [sys.executable, "-m", "ebm_ref.bench._langevin_bench", "--child"]
-    if quick:
-        cmd.append("--quick")
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
-    res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=3600, check=True)
-    return [json.loads(line) for line in res.stdout.splitlines() if line.startswith("{")]
+def _measure_kernel(model, layers, w_out, b_out, x0, n_steps, eta, adjust, repeat, threads):
+    """One line: ebm_ref's ``langevin``, the plain-NumPy reference and the peers, interleaved."""
+    from ..samplers import langevin
+    from ._peers_jax import JaxLangevin
+    from ._peers_numpy import NumpyLangevin
+    from ._peers_torch import TorchLangevin
+
+    n_chains = x0.shape[0]
+    gen = np.random.default_rng(1)
+
+    def numpy_peer():
+        peer = NumpyLangevin(model, n_chains, seed=2)
+        return (lambda: peer.run(x0, n_steps, eta, adjust), lambda: peer.run(x0, 0, eta, adjust))
+
+    def torch_peer(torch):
+        peer = TorchLangevin(torch, model, n_chains, threads, seed=3)
+        return (lambda: peer.run(x0, n_steps, eta, adjust), lambda: peer.run(x0, 0, eta, adjust))
+
+    def jax_peer(jax):
+        peer = JaxLangevin(jax, model, x0, eta, adjust, seed=4)
+        compile_s["jax"] = peer.compile_s
+        peer.run(1)  # first call of the executable
+        return (lambda: peer.run(n_steps), lambda: peer.run(0))
+
+    compile_s = {"ebm_ref": None, "jax": None}
+    impls = {
+        "ebm_ref": (lambda: langevin(model, x0, n_steps, eta, seed=1, adjust=adjust),
+                    lambda: langevin(model, x0, 0, eta, seed=1, adjust=adjust)),
+        # the plain reference: its set-up is one energy and gradient, as ebm_ref's
+        "numpy_plain": (lambda: numpy_langevin(layers, w_out, b_out, x0, n_steps, eta, adjust, gen),
+                        lambda: numpy_langevin(layers, w_out, b_out, x0, 0, eta, adjust, gen)),
+        **build_peers({"numpy": numpy_peer, "torch": torch_peer, "jax": jax_peer}),
+    }
+    for pair in impls.values():
+        if not isinstance(pair, str):
+            pair[0]()
+    rates, setup = interleaved_rates(impls, n_chains * n_steps, repeat)
+    rate_nb, rate_np = rates.pop("ebm_ref"), rates.pop("numpy_plain")
+    line = {
+        "bench": "langevin_mlp",
+        "kernel": "mala" if adjust else "ula",
+        "n_chains": n_chains,
+        "n_steps": n_steps,
+        **peer_fields(rate_nb, rates, compile_s, threads, "chain_steps_per_s"),
+        "setup_s": setup["ebm_ref"],
+        "chain_steps_per_s": rate_nb,
+        "numpy_chain_steps_per_s": rate_np,
+        "ratio_vs_numpy": rate_nb / rate_np if rate_nb and rate_np else None,
+    }
+    return line
+
+
+def _speedup(a, b):
+    return a / b if isinstance(a, float) and isinstance(b, float) else None
 
 
 def run(quick=False):
     """Yield one dict per (case, kernel, thread count); see the module docstring."""
-    one = _child_one_thread(quick)
+    one = one_thread_child("_langevin_bench", quick)
     two = _measure(quick)
-    for line in one:
-        yield line
+    yield from one
     for line, ref in zip(two, one):
         line = dict(line)
-        line["speedup_1_to_2_threads"] = line["chain_steps_per_s"] / ref["chain_steps_per_s"]
-        line["numpy_speedup_1_to_2_threads"] = (
-            line["numpy_chain_steps_per_s"] / ref["numpy_chain_steps_per_s"]
+        line["speedup_1_to_2_threads"] = _speedup(line["chain_steps_per_s"], ref["chain_steps_per_s"])
+        line["numpy_speedup_1_to_2_threads"] = _speedup(
+            line["numpy_chain_steps_per_s"], ref["numpy_chain_steps_per_s"]
         )
+        line["peers_speedup_1_to_2_threads"] = {
+            k: _speedup(v, ref["peers"].get(k)) for k, v in line["peers"].items()
+        }
         yield line
-
-
-def _main(argv):
-    quick = "--quick" in argv
-    if "--child" in argv:
-        if hasattr(os, "sched_setaffinity"):
-            cpus = sorted(os.sched_getaffinity(0))
-            os.sched_setaffinity(0, {cpus[0]})
-        for line in _measure(quick):
-            print(json.dumps(line), flush=True)
-        return
-    for line in run(quick):
-        print(json.dumps(line), flush=True)
 
 
 if __name__ == "__main__":
-    _main(sys.argv[1:])
+    child_main(sys.argv[1:], _measure, run)

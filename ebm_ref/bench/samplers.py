@@ -1,22 +1,16 @@
 r"""Benchmark suite ``samplers``: discrete samplers against plain NumPy.
 
 Only the public samplers are timed. Lines (each at 2 threads and at 1
-thread, set with :func:`ebm_ref.limit_threads`; OpenBLAS is held at one
-thread for the lines without matrix products):
+thread, set with :func:`ebm_ref.limit_threads` or, for the lines with
+peers, in a child process; OpenBLAS is held at one thread for the lines
+without matrix products):
 
-* ``rbm_block_gibbs``: 784 x 500 RBM, 1000 chains, float64. Seconds per
-  full step (h|v then v|h) of :func:`ebm_ref.samplers.gibbs` (setup and
-  final energies excluded: the difference of an ``n``-step and a 0-step
-  call, divided by ``n``), against the two matrix products ``v W`` and
-  ``h W^T`` alone on the same batch (one call each, OpenBLAS at the
-  line's thread count), and against a plain-NumPy step (``expit`` and
-  ``Generator.random``). The sampler itself pins OpenBLAS to one thread
-  and spreads its 128-chain blocks over the line's thread count of
-  Python threads (docs/threads.md). ``setup_s`` is a whole 0-step
-  ``gibbs`` call: input checks, seeding (well under 1 ms) and, for most of
-  it, the final free energies (``RBM.energy`` on 128-row blocks: one more
-  ``v W`` product plus a softplus over the hidden units, also on one
-  OpenBLAS thread).
+* ``rbm_block_gibbs``: 784 x 500 RBM, 1000 chains, float64: chain-sweeps
+  per second of :func:`ebm_ref.samplers.gibbs` (set-up excluded) against
+  the two matrix products alone (the ceiling), the plain-NumPy sweep and
+  the peers (careful NumPy, torch, JAX; ``ratio_vs_fastest_peer``), at 1
+  thread (a pinned child process) and 2 threads; see
+  :mod:`ebm_ref.bench._rbm_bench`.
 * ``ising_checkerboard``: periodic L x L ``Ising.lattice`` at beta = 0.44,
   32 chains (two lock-step groups of 16 chains, one per thread at 2
   threads), spin updates per second of the public
@@ -36,22 +30,28 @@ thread for the lines without matrix products):
   flips per second of :func:`ebm_ref.samplers.gwg` (set-up subtracted as
   above) against a batched NumPy GWG (fields by ``x @ J``).
 
-Each ratio is also given in process CPU time (``*_cpu_time``), which is
-less sensitive to other processes on a shared machine.
+Each ratio of the Ising and GWG lines is also given in process CPU time
+(``*_cpu_time``), which is less sensitive to other processes on a shared
+machine. Every line of the suite carries ``cpu`` (model name and vector
+ISA).
 
-The other engineers' MALA/ULA lines (``ebm_ref.bench._langevin_bench``)
-are appended when that module exists.
+Then the MALA/ULA lines of :mod:`ebm_ref.bench._langevin_bench`, with
+their peers. Every line with peers (``rbm_block_gibbs``, ``langevin_mlp``)
+carries the keys of docs/cli.md: ``ebm_ref``, ``peers``, ``fastest_peer``,
+``ratio_vs_fastest_peer``, ``compile_s``, ``threads`` and ``cpu`` (model
+name and vector ISA, see :func:`ebm_ref.bench._peers.cpu_info`).
 """
 
 from __future__ import annotations
 
-import importlib.util
 import time
 
 import numpy as np
 from scipy.special import expit
 
-from .._threads import blas_threads, limit_threads, openblas_thread_controls
+from .._threads import blas_threads, limit_threads
+from ._peers import cpu_info
+from ._rbm_bench import run as _run_rbm
 
 __all__ = ["run"]
 
@@ -73,52 +73,6 @@ def _best_wall_cpu(fn, repeat=5):
         wall = min(wall, time.perf_counter() - w0)
         cpu = min(cpu, time.process_time() - c0)
     return wall, cpu
-
-
-# -------------------------------------------------------------- RBM Gibbs
-
-
-def _numpy_rbm_step(v, W, b_v, b_h, rng):
-    ph = expit(v @ W + b_h)
-    h = (rng.random(ph.shape) < ph).astype(np.float64)
-    pv = expit(h @ W.T + b_v)
-    return (rng.random(pv.shape) < pv).astype(np.float64)
-
-
-def _bench_rbm(quick, threads):
-    from ..energies import RBM
-
-    V, H, n = (64, 32, 100) if quick else (784, 500, 1000)
-    steps = 3 if quick else 5
-    r = np.random.default_rng(0)
-    model = RBM(r.normal(0, 0.05, (V, H)), r.normal(0, 0.1, V), r.normal(0, 0.1, H))
-    p = model.params
-    W, b_v, b_h = p["W"], p["b_v"], p["b_h"]
-    v0 = (r.random((n, V)) < 0.5).astype(np.float64)
-    h0 = (r.random((n, H)) < 0.5).astype(np.float64)
-    # the step loop alone: an n-step call minus a 0-step call (checks,
-    # seeding, final energies), as for the lattice lines
-    t_run, c_run, t_setup, _ = _public_rate(_gibbs, model, v0, steps, 0)
-    t_step, c_step = _per(t_run, steps), _per(c_run, steps)
-    t_mm, c_mm = _best_wall_cpu(lambda: (v0 @ W, h0 @ W.T))
-    gen = np.random.default_rng(1)
-    t_np, c_np = _best_wall_cpu(lambda: _numpy_rbm_step(v0, W, b_v, b_h, gen), repeat=3)
-    return {
-        "bench": "rbm_block_gibbs",
-        "threads": threads,
-        "shape": [V, H],
-        "n_chains": n,
-        "step_s": t_step,
-        "setup_s": t_setup,
-        "matmuls_s": t_mm,
-        "step_over_matmuls": _ratio(t_step, t_mm),
-        "target_step_over_matmuls": 1.3,
-        "numpy_step_s": t_np,
-        "speedup_vs_numpy": _ratio(t_np, t_step),
-        "chain_steps_per_s": _ratio(n, t_step),
-        "step_over_matmuls_cpu_time": _ratio(c_step, c_mm) if c_mm > 0 else None,
-        "speedup_vs_numpy_cpu_time": _ratio(c_np, c_step),
-    }
 
 
 # --------------------------------------------------------- Ising lattice
@@ -205,10 +159,6 @@ def _public_rate(sampler, model, x0, n_steps, seed):
     t0, c0 = _best_wall_cpu(lambda: sampler(model, x0, 0, seed))
     tn, cn = _best_wall_cpu(lambda: sampler(model, x0, n_steps, seed), repeat=3)
     return _positive(tn - t0), _positive(cn - c0), t0, tn
-
-
-def _per(t, n):
-    return t / n if t is not None else None
 
 
 def _positive(t):
@@ -375,7 +325,14 @@ def _bench_gwg(quick, threads):
 
 
 def run(quick=False):
-    """Yield the JSON-able result lines of the suite (see the module docstring)."""
+    """Yield the JSON-able result lines of the suite (see the module docstring), each with ``cpu``."""
+    cpu = cpu_info()
+    for line in _lines(quick):
+        line.setdefault("cpu", cpu)
+        yield line
+
+
+def _lines(quick):
     lattice_sizes = (16,) if quick else (64, 256)
     # whole lock-step groups, at least one per thread (see the module docstring)
     n_lat = 32
@@ -390,11 +347,8 @@ def run(quick=False):
                 yield line
             yield _bench_lattice_large(quick, threads)
             yield _bench_gwg(quick, threads)
-    for threads in (2, 1):
-        with limit_threads(threads):
-            line = _bench_rbm(quick, threads)
-        line["blas_threads_pinned"] = openblas_thread_controls() is not None
-        yield line
+    # 1 thread in a pinned child process, then 2 threads here (see _rbm_bench)
+    yield from _run_rbm(quick)
     for L in lattice_sizes:
         yield {
             "bench": "ising_checkerboard_thread_scaling",
@@ -403,7 +357,6 @@ def run(quick=False):
             "speedup_2_over_1_threads": _ratio(rates[(L, 2)], rates[(L, 1)]),
             "target": 1.8,
         }
-    if importlib.util.find_spec("ebm_ref.bench._langevin_bench"):
-        from ._langevin_bench import run as _run_lang
+    from ._langevin_bench import run as _run_lang
 
-        yield from _run_lang(quick)
+    yield from _run_lang(quick)

@@ -13,6 +13,13 @@ Hessian diagonal, so its ratio grows like ``d``. ``target_ratio`` is the
 bound 16 on the SSM ratio for every ``d`` (an O(1) count of passes with
 room for the machine's noise); ``meets_target`` says whether it held.
 Times are the best of interleaved repeats (7, or 3 with ``quick``).
+
+Then the ``score_matching_peers`` lines of :mod:`ebm_ref.bench._sm_bench`:
+exact score matching (``ScoreMatching().value_and_grad``) at the same
+sizes against careful NumPy, torch autograd and jitted JAX, in ms per
+value and gradient, with ``ratio_vs_fastest_peer``, ``fastest_peer`` and
+``compile_s``, at 1 thread (a pinned child process) and 2 threads. Every
+line of the suite carries ``cpu`` (model name and vector ISA).
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import best_interleaved
+from ._peers import cpu_info
 
 __all__ = ["run"]
 
@@ -27,7 +35,16 @@ _TARGET = 16.0
 
 
 def run(quick=False):
-    """Yield one dict per dimension (see the module docstring)."""
+    """Yield one dict per dimension, then the peer lines (see the module docstring)."""
+    from ._sm_bench import run as _run_peers
+
+    cpu = cpu_info()
+    for line in _ssm_lines(quick):
+        yield {**line, "cpu": cpu}
+    yield from _run_peers(quick)
+
+
+def _ssm_lines(quick):
     from ..energies import MLPEnergy
     from ..objectives import ScoreMatching, SlicedScoreMatching
 

@@ -1,0 +1,225 @@
+r"""Peers of the ebm_ref kernels: what a user would write instead.
+
+This module holds what the peer comparison shares (the CPU description,
+the lazy import of torch / JAX, the interleaved timing, the one-thread
+child process and the keys of a line); :mod:`._peers_numpy`,
+:mod:`._peers_torch` and :mod:`._peers_jax` hold, for each benchmarked
+workload, three independent implementations of the same maths on the same
+float64 inputs:
+
+``numpy``
+    *Careful* NumPy: every buffer allocated once when the workload is set
+    up, every elementwise step an in-place ufunc with ``out=``, every
+    matrix product one BLAS call on the whole batch, random numbers drawn
+    into preallocated arrays (``Generator.standard_normal(out=...)``).
+``torch``
+    float64 tensors, :func:`torch.no_grad` for the samplers (hand-derived
+    gradient, as here), autograd for the score-matching objective;
+    ``torch.set_num_threads`` set to the line's thread count.
+``jax``
+    ``jax_enable_x64``, :func:`jax.jit`, samplers as one
+    :func:`jax.lax.fori_loop`; the compile time is measured on its own
+    (ahead-of-time ``lower(...).compile()``) and reported as ``compile_s``.
+
+torch and JAX are imported lazily by :func:`import_peer`; when one is not
+importable its entry in a line is the string ``"not installed"``.
+
+Workloads (``MLPEnergy`` layout of docs/models.md: ``W_l`` of shape
+``(h_l, h_{l-1})``, softplus, ``E = w_out . z_L + b_out``):
+
+* Langevin (ULA / MALA) steps on the whole batch of chains;
+* exact score matching value and parameter gradient
+  (:class:`ebm_ref.objectives.ScoreMatching`);
+* RBM block Gibbs sweeps (``h | v`` then ``v | h``, binary units).
+
+Decisions: the random streams differ between implementations (each uses
+its own generator; the work per step is the same); a sampler's rate is
+computed from an ``n``-step call minus a 0-step call for every
+implementation, so the set-up (initial energy and gradient, buffers) is
+excluded alike.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import platform
+import subprocess
+import sys
+
+from . import best_interleaved
+
+__all__ = [
+    "NOT_INSTALLED",
+    "cpu_info",
+    "import_peer",
+    "fastest_peer",
+    "one_thread_child",
+    "build_peers",
+    "interleaved_rates",
+    "peer_fields",
+    "child_main",
+]
+
+NOT_INSTALLED = "not installed"
+PEERS = ("numpy", "torch", "jax")
+
+
+# ------------------------------------------------------------ environment
+
+
+def cpu_info():
+    """``{"model_name": str, "isa": str}`` of this machine's CPU.
+
+    ``isa`` is ``"AVX-512"`` when ``avx512f`` is among the flags of
+    ``/proc/cpuinfo``, else ``"AVX2"`` when ``avx2`` is, else
+    ``"baseline"`` (also when ``/proc/cpuinfo`` cannot be read).
+    """
+    model, flags = None, set()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if key == "model name" and model is None:
+                    model = value.strip()
+                elif key == "flags" and not flags:
+                    flags = set(value.split())
+    except OSError:
+        pass
+    isa = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "baseline"
+    return {"model_name": model or platform.processor() or "unknown", "isa": isa}
+
+
+def import_peer(name):
+    """The module ``name`` (``"torch"`` or ``"jax"``), or ``None`` when it is not importable.
+
+    JAX is configured for float64 (``jax_enable_x64``) on import. Tests
+    monkeypatch this function to simulate a missing peer.
+    """
+    try:
+        mod = importlib.import_module(name)
+    except Exception:  # ImportError, or a broken install failing on import
+        return None
+    if name == "jax":
+        mod.config.update("jax_enable_x64", True)
+    return mod
+
+
+def fastest_peer(ebm_rate, rates):
+    """``(name, ratio)``: the fastest peer and ebm_ref's rate over its rate.
+
+    ``rates`` maps peer names to rates (larger is faster) or to a string
+    (``"not installed"``, ``"failed: ..."``), which is skipped. Returns
+    ``(None, None)`` when no peer has a rate.
+    """
+    numeric = {k: v for k, v in rates.items() if isinstance(v, (int, float)) and v > 0}
+    if not numeric or ebm_rate is None:
+        return None, None
+    name = max(numeric, key=numeric.get)
+    return name, ebm_rate / numeric[name]
+
+
+def one_thread_child(module, quick):
+    """Lines printed by ``python -m ebm_ref.bench.<module> --child`` pinned to one thread.
+
+    The child environment sets ``NUMBA_NUM_THREADS``, ``OPENBLAS_NUM_THREADS``,
+    ``OMP_NUM_THREADS`` and ``MKL_NUM_THREADS`` to 1 and
+    ``XLA_FLAGS=--xla_cpu_multi_thread_eigen=false
+    intra_op_parallelism_threads=1``; :func:`child_main` pins it to one
+    core and torch to one thread.
+    """
+    env = dict(os.environ, NUMBA_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1",
+               MKL_NUM_THREADS="1",
+               XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
+    cmd = [sys.executable, "-m", f"ebm_ref.bench.{module}", "--child"] + (["--quick"] if quick else [])
+    res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=3600, check=True)
+    return [json.loads(line) for line in res.stdout.splitlines() if line.startswith("{")]
+
+
+def child_main(argv, measure, run):
+    """Command line of a bench module with a one-thread child: ``[--quick] [--child]``."""
+    quick = "--quick" in argv
+    if "--child" in argv:
+        if hasattr(os, "sched_setaffinity"):
+            os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
+        lines = measure(quick)
+    else:
+        lines = run(quick)
+    for line in lines:
+        print(json.dumps(line), flush=True)
+
+
+def build_peers(builders):
+    """Set up each peer; ``{name: impl or reason}``.
+
+    ``builders`` maps ``"numpy"`` to a function of no argument and
+    ``"torch"`` / ``"jax"`` to functions of the imported module. A peer
+    whose module is missing gets ``"not installed"``; one whose set-up
+    raises gets ``"failed: <error>"`` (the line is still printed).
+    """
+    out = {}
+    for name, builder in builders.items():
+        if name == "numpy":
+            out[name] = builder()
+            continue
+        mod = import_peer(name)
+        if mod is None:
+            out[name] = NOT_INSTALLED
+            continue
+        try:
+            out[name] = builder(mod)
+        except Exception as exc:  # report, do not abort the suite
+            out[name] = f"failed: {type(exc).__name__}: {exc}"[:300]
+    return out
+
+
+def interleaved_rates(impls, work, repeat):
+    """Rates ``work / (t_n - t_0)`` of each implementation, all timed in one interleaved loop.
+
+    ``impls`` maps names to ``(call_n, call_0)`` pairs (an ``n``-step and a
+    0-step call) or to a string (a peer not set up, passed through).
+    Returns ``(rates, setup)``: per name the rate (None when noise makes
+    ``t_n - t_0`` non-positive) and the best 0-step time ``t_0``.
+    """
+    live = {k: v for k, v in impls.items() if not isinstance(v, str)}
+    fns = [f for pair in live.values() for f in pair]
+    times = best_interleaved(fns, repeat)
+    rates, setup = {}, {}
+    for i, name in enumerate(live):
+        t_n, t_0 = times[2 * i], times[2 * i + 1]
+        rates[name] = work / (t_n - t_0) if t_n > t_0 else None
+        setup[name] = t_0
+    for name, v in impls.items():
+        if isinstance(v, str):
+            rates[name] = v
+    return rates, setup
+
+
+def peer_fields(ebm_rate, rates, compile_s, threads, unit, higher_is_better=True):
+    """The comparison keys every peer line carries (see docs/cli.md).
+
+    ``ebm_rate`` and ``rates`` are in ``unit``; with
+    ``higher_is_better=False`` they are times, and the fastest peer is the
+    one with the least time (``ratio_vs_fastest_peer`` is still ebm_ref's
+    speed over that peer's: its time over ebm_ref's).
+    """
+    peers = {k: rates.get(k, NOT_INSTALLED) for k in PEERS}
+    if higher_is_better:
+        name, ratio = fastest_peer(ebm_rate, peers)
+    else:
+        inv = {k: 1.0 / v if isinstance(v, float) and v > 0 else v for k, v in peers.items()}
+        name, ratio = fastest_peer(1.0 / ebm_rate if ebm_rate else None, inv)
+    return {
+        "unit": unit,
+        "ebm_ref": ebm_rate,
+        "peers": peers,
+        "fastest_peer": name,
+        "ratio_vs_fastest_peer": ratio,
+        "compile_s": compile_s,
+        "threads": threads,
+        "cpu": cpu_info(),
+    }
