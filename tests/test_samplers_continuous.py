@@ -533,13 +533,14 @@ def test_a_run_split_into_chunks_gives_the_same_bits(name):
         split = prepare(model, x0, 10, 5, thin=2)
         acc = np.zeros(9, dtype=np.int64)
         e = np.empty(9)
+        g = np.empty((9, model.n_features))  # the carried gradients (Numba driver)
         for t0, n in ((0, 4), (4, 6)):
             args = (move, split.x, t0, n, 2.0, adjust, 3, np.ones(model.n_features), split.rng, 2, split.trace, acc)
             form = K.pack_model(model)
             if form is None:
                 e = K.generic_run(model, *args)
             else:
-                K.metropolis_run(*form, *args, e, 1)
+                K.metropolis_run(*form, *args, e, g, t0 + n == 10, 1)
         for a, b in ((split.x, whole.x), (split.trace, whole.trace), (acc, acc_w), (e, e_w)):
             np.testing.assert_array_equal(a, b, err_msg=f"{name} move {move} adjust {adjust}")
         assert not adjust or 0 < acc.sum() < 90
@@ -559,7 +560,7 @@ def test_tile_size_does_not_change_results():
         acc = np.zeros(23, dtype=np.int64)
         e = np.empty(23)
         K.metropolis_run(kind, ip, fp, n_work, K.MOVE_LANGEVIN, x, 0, 10, 0.1, True, 1, np.ones(3), rng, 5,
-                         trace, acc, e, tile)
+                         trace, acc, e, np.empty((23, 3)), True, tile)
         outs.append((x, trace, acc, e))
     for other in outs[1:]:
         for a, b in zip(outs[0], other):

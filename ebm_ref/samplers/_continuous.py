@@ -32,10 +32,11 @@ chains nor on the tile size; the tests check all three bit for bit.
 Running in chunks
 -----------------
 All per-chain state is in the arrays passed in: ``x`` and the RNG rows are
-updated in place, the energy and gradient of the current state are
-recomputed from ``x`` at the start of a call (a pure function of ``x``, so
-the same bits as the carried ones), ``t0`` is the number of steps already
-done (it places the traced states) and ``accepted`` is added to. Calling
+updated in place, the energy and gradient of the current state are carried
+in ``energies`` / ``grads`` (the Numba driver; the generic path recomputes
+them from ``x``, a pure function of it, so the same bits), ``t0`` is the
+number of steps already done (it places the traced states) and
+``accepted`` is added to. Calling
 the driver for steps ``[0, k)`` then ``[k, n)`` gives the bits of one call
 for ``[0, n)``. No input checks in the kernels.
 """
@@ -125,9 +126,15 @@ def run(model, move, prep, step, adjust=True, n_leap=1, invm=None):
         kind, ip, fp, n_work = form
         tile = tile_size(n)
 
+        # the energy and gradient of each chain's current state, carried
+        # from one chunk to the next (recomputing them would cost one
+        # gradient evaluation per chunk)
+        grads = np.empty((n, d))
+
         def chunk(t0, count):
             metropolis_run(kind, ip, fp, n_work, move, prep.x, t0, count, step, adjust, n_leap, invm,
-                           prep.rng, prep.thin, prep.trace, accepted, energies, tile)
+                           prep.rng, prep.thin, prep.trace, accepted, energies, grads, t0 + count == prep.n_steps,
+                           tile)
     run_steps(prep, chunk, _LABELS[move])
     return accepted, energies
 
@@ -185,14 +192,19 @@ def _log_alpha(move, X, G, E, XP, GP, EP, P, K0, b, step, invm):
 
 @pjit
 def metropolis_run(kind, ip, fp, n_work, move, x, t0, n_steps, step, adjust, n_leap, invm, rng, thin,
-                   trace, accepted, energies, tile):
+                   trace, accepted, energies, grads, last, tile):
     """Steps ``t0 .. t0 + n_steps - 1`` of ``move`` on every chain, in place.
 
     ``step`` is the proposal scale (RW-MH), ``eta`` (Langevin) or the
     leapfrog step (HMC); ``adjust=False`` takes every proposal (ULA);
     ``n_leap`` and ``invm`` (diagonal of the inverse mass) are used by HMC
-    only. Adds the accepted counts to ``accepted``, writes the energies of
-    the final states into ``energies``.
+    only. Adds the accepted counts to ``accepted``.
+
+    ``energies`` and ``grads`` carry each chain's current energy and
+    gradient between calls: computed from ``x`` when ``t0 == 0``, read
+    otherwise, written back at the end. ``last`` (the final call of a run)
+    makes ``energies`` those of the final states also for ULA, whose steps
+    do not evaluate energies.
     """
     n, d = x.shape
     noise = math.sqrt(2.0 * step)
@@ -210,7 +222,14 @@ def metropolis_run(kind, ip, fp, n_work, move, x, t0, n_steps, step, adjust, n_l
         E = np.empty(T)
         EP = np.empty(T)
         K0 = np.empty(T)
-        continuous_eval_tile(kind, ip, fp, X, G, E, grad, work, True)
+        if t0 == 0:
+            continuous_eval_tile(kind, ip, fp, X, G, E, grad, work, True)
+        else:
+            for b in range(T):
+                E[b] = energies[c0 + b]
+                if grad:
+                    for j in range(d):
+                        G[b, j] = grads[c0 + b, j]
         for t in range(n_steps):
             for b in range(T):
                 s = rng[c0 + b]
@@ -255,7 +274,10 @@ def metropolis_run(kind, ip, fp, n_work, move, x, t0, n_steps, step, adjust, n_l
                 for b in range(T):
                     for j in range(d):
                         trace[k, c0 + b, j] = X[b, j]
-        if not adjust and n_steps > 0:
+        if last and not adjust and n_steps > 0:
             continuous_eval_tile(kind, ip, fp, X, G, E, False, work, True)
         for b in range(T):
             energies[c0 + b] = E[b]
+            if grad:
+                for j in range(d):
+                    grads[c0 + b, j] = G[b, j]
