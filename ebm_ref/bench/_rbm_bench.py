@@ -13,7 +13,7 @@ chains). Rates are chain-sweeps per second (one sweep: ``h | v`` then
   the whole batch (one OpenBLAS call each at the line's thread count), the
   speed no sampler built on them can pass; ``step_over_matmuls`` is
   ebm_ref's time per sweep over theirs (target 1.3);
-* ``numpy_plain``: the textbook NumPy sweep (``expit``, fresh arrays), the
+* ``numpy_plain``: the textbook NumPy sweep (``bench.ais._numpy_gibbs``: fresh arrays), the
   suite's former reference, kept as ``speedup_vs_numpy``;
 * the peers of :mod:`._peers` (careful NumPy, torch with
   ``torch.bernoulli``, JAX with a jitted ``fori_loop``), with
@@ -33,21 +33,12 @@ import sys
 import time
 
 import numpy as np
-from scipy.special import expit
 
 from .._threads import limit_threads, openblas_thread_controls
+from .ais import _numpy_gibbs
 from ._peers import build_peers, child_main, interleaved_rates, one_thread_child, peer_fields
 
 __all__ = ["run"]
-
-
-def _plain_sweeps(v, W, b_v, b_h, rng, n_sweeps):
-    for _ in range(n_sweeps):
-        ph = expit(v @ W + b_h)
-        h = (rng.random(ph.shape) < ph).astype(np.float64)
-        pv = expit(h @ W.T + b_v)
-        v = (rng.random(pv.shape) < pv).astype(np.float64)
-    return v
 
 
 def _measure(quick):
@@ -103,7 +94,7 @@ def _measure_at(quick, threads):
         "ebm_ref": (lambda: gibbs(model, v0, sweeps, seed=0), lambda: gibbs(model, v0, 0, seed=0)),
         # sweeps x (v W, h W^T), against doing nothing
         "gemm_ceiling": (lambda: [(v0 @ W, h0 @ W.T) for _ in range(sweeps)], nothing),
-        "numpy_plain": (lambda: _plain_sweeps(v0, W, b_v, b_h, gen, sweeps), nothing),
+        "numpy_plain": (lambda: _numpy_gibbs(model, v0, sweeps, gen), nothing),
         **build_peers({"numpy": numpy_peer, "torch": torch_peer, "jax": jax_peer}),
     }
     for pair in impls.values():

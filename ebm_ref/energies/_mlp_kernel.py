@@ -124,7 +124,7 @@ def _act_layer(act, z, a, need_value):
 
 @jit_inline
 def _add_rows(out, orow, oo, src, srow, so, fp, r, width, nk):
-    """``out[orow, oo + i] += sum_j src[srow, so + j] * fp[r + j width + i]`` for ``j < nk`` (8, 4 or 1), ``i < width``.
+    """``out[orow, oo + i] += sum_j src[srow, so + j] * fp[r + j width + i]`` for ``j < nk`` (8 or 1), ``i < width``.
 
     The ``nk`` products are added one after the other, in increasing ``j``,
     to the running value of each entry (``((out + a_0 r_0) + a_1 r_1) +
@@ -160,20 +160,6 @@ def _add_rows(out, orow, oo, src, srow, so, fp, r, width, nk):
             v = v + a5 * r5[i]
             v = v + a6 * r6[i]
             o[i] = v + a7 * r7[i]
-    elif nk == 4:
-        a0 = src[srow, so]
-        a1 = src[srow, so + 1]
-        a2 = src[srow, so + 2]
-        a3 = src[srow, so + 3]
-        r0 = fp[r: r + width]
-        r1 = fp[r + width: r + 2 * width]
-        r2 = fp[r + 2 * width: r + 3 * width]
-        r3 = fp[r + 3 * width: r + 4 * width]
-        for i in range(width):
-            v = o[i] + a0 * r0[i]
-            v = v + a1 * r1[i]
-            v = v + a2 * r2[i]
-            o[i] = v + a3 * r3[i]
     else:
         a0 = src[srow, so]
         r0 = fp[r: r + width]
@@ -186,14 +172,14 @@ def _product(out, oo, src, so, fp, start, width, n_rows):
     """``out[b, oo:oo+width] += src[b, so:so+n_rows] @ M`` for every row ``b`` of the tile.
 
     ``M`` is the ``(n_rows, width)`` matrix stored row-major in ``fp`` from
-    ``start``. Rows of ``M`` go in groups of 8, then 4, then 1
+    ``start``. Rows of ``M`` go in groups of 8, then one by one
     (``_add_rows``), each group applied to every chain of the tile while it
     is in cache; every entry sums its products in increasing row order.
     """
     T = out.shape[0]
     k = 0
     while k < n_rows:
-        nk = 8 if k + 8 <= n_rows else (4 if k + 4 <= n_rows else 1)
+        nk = 8 if k + 8 <= n_rows else 1
         r = start + k * width
         for b in range(T):
             _add_rows(out, b, oo, src, b, so + k, fp, r, width, nk)

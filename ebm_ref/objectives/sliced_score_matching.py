@@ -81,10 +81,10 @@ class SlicedScoreMatching(Objective):
 
     References
     ----------
-    Song, Y., Garg, S., Shi, J., Ermon, S. (2019). Sliced score matching: a
-    scalable approach to density and score estimation. UAI.
     Hyvärinen, A. (2005). Estimation of non-normalized statistical models by
     score matching. JMLR 6, 695-709.
+    Song, Y., Garg, S., Shi, J., Ermon, S. (2019). Sliced score matching: a
+    scalable approach to density and score estimation. UAI.
 
     Examples
     --------
