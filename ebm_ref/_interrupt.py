@@ -30,7 +30,11 @@ import time
 from ._progress import ProgressLine
 from ._validation import check_nonneg_int, check_positive
 
-__all__ = ["run_chunked", "ChunkInterrupted"]
+__all__ = ["run_chunked", "ChunkInterrupted", "PROGRESS_DELAY"]
+
+#: Seconds of work before the progress line of a library call (sampler, AIS,
+#: enumeration) appears on a terminal: short calls print nothing.
+PROGRESS_DELAY = 2.0
 
 
 class ChunkInterrupted(KeyboardInterrupt):

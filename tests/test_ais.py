@@ -536,8 +536,9 @@ def test_generic_binary_ais_matches_exact_log_z():
     assert abs(rev.log_z - z_true) < Z_1E4 * rev.stderr
 
 
-def _chunked_equals_whole(model, base=None):
-    """``run_path`` over the whole path == over two consecutive pieces."""
+def _path_runs(model, base=None):
+    """``(weights, states, rng rows)`` of ``run_path`` over the whole path, over two consecutive
+    pieces, and over two pieces whose first one is wrongly closed (a negative control)."""
     import numba
 
     from ebm_ref._rng import STREAM_AIS, as_seed_sequence, chain_states
@@ -548,23 +549,19 @@ def _chunked_equals_whole(model, base=None):
     path = betas(23, "sigmoid")
     n, d = 7, model.n_features
     nt = numba.get_num_threads()
-    rng_a = chain_states(as_seed_sequence(11), n, STREAM_AIS)
-    rng_b = rng_a.copy()
-    xa, xb = np.zeros((n, d)), np.zeros((n, d))
-    wa, wb = np.zeros(n), np.zeros(n)
-    run_path(form, g, spin, path, xa, rng_a, wa, True, True, nt)
-    run_path(form, g, spin, path[:10], xb, rng_b, wb, True, False, nt)
-    run_path(form, g, spin, path[9:], xb, rng_b, wb, False, True, nt)
-    np.testing.assert_array_equal(wa, wb)
-    np.testing.assert_array_equal(xa, xb)
-    np.testing.assert_array_equal(rng_a, rng_b)
-    # negative control: a second piece without the first's closing
-    # transition is a different chain (so the check above can fail)
-    rng_c = chain_states(as_seed_sequence(11), n, STREAM_AIS)
-    xc, wc = np.zeros((n, d)), np.zeros(n)
-    run_path(form, g, spin, path[:10], xc, rng_c, wc, True, True, nt)
-    run_path(form, g, spin, path[9:], xc, rng_c, wc, False, True, nt)
-    assert not np.array_equal(wc, wa)
+    runs = []
+    for cuts in ((None, None), (10, False), (10, True)):
+        rng = chain_states(as_seed_sequence(11), n, STREAM_AIS)
+        x, w = np.zeros((n, d)), np.zeros(n)
+        if cuts[0] is None:
+            run_path(form, g, spin, path, x, rng, w, True, True, nt)
+        else:
+            # the first piece ends at path[9]; ``finish`` True there skips the
+            # transition the second piece needs
+            run_path(form, g, spin, path[: cuts[0]], x, rng, w, True, cuts[1], nt)
+            run_path(form, g, spin, path[cuts[0] - 1 :], x, rng, w, False, True, nt)
+        runs.append((w, x, rng))
+    return runs
 
 
 @pytest.mark.parametrize("which", ["rbm", "grbm", "ising_spin", "ising_binary", "fvbm"])
@@ -581,7 +578,13 @@ def test_path_in_consecutive_pieces_is_bit_identical(which):
         "ising_binary": lambda: Ising(J, g.standard_normal(5), domain="binary"),
         "fvbm": lambda: make_fvbm(5),
     }[which]()
-    _chunked_equals_whole(model)
+    (wa, xa, rng_a), (wb, xb, rng_b), (wc, _, _) = _path_runs(model)
+    np.testing.assert_array_equal(wa, wb)
+    np.testing.assert_array_equal(xa, xb)
+    np.testing.assert_array_equal(rng_a, rng_b)
+    # negative control: a second piece after a closed first piece is a
+    # different chain (so the check above can fail)
+    assert not np.array_equal(wc, wa)
 
 
 # ------------------------------------------------- resource checks

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from .._interrupt import run_chunked
+from .._interrupt import PROGRESS_DELAY, run_chunked
 from .._rng import STREAM_AIS, as_seed_sequence, chain_states
 from .._validation import check_int, check_memory
 from ..energies import EnergyModel
@@ -108,7 +108,7 @@ def _run(form, g, spin, path, x, rng, logw, from_base, label):
         _kernels.run_path(form, g, spin, path[k0 : k0 + count + 1], x, rng, logw, from_base and k0 == 0, last,
                           n_threads)
 
-    run_chunked(chunk, K, progress=label, progress_delay=2.0)
+    run_chunked(chunk, K, progress=label, progress_delay=PROGRESS_DELAY)
 
 
 def _summarise(lw):

@@ -33,7 +33,7 @@ import math
 import numba
 import numpy as np
 
-from .._interrupt import run_chunked
+from .._interrupt import PROGRESS_DELAY, run_chunked
 from .._states import all_states
 from .._validation import check_memory
 from ..energies import EnergyModel, Ising, RBM
@@ -115,7 +115,7 @@ def _walk_chunks(walk, chunk_bits):
     on the grouping. The first call takes one chunk per thread.
     """
     run_chunked(lambda lo, count: walk(lo, lo + count), 1 << chunk_bits, progress="log_partition",
-                first_chunk=max(1, numba.get_num_threads()), progress_delay=2.0)
+                first_chunk=max(1, numba.get_num_threads()), progress_delay=PROGRESS_DELAY)
 
 
 def _rbm_log_z(model, c, b, M, path="auto"):

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._interrupt import run_chunked
+from .._interrupt import PROGRESS_DELAY, run_chunked
 from .._jit import jit_inline
 from .._rng import STREAM_SAMPLE, as_seed_sequence, chain_states
 from .._validation import check_nonneg_int, check_positive
@@ -70,10 +70,6 @@ def check_int64(value, name):
 
 
 _INT64_MAX = 2**63 - 1
-
-
-#: Seconds of sampling before a sampler's progress line appears on a terminal.
-PROGRESS_DELAY = 2.0
 
 
 def run_steps(prep, step, label):
