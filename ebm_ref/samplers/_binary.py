@@ -39,8 +39,8 @@ def site_gibbs_run(kind, ip, fp, down, order, x, cache, t0, n_steps, thin, rng, 
     value is ``down`` (0, or -1 for spins). For a model whose fresh flip
     change reads its cache (``bin_fresh_uses_cache``), a change goes
     through ``bin_apply_flip``, which keeps row ``c`` of ``cache`` (filled
-    from ``x`` when ``t0 == 0``) current; otherwise the cache is not
-    touched. ``t0``: sweeps already done (the trace index of a chunked
+    from ``x`` when ``t0 == 0``) current; otherwise the new value is
+    stored whether it changed or not and the cache is not touched. ``t0``: sweeps already done (the trace index of a chunked
     run).
     """
     n = x.shape[0]
@@ -54,11 +54,14 @@ def site_gibbs_run(kind, ip, fp, down, order, x, cache, t0, n_steps, thin, rng, 
                 i = order[o]
                 a = K.bin_cond_logit(kind, ip, fp, xc, f, i)
                 new = 1.0 if nb_bernoulli_logit(nb_uniform(s), a) else down
-                if new != xc[i]:
-                    if live:
+                if live:
+                    if new != xc[i]:
                         K.bin_apply_flip(kind, ip, fp, xc, f, i)
-                    else:
-                        xc[i] = new
+                else:
+                    # unconditional store: a branch on "changed" is taken about
+                    # half the time at random and mispredicted as often
+                    # (measured: dense Ising d=100 sweeps 88k -> 106k/s, 1 thread)
+                    xc[i] = new
             record(trace, c, xc, t, thin)
         cache[c] = f
 
