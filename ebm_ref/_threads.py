@@ -8,7 +8,9 @@ never depend on the thread count (docs/threads.md), only the time does.
 NumPy exposes no BLAS thread setter and ``threadpoolctl`` is not a
 dependency, so the OpenBLAS entry points are looked up in the libraries the
 process has mapped (Linux ``/proc/self/maps``); elsewhere, or with another
-BLAS, the BLAS thread count is left alone.
+BLAS, the BLAS thread count is left alone. NumPy and SciPy wheels each
+bring their own OpenBLAS, and Numba's ``np.dot`` (the MLP kernel's
+products) calls SciPy's: both are set together.
 """
 
 from __future__ import annotations
@@ -22,21 +24,34 @@ import numba
 
 __all__ = ["openblas_thread_controls", "blas_threads", "limit_threads", "available_cores", "capped_numba_threads"]
 
-_NAMES = ("scipy_openblas_{}_num_threads64_", "openblas_{}_num_threads64_", "openblas_{}_num_threads")
+_NAMES = (
+    "scipy_openblas_{}_num_threads64_",
+    "scipy_openblas_{}_num_threads",
+    "openblas_{}_num_threads64_",
+    "openblas_{}_num_threads",
+)
 
 
 @functools.lru_cache(maxsize=None)
 def openblas_thread_controls():
-    """``(get, set)`` ctypes functions of the loaded OpenBLAS, or ``None``.
+    """``(get, set)`` for every loaded OpenBLAS together, or ``None``.
 
-    Looked up once per process (NumPy maps its BLAS when it is imported,
-    before this module can run): samplers call this on every call.
+    ``get()`` reads the first library's count (NumPy's, by path order),
+    ``set(n)`` sets every library's. Looked up once per process: NumPy maps
+    its BLAS when it is imported, and SciPy's is mapped here first (Numba
+    loads it at its first ``np.dot``, too late for a cached look-up).
+    Samplers call this on every call.
     """
+    try:
+        import scipy.linalg.cython_blas  # noqa: F401  (maps SciPy's OpenBLAS)
+    except ImportError:  # pragma: no cover - scipy is a dependency
+        pass
     try:
         with open("/proc/self/maps") as fh:
             paths = {line.split()[-1] for line in fh if "openblas" in line.lower() and "/" in line}
     except OSError:
         return None
+    found = []
     for path in sorted(paths):
         try:
             lib = ctypes.CDLL(path)
@@ -48,8 +63,20 @@ def openblas_thread_controls():
                 getter, setter = getattr(lib, get_name), getattr(lib, set_name)
                 getter.restype = ctypes.c_int
                 setter.argtypes = [ctypes.c_int]
-                return getter, setter
-    return None
+                found.append((getter, setter))
+                break
+    if not found:
+        return None
+    getters, setters = tuple(g for g, _ in found), tuple(s for _, s in found)
+
+    def get():
+        return getters[0]()
+
+    def set_(n):
+        for setter in setters:
+            setter(int(n))
+
+    return get, set_
 
 
 @contextlib.contextmanager

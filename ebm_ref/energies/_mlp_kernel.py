@@ -1,21 +1,27 @@
 r"""Numba kernel of :class:`~ebm_ref.energies.mlp.MLPEnergy`: energies and
 input gradients of a tile of states (the layout is ``MLPEnergy._numba_form``).
 
-Why a tile
-----------
-The continuous drivers hand the kernel ``T`` consecutive chains at once
-(``T`` up to 16) so that every weight row is loaded once for the whole tile.
-Every chain's numbers are still computed by the same scalar operations in
-the same order as for ``T = 1``: chain ``b``'s result does not depend on
-which chains share its tile, on the tile size, on the number of chains or
-of threads. Matrix-vector products are written as sums of rows (``z += a_k
-W^T[k, :]``, four rows per pass, added in the order ``k = 0, 1, ...``): the
-summation order of each entry is fixed and the inner loop runs over
-contiguous memory, which LLVM vectorises without reassociating anything.
-BLAS on the whole batch is not used: its blocking (and thus rounding) may
-depend on the batch size, which would break chain-prefix invariance.
+Why fixed-shape BLAS tiles
+--------------------------
+Every layer of the forward and the backward pass is one matrix-matrix
+product over a tile of ``TILE`` chains, done by BLAS (``np.dot`` into a
+preallocated buffer; measured 27-37 GMAC/s on 32-row tiles where a
+hand-written per-chain product reached 5-9). A tile of fewer chains is
+padded to ``TILE`` rows, so every product this kernel makes has one shape
+per layer whatever the number of chains, of threads or the tile the driver
+hands over. Chain ``b``'s numbers then depend on its own state only: a GEMM
+row is computed from its own row of the left factor, and a product of one
+shape always runs the same code (a 1-row product would not: BLAS switches
+to a matrix-vector kernel with another summation order, which is why even
+a single state goes through a padded tile). ``tests/test_mlp_tiles.py``
+checks that a row's result is the same at every position of a tile and
+with any other rows beside it. The summation order inside a product is
+BLAS's: results agree with the NumPy model methods to a few ulp, not bit
+for bit, and differ between BLAS builds or CPUs (never between runs, thread
+counts or chain counts on one machine).
 
-No input checks.
+Elementwise work (biases, activations and their derivatives, the output
+layer) runs in vectorised Numba loops over the whole tile. No input checks.
 """
 
 from __future__ import annotations
@@ -24,6 +30,9 @@ import numpy as np
 
 from .._jit import jit, jit_inline
 from .._numerics import nb_exp_nonpos
+
+#: Rows of every BLAS product of the kernel (chains per padded tile).
+TILE = 32
 
 ACT_SOFTPLUS = 0
 ACT_TANH = 1
@@ -123,79 +132,19 @@ def _act_layer(act, z, a, need_value):
 
 
 @jit_inline
-def _add_rows(out, orow, oo, src, srow, so, fp, r, width, nk):
-    """``out[orow, oo + i] += sum_j src[srow, so + j] * fp[r + j width + i]`` for ``j < nk`` (8 or 1), ``i < width``.
-
-    The ``nk`` products are added one after the other, in increasing ``j``,
-    to the running value of each entry (``((out + a_0 r_0) + a_1 r_1) +
-    ...``): exactly the order of one row at a time, so how a product is cut
-    into groups of rows changes no bit. Eight rows per pass keep the entry
-    in a register for eight products, and flat indexing (no slices, no
-    calls per row) lets LLVM vectorise the loop over the ``width`` entries.
-    """
-    o = out[orow][oo: oo + width]
-    if nk == 8:
-        a0 = src[srow, so]
-        a1 = src[srow, so + 1]
-        a2 = src[srow, so + 2]
-        a3 = src[srow, so + 3]
-        a4 = src[srow, so + 4]
-        a5 = src[srow, so + 5]
-        a6 = src[srow, so + 6]
-        a7 = src[srow, so + 7]
-        r0 = fp[r: r + width]
-        r1 = fp[r + width: r + 2 * width]
-        r2 = fp[r + 2 * width: r + 3 * width]
-        r3 = fp[r + 3 * width: r + 4 * width]
-        r4 = fp[r + 4 * width: r + 5 * width]
-        r5 = fp[r + 5 * width: r + 6 * width]
-        r6 = fp[r + 6 * width: r + 7 * width]
-        r7 = fp[r + 7 * width: r + 8 * width]
-        for i in range(width):
-            v = o[i] + a0 * r0[i]
-            v = v + a1 * r1[i]
-            v = v + a2 * r2[i]
-            v = v + a3 * r3[i]
-            v = v + a4 * r4[i]
-            v = v + a5 * r5[i]
-            v = v + a6 * r6[i]
-            o[i] = v + a7 * r7[i]
-    else:
-        a0 = src[srow, so]
-        r0 = fp[r: r + width]
-        for i in range(width):
-            o[i] = o[i] + a0 * r0[i]
-
-
-@jit_inline
-def _product(out, oo, src, so, fp, start, width, n_rows):
-    """``out[b, oo:oo+width] += src[b, so:so+n_rows] @ M`` for every row ``b`` of the tile.
-
-    ``M`` is the ``(n_rows, width)`` matrix stored row-major in ``fp`` from
-    ``start``. Rows of ``M`` go in groups of 8, then one by one
-    (``_add_rows``), each group applied to every chain of the tile while it
-    is in cache; every entry sums its products in increasing row order.
-    """
-    T = out.shape[0]
-    k = 0
-    while k < n_rows:
-        nk = 8 if k + 8 <= n_rows else 1
-        r = start + k * width
-        for b in range(T):
-            _add_rows(out, b, oo, src, b, so + k, fp, r, width, nk)
-        k += nk
+def _mat(buf, off, rows, cols):
+    """The ``(rows, cols)`` C-contiguous view of ``buf[off: off + rows * cols]``."""
+    return buf[off: off + rows * cols].reshape((rows, cols))
 
 
 @jit
-def nb_energy_grad_tile(ip, fp, X, G, E, need_grad, work, need_e):
-    """Energies ``E[b]`` (and gradients ``G[b]``) of the ``T`` states ``X[b]``.
+def _tile(ip, fp, X, G, E, need_grad, need_e):
+    """Energies and gradients of up to ``TILE`` states through ``TILE``-row products.
 
-    Each weight row is loaded once and applied to the ``T`` chains of the
-    tile (so memory traffic is shared), while every chain's numbers are
-    computed by the same operations in the same order as for ``T = 1``:
-    chain ``b``'s result does not depend on which chains share its tile.
-    ``work`` is ``(T, n_work)``: phi'(z) of every layer | a of every layer |
-    two delta buffers.
+    Buffer ``buf`` (one allocation): the padded input | phi'(z) of every
+    layer | phi(z) of every layer | two adjoint buffers | the padded input
+    gradient. Rows ``T .. TILE-1`` hold zeros on input and are computed and
+    discarded.
     """
     T = X.shape[0]
     L = ip[0]
@@ -206,81 +155,92 @@ def nb_energy_grad_tile(ip, fp, X, G, E, need_grad, work, need_e):
     o_b = o_w + L
     off_wout = ip[o_b + L]
     off_bout = ip[o_b + L + 1]
+    d = ip[o_sizes]
     hsum = 0
-    hmax = ip[o_sizes]
+    hmax = d
     for l in range(L):
         h = ip[o_sizes + 1 + l]
         hsum += h
-        if h > hmax:
-            hmax = h
-    za = 0
-    aa = hsum
+        hmax = max(hmax, h)
+    o_z = TILE * d
+    o_a = o_z + TILE * hsum
+    o_d0 = o_a + TILE * hsum
+    o_d1 = o_d0 + TILE * hmax
+    o_g = o_d1 + TILE * hmax
+    buf = np.empty(o_g + TILE * d)
+    Xp = _mat(buf, 0, TILE, d)
+    for b in range(TILE):
+        for j in range(d):
+            Xp[b, j] = X[b, j] if b < T else 0.0
     pos = 0
     for l in range(L):
         n_in = ip[o_sizes + l]
         n_out = ip[o_sizes + 1 + l]
-        wt = ip[o_wt + l]
-        bias = ip[o_b + l]
-        zb0 = za + pos
-        ain = aa + pos - n_in
-        for b in range(T):
-            wb = work[b]
+        bias = fp[ip[o_b + l]: ip[o_b + l] + n_out]
+        Ain = Xp if l == 0 else _mat(buf, o_a + TILE * (pos - n_in), TILE, n_in)
+        Z = _mat(buf, o_z + TILE * pos, TILE, n_out)
+        np.dot(Ain, _mat(fp, ip[o_wt + l], n_in, n_out), Z)
+        for b in range(TILE):
             for i in range(n_out):
-                wb[zb0 + i] = fp[bias + i]
-        if l == 0:
-            _product(work, zb0, X, 0, fp, wt, n_out, n_in)
-        else:
-            _product(work, zb0, work, ain, fp, wt, n_out, n_in)
+                Z[b, i] += bias[i]
         # keep phi'(z) in place of z: the backward pass needs nothing else
-        need_value = need_e or l < L - 1
-        for b in range(T):
-            wb = work[b]
-            _act_layer(act, wb[zb0: zb0 + n_out], wb[aa + pos: aa + pos + n_out], need_value)
+        _act_layer(act, buf[o_z + TILE * pos: o_z + TILE * (pos + n_out)],
+                   buf[o_a + TILE * pos: o_a + TILE * (pos + n_out)], need_e or l < L - 1)
         pos += n_out
     hL = ip[o_sizes + L]
     last = pos - hL
+    w_out = fp[off_wout: off_wout + hL]
+    AL = _mat(buf, o_a + TILE * last, TILE, hL)
     for b in range(T):
         if need_e:
-            wb = work[b]
             e = fp[off_bout]
             for i in range(hL):
-                e += fp[off_wout + i] * wb[aa + last + i]
+                e += w_out[i] * AL[b, i]
             E[b] = e
         else:
             E[b] = np.nan
     if not need_grad:
         return
-    cur = 2 * hsum
-    nxt = 2 * hsum + hmax
-    for b in range(T):
-        wb = work[b]
+    cur_o, nxt_o = o_d0, o_d1
+    cur = _mat(buf, cur_o, TILE, hL)
+    ZL = _mat(buf, o_z + TILE * last, TILE, hL)
+    for b in range(TILE):
         for i in range(hL):
-            wb[cur + i] = fp[off_wout + i] * wb[za + last + i]
+            cur[b, i] = w_out[i] * ZL[b, i]
     pos = last
     for l in range(L - 1, -1, -1):
         n_in = ip[o_sizes + l]
         n_out = ip[o_sizes + 1 + l]
-        w = ip[o_w + l]
-        for b in range(T):
-            if l == 0:
-                gb = G[b]
-                for k in range(n_in):
-                    gb[k] = 0.0
-            else:
-                wb = work[b]
-                for k in range(n_in):
-                    wb[nxt + k] = 0.0
+        W = _mat(fp, ip[o_w + l], n_out, n_in)
+        cur = _mat(buf, cur_o, TILE, n_out)
         if l == 0:
-            _product(G, 0, work, cur, fp, w, n_in, n_out)
-        else:
-            _product(work, nxt, work, cur, fp, w, n_in, n_out)
-        if l > 0:
-            prev = pos - n_in
+            Gp = _mat(buf, o_g, TILE, d)
+            np.dot(cur, W, Gp)
             for b in range(T):
-                wb = work[b]
+                for k in range(d):
+                    G[b, k] = Gp[b, k]
+        else:
+            nxt = _mat(buf, nxt_o, TILE, n_in)
+            np.dot(cur, W, nxt)
+            prev = pos - n_in
+            Zp = _mat(buf, o_z + TILE * prev, TILE, n_in)
+            for b in range(TILE):
                 for k in range(n_in):
-                    wb[nxt + k] *= wb[za + prev + k]
+                    nxt[b, k] *= Zp[b, k]
             pos = prev
-            tmp = cur
-            cur = nxt
-            nxt = tmp
+            cur_o, nxt_o = nxt_o, cur_o
+
+
+@jit
+def nb_energy_grad_tile(ip, fp, X, G, E, need_grad, work, need_e):
+    """Energies ``E[b]`` (and gradients ``G[b]``) of the states ``X[b]``, ``TILE`` at a time.
+
+    Chain ``b``'s result depends on ``X[b]`` only (padded fixed-shape BLAS
+    tiles, module docstring). ``work`` is not used (the interface of the
+    continuous family); ``need_e=False`` leaves ``E`` NaN and skips the
+    top layer's activation values.
+    """
+    T = X.shape[0]
+    for b0 in range(0, T, TILE):
+        b1 = min(T, b0 + TILE)
+        _tile(ip, fp, X[b0:b1], G[b0:b1], E[b0:b1], need_grad, need_e)

@@ -31,6 +31,7 @@ from . import mixture as _mixture
 from . import mlp as _mlp
 from . import rbm as _rbm
 from . import student_t as _student_t
+from ._mlp_kernel import TILE as _MLP_TILE
 from ._mlp_kernel import nb_energy_grad_tile as _mlp_tile
 
 # --------------------------------------------------------------------------
@@ -41,6 +42,12 @@ KIND_MIXTURE = _mixture.GaussianMixture.NUMBA_KIND
 KIND_GRBM = _grbm.GRBM.NUMBA_KIND
 KIND_MLP = _mlp.MLPEnergy.NUMBA_KIND
 CONTINUOUS_KINDS = (KIND_STUDENT_T, KIND_MIXTURE, KIND_GRBM, KIND_MLP)
+#: Kinds whose kernels call BLAS (drivers run them with one OpenBLAS thread:
+#: each Numba thread makes its own single-threaded products).
+BLAS_KINDS = (KIND_MLP,)
+#: Chains per tile the tiled kernels work on (the MLP's padded BLAS tile):
+#: drivers hand over tiles of at most this many chains.
+TILE_ROWS = _MLP_TILE
 
 
 @jit
@@ -64,8 +71,8 @@ def continuous_eval(kind, ip, fp, x, g, need_grad, work):
 def continuous_eval_tile(kind, ip, fp, X, G, E, need_grad, work, need_e):
     """``continuous_eval`` on every row of a tile (``work`` is ``(T, n_work)``).
 
-    Tiled kernels (the MLP's) load each weight row once for the whole tile;
-    every row's arithmetic is that of a tile of one. ``need_e=False`` allows
+    Tiled kernels (the MLP's) make one matrix product per layer for the
+    whole tile; every row's result depends on that row only. ``need_e=False`` allows
     a kernel to leave ``E`` undefined (NaN) when that saves work (the MLP's
     top-layer softplus during ULA steps).
     """

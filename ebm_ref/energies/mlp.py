@@ -252,8 +252,8 @@ class MLPEnergy(EnergyModel):
         pos += w_out.size
         chunks.append(np.array([b_out]))
         ip = np.array([len(layers), act, *sizes, *off_wt, *off_w, *off_b, off_wout, pos], dtype=np.int64)
-        n_work = 2 * sum(sizes[1:]) + 2 * max(sizes)
-        return self.NUMBA_KIND, ip, np.concatenate(chunks), n_work
+        # the kernel allocates its own padded tile buffers (_mlp_kernel): no per-chain work
+        return self.NUMBA_KIND, ip, np.concatenate(chunks), 1
 
     def _energy(self, x):
         zs, _ = forward(self._layers, self.activation, x, 0)

@@ -22,11 +22,11 @@ a NaN ratio reject) -> store the state if the step is traced.
 
 Reproducibility
 ---------------
-``prange`` runs over tiles of consecutive chains (up to 16, see
+``prange`` runs over tiles of consecutive chains (up to 32, see
 ``tile_size``); chain ``c`` reads and writes row ``c`` of ``x``, of the RNG
-states and of every output, and its energies and gradients are computed by
-the same scalar operations in the same order whatever tile it sits in. Its
-result therefore depends neither on the thread count nor on the number of
+states and of every output, and its energies and gradients depend on its
+own state only, whatever tile it sits in (the MLP kernel pads every tile to
+one fixed shape, ``energies._mlp_kernel``). Its result therefore depends neither on the thread count nor on the number of
 chains nor on the tile size; the tests check all three bit for bit.
 
 Running in chunks
@@ -51,7 +51,8 @@ from numba import prange
 from .._jit import jit, jit_inline, pjit
 from .._rng import nb_normal, nb_uniform
 from ..energies import EnergyModel
-from ..energies.kernels import CONTINUOUS_KINDS, continuous_eval_tile
+from ..energies.kernels import BLAS_KINDS, CONTINUOUS_KINDS, TILE_ROWS, continuous_eval_tile
+from ._block_gibbs import one_thread_blas
 from ._common import run_steps, trace_slot, unsupported
 from ._generic import generic_run
 
@@ -92,13 +93,13 @@ def pack_model(model):
 
 
 def tile_size(n_chains):
-    """Chains per prange iteration: up to 16 (MLP weight reuse) while
-    leaving several tiles per thread for load balance. Results do not
-    depend on it."""
+    """Chains per prange iteration: up to ``TILE_ROWS`` (the MLP kernel's
+    BLAS tile, which pads smaller tiles) while leaving two tiles per thread
+    for load balance. Results do not depend on it."""
     import numba
 
-    per = n_chains // (4 * numba.get_num_threads())
-    return int(max(1, min(16, per)))
+    per = n_chains // (2 * numba.get_num_threads())
+    return int(max(1, min(TILE_ROWS, per)))
 
 
 _LABELS = {MOVE_RWMH: "mh", MOVE_LANGEVIN: "langevin", MOVE_HMC: "hmc"}
@@ -135,7 +136,13 @@ def run(model, move, prep, step, adjust=True, n_leap=1, invm=None):
             metropolis_run(kind, ip, fp, n_work, move, prep.x, t0, count, step, adjust, n_leap, invm,
                            prep.rng, prep.thin, prep.trace, accepted, energies, grads, t0 + count == prep.n_steps,
                            tile)
-    run_steps(prep, chunk, _LABELS[move])
+    if form is not None and form.kind in BLAS_KINDS:
+        # the kernel's products are single-threaded BLAS calls, one per Numba
+        # thread: OpenBLAS's own threads would only compete for the cores
+        with one_thread_blas():
+            run_steps(prep, chunk, _LABELS[move])
+    else:
+        run_steps(prep, chunk, _LABELS[move])
     return accepted, energies
 
 
