@@ -15,6 +15,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .._numerics import softplus
+from .._validation import check_like
 
 class NumbaForm(NamedTuple):
     """A model's parameters packed for the Numba kernels (docs/models.md).
@@ -42,6 +43,8 @@ class NumbaForm(NamedTuple):
 # Formula hooks whose override in a subclass invalidates an inherited Numba
 # form (the kernels would evaluate the parent's formula).
 _FORMULA_HOOKS = ("_energy", "_grad_x", "_flip_energy_delta")
+# Formula hooks that a shared score-matching pass stands in for.
+_SM_HOOKS = ("_energy", "_grad_x", "_hessian_diag", "_grad_params_of_grad_x", "_grad_params_of_hessian_diag")
 
 
 class ModelHooks:
@@ -189,3 +192,35 @@ class ModelHooks:
     def _exact_mean_grad_params(self):
         """Hook: the expectation as a dict of arrays; ``None``: no closed form."""
         return None
+
+    # ------------------------------------- score matching in one pass (hook)
+    def score_matching_terms(self, x, c, v_fn):
+        r"""``grad_x``, ``hessian_diag`` and the two mixed derivatives score matching needs.
+
+        Returns ``(g, h, grads_v, grads_c)``: ``g = grad_x(x)``, ``h =
+        hessian_diag(x)``, ``grads_v = grad_params_of_grad_x(x, v)`` with
+        ``v[rows] = v_fn(g[rows], rows)`` (``rows`` a slice; ``v`` may
+        depend on ``g`` row by row) and ``grads_c =
+        grad_params_of_hessian_diag(x, c)``. The default calls those four
+        methods; a model may share one forward pass among them (private
+        hook ``_score_matching_terms``; ``MLPEnergy`` does). A subclass that
+        overrides one of the four formula hooks of the class defining the
+        shared pass gets the default (the shared pass would evaluate the
+        parent's formulas). Used by ``ScoreMatching`` and
+        ``GeneralizedScoreMatching``.
+        """
+        x2d, was_1d = self._check_x(x)
+        c2d = check_like(c, x2d, was_1d, "c")
+        cls = type(self)
+        owner = next(k for k in cls.__mro__ if "_score_matching_terms" in k.__dict__)
+        if owner is not ModelHooks and all(getattr(cls, h) is getattr(owner, h) for h in _SM_HOOKS):
+            g, h, gv, gc = self._score_matching_terms(x2d, c2d, v_fn)
+            return g, h, self._zero_structural(gv), self._zero_structural(gc)
+        g = self._grad_x(x2d)
+        v = np.asarray(v_fn(g, slice(None)), dtype=np.float64)
+        return (g, self._hessian_diag(x2d), self._zero_structural(self._grad_params_of_grad_x(x2d, v)),
+                self._zero_structural(self._grad_params_of_hessian_diag(x2d, c2d)))
+
+    def _score_matching_terms(self, x, c, v_fn):
+        """Hook: ``(g, h, grads_v, grads_c)`` from a shared pass (see :meth:`score_matching_terms`)."""
+        raise NotImplementedError

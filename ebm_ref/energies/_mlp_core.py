@@ -114,6 +114,39 @@ def backprop(layers, ders, g_top, need_input=False):
     return gs, deltas
 
 
+def grad_x_param_grads(layers, w_out, zs, ders, v):
+    r""":math:`\sum_i \partial/\partial\theta\,[v_i \cdot \nabla_x E(x_i)]` from a forward pass.
+
+    ``zs``/``ders`` as :func:`forward` returns them with ``order >= 2``
+    (``ders[l][0] = phi'``, ``ders[l][1] = phi''``). A tangent pass along
+    ``v`` (``adot_l``, ``t_l``) then the reverse pass of backpropagation
+    (the derivation is in ``MLPEnergy``'s Notes).
+    """
+    L = len(layers)
+    ts = [v]
+    adots = []
+    t = v
+    for l in range(L):
+        adot = t @ layers[l][0].T
+        t = ders[l][0] * adot
+        adots.append(adot)
+        ts.append(t)
+    g_top = np.broadcast_to(w_out, zs[-1].shape)
+    gs, deltas = backprop(layers, ders, g_top)
+    out = {}
+    zbar = None
+    for l in range(L, 0, -1):
+        d1, d2 = ders[l - 1][0], ders[l - 1][1]
+        abar = gs[l] * d2 * adots[l - 1]
+        if zbar is not None:
+            abar += zbar * d1
+        out[f"W{l}"] = deltas[l - 1].T @ ts[l - 1] + abar.T @ zs[l - 1]
+        out[f"b{l}"] = abar.sum(axis=0)
+        if l > 1:
+            zbar = abar @ layers[l - 1][0]
+    return ordered_param_grads(out, L, ts[-1].sum(axis=0))
+
+
 def weight_grads(zs, deltas, w):
     """``sum_i w_i dE/dW_l`` and ``dE/db_l`` from the layer adjoints."""
     out = []
@@ -195,9 +228,17 @@ def hessian_diag_block(layers, W1T, w_out, act, x):
     return H
 
 
-def hessian_diag_param_grads_block(layers, W1T, w_out, act, x, c):
+def hessian_diag_param_grads_block(layers, W1T, w_out, act, x, c, v_fn=None):
     """Parameter gradients of ``sum_i c_i^T diag H(x_i)`` on one block (the
-    adjoint of the Hessian-diagonal recursion of ``MLPEnergy``'s Notes)."""
+    adjoint of the Hessian-diagonal recursion of ``MLPEnergy``'s Notes).
+
+    With ``v_fn`` (score matching from one forward pass instead of four):
+    returns ``(g, H, grads_v, grads_c)``, ``g = grad_x E`` and ``H`` its
+    Hessian diagonal on the block, ``grads_v`` those of ``sum_i v_i . g_i``
+    with ``v = v_fn(g)`` (:func:`grad_x_param_grads`) and ``grads_c`` the
+    above. ``g`` and ``H`` come out of the same recursions as in
+    :func:`hessian_diag_block` (``H`` accumulated in the reverse pass).
+    """
     # Stacked states (see the class Notes): forward F_l = [J_l^(1..d);
     # Sigma_l; z_l] (n, d+2, h_l) so that F_{l-1} W_l^T = [A_l; Q_l; a_l - b_l]
     # in one product; reverse R_l = [Abar_l^(1..d); delta_l; abar_l], whose
@@ -233,6 +274,15 @@ def hessian_diag_param_grads_block(layers, W1T, w_out, act, x, c):
             F[:, d] = Sig
             F[:, d + 1] = vals[0]
             Fs.append(F)
+    fused = v_fn is not None
+    if fused:
+        # backpropagation on the values already computed, then v from g
+        zs = [x] + [dl[0] for dl in ders]
+        d12 = [dl[1:3] for dl in ders]
+        gs, _ = backprop(layers, d12, np.broadcast_to(w_out, (n, w_out.shape[0])), need_input=True)
+        grad = gs[0]
+        grads_v = grad_x_param_grads(layers, w_out, zs, d12, v_fn(grad))
+        H = np.zeros((n, d))
     out = {}
     g = np.broadcast_to(w_out, (n, w_out.shape[0]))
     Jbar = zbar = None
@@ -240,6 +290,12 @@ def hessian_diag_param_grads_block(layers, W1T, w_out, act, x, c):
         W = layers[l - 1][0]
         _, d1, d2, d3 = ders[l - 1]
         u = g * d2
+        if fused:
+            # hessian_diag_block's accumulation (g is the same adjoint)
+            if l == 1:
+                H += u @ (W1 * W1)
+            else:
+                H += np.matmul(As[l - 1] * As[l - 1], u[:, :, None])[:, :, 0]
         abar = g * d3 * Ps[l - 1]
         if l > 1:
             abar += u * Qs[l - 1]
@@ -271,7 +327,8 @@ def hessian_diag_param_grads_block(layers, W1T, w_out, act, x, c):
         out[f"b{l}"] = abar.sum(axis=0)
         B = (R.reshape(-1, W.shape[0]) @ W).reshape(n, d + 2, W.shape[1])
         Jbar, g, zbar = B[:, :d], B[:, d], B[:, d + 1]
-    return ordered_param_grads(out, L, Sig.sum(axis=0))
+    grads_c = ordered_param_grads(out, L, Sig.sum(axis=0))
+    return (grad, H, grads_v, grads_c) if fused else grads_c
 
 # ----------------------------------------- sliced score matching hooks
 

@@ -18,6 +18,7 @@ from ._mlp_core import (
     blocks,
     check_sizes,
     forward,
+    grad_x_param_grads,
     hessian_diag_block,
     hessian_diag_param_grads_block,
     mlp_layers,
@@ -278,32 +279,8 @@ class MLPEnergy(EnergyModel):
         return out
 
     def _grad_params_of_grad_x(self, x, v):
-        layers = self._layers
-        L = len(layers)
-        zs, ders = forward(layers, self.activation, x, 2)
-        # tangent pass along v
-        ts = [v]
-        adots = []
-        t = v
-        for l in range(L):
-            adot = t @ layers[l][0].T
-            t = ders[l][0] * adot
-            adots.append(adot)
-            ts.append(t)
-        g_top = np.broadcast_to(self._params["w_out"], zs[-1].shape)
-        gs, deltas = backprop(layers, ders, g_top)
-        out = {}
-        zbar = None
-        for l in range(L, 0, -1):
-            d1, d2 = ders[l - 1][0], ders[l - 1][1]
-            abar = gs[l] * d2 * adots[l - 1]
-            if zbar is not None:
-                abar += zbar * d1
-            out[f"W{l}"] = deltas[l - 1].T @ ts[l - 1] + abar.T @ zs[l - 1]
-            out[f"b{l}"] = abar.sum(axis=0)
-            if l > 1:
-                zbar = abar @ layers[l - 1][0]
-        return ordered_param_grads(out, L, ts[-1].sum(axis=0))
+        zs, ders = forward(self._layers, self.activation, x, 2)
+        return grad_x_param_grads(self._layers, self._params["w_out"], zs, ders, v)
 
     def _hessian_diag(self, x):
         n, d = x.shape
@@ -324,6 +301,24 @@ class MLPEnergy(EnergyModel):
                 for k in total:
                     total[k] += part[k]
         return total
+
+    def _score_matching_terms(self, x, c, v_fn):
+        # one stacked forward pass per block serves all four quantities
+        n, d = x.shape
+        g = np.empty((n, d))
+        h = np.empty((n, d))
+        gv = gc = None
+        for sl in blocks(n, d + 2, self.sizes[1:]):
+            g[sl], h[sl], pv, pc = hessian_diag_param_grads_block(
+                self._layers, self._W1T, self._params["w_out"], self.activation, x[sl], c[sl],
+                lambda gb, sl=sl: v_fn(gb, sl))
+            if gv is None:
+                gv, gc = pv, pc
+            else:
+                for k in gv:
+                    gv[k] += pv[k]
+                    gc[k] += pc[k]
+        return g, h, gv, gc
 
     def _hvp(self, x, v):
         r"""Hessian-vector product :math:`H(x_i) v_i` in ``x``, shape ``(n, d)``.

@@ -82,11 +82,8 @@ class ScoreMatching(Objective):
 
     def _value_and_grad(self, model, x, seed):
         n = x.shape[0]
-        g = model.grad_x(x)
-        h = model.hessian_diag(x)
+        g, h, g1, g2 = model.score_matching_terms(x, np.full(x.shape, 1.0 / n), lambda gr, rows: gr / n)
         loss = float(np.mean(0.5 * np.sum(g * g, axis=1) - np.sum(h, axis=1)))
-        g1 = model.grad_params_of_grad_x(x, g / n)
-        g2 = model.grad_params_of_hessian_diag(x, np.full(x.shape, 1.0 / n))
         return loss, {k: g1[k] - g2[k] for k in g1}
 
 
@@ -233,9 +230,11 @@ class DiffusionScoreMatching(Objective):
 
     def _value_and_grad(self, model, x, seed):
         n = x.shape[0]
-        loss, a, b, g = self._terms(model, x)
-        g1 = model.grad_params_of_grad_x(x, (a * g - b) / n)
-        g2 = model.grad_params_of_hessian_diag(x, a / n)
+        m, dm = self._diffusion(x)
+        a = m * m
+        b = 2.0 * m * dm
+        g, h, g1, g2 = model.score_matching_terms(x, a / n, lambda gr, rows: (a[rows] * gr - b[rows]) / n)
+        loss = float(np.mean(np.sum(0.5 * a * g * g - b * g - a * h, axis=1)))
         return loss, {k: g1[k] - g2[k] for k in g1}
 
 

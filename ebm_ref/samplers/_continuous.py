@@ -230,7 +230,8 @@ def metropolis_run(kind, ip, fp, n_work, move, x, t0, n_steps, step, adjust, n_l
         EP = np.empty(T)
         K0 = np.empty(T)
         if t0 == 0:
-            continuous_eval_tile(kind, ip, fp, X, G, E, grad, work, True)
+            # a run of no steps needs the energies only
+            continuous_eval_tile(kind, ip, fp, X, G, E, grad and not (last and n_steps == 0), work, True)
         else:
             for b in range(T):
                 E[b] = energies[c0 + b]

@@ -1,0 +1,118 @@
+"""``EnergyModel.score_matching_terms``: the four quantities of score matching from one call.
+
+``MLPEnergy`` computes them from one stacked forward pass per block
+(``_mlp_core.hessian_diag_param_grads_block`` with ``v_fn``); every other
+model, and a subclass that overrides a formula hook, gets the default (the
+four public methods). Both must agree with the four methods: bit for bit on
+the default path, to rounding on the shared pass (its pre-activations come
+from the stacked product, another summation order).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ebm_ref import energies, objectives
+from ebm_ref.energies import MLPEnergy
+
+
+def _four(model, x, c, v_fn):
+    g = model.grad_x(x)
+    return g, model.hessian_diag(x), model.grad_params_of_grad_x(x, v_fn(g, slice(None))), \
+        model.grad_params_of_hessian_diag(x, c)
+
+
+def _assert_close(a, b, rtol):
+    assert np.isfinite(a).all()
+    scale = max(1.0, float(np.max(np.abs(b))))
+    np.testing.assert_allclose(a, b, rtol=0, atol=rtol * scale)
+
+
+CASES = [((2, 64, 64), "softplus", 1.0), ((3, 7), "tanh", 1.0), ((4, 9, 5, 3), "swish", 1.0),
+         ((5, 16, 8), "softplus", 10.0), ((3, 6, 4), "tanh", 50.0)]
+
+
+@pytest.mark.parametrize("sizes,act,scale", CASES, ids=[f"{s}-{a}-x{k:g}" for s, a, k in CASES])
+def test_mlp_shared_pass_matches_the_four_methods(sizes, act, scale):
+    model = MLPEnergy(sizes, act, seed=2)
+    model = model.with_params({k: scale * v for k, v in model.params.items()})
+    rng = np.random.default_rng(3)
+    # more rows than one block of the stacked pass at d = 2 (256), so blocks are summed
+    x = rng.normal(size=(700, sizes[0]))
+    c = rng.random(x.shape)
+
+    def v_fn(g, rows):
+        return 0.3 * g - c[rows]
+
+    got = model.score_matching_terms(x, c, v_fn)
+    ref = _four(model, x, c, v_fn)
+    # rounding of a few operations on values of size `scale`: 1e-13 relative
+    # to the largest entry (measured <= 1.3e-15 at scale 1)
+    _assert_close(got[0], ref[0], 1e-13)
+    _assert_close(got[1], ref[1], 1e-13)
+    for k in ref[2]:
+        _assert_close(got[2][k], ref[2][k], 1e-13)
+        _assert_close(got[3][k], ref[3][k], 1e-13)
+
+
+def test_default_path_is_the_four_methods_bit_for_bit():
+    model = energies.StudentT(np.array([0.1, -0.2, 0.3]), np.array([0.5, 0.0, -0.3]), np.log([4.0, 3.0, 6.0]))
+    x = np.random.default_rng(4).normal(size=(50, 3))
+    c = np.full(x.shape, 0.02)
+    got = model.score_matching_terms(x, c, lambda g, rows: g / 50)
+    ref = _four(model, x, c, lambda g, rows: g / 50)
+    np.testing.assert_array_equal(got[0], ref[0])
+    np.testing.assert_array_equal(got[1], ref[1])
+    for k in ref[2]:
+        np.testing.assert_array_equal(got[2][k], ref[2][k])
+        np.testing.assert_array_equal(got[3][k], ref[3][k])
+
+
+class _ShiftedMLP(MLPEnergy):
+    """Overrides a formula hook: E(x) = MLP(x - 1). The shared pass would evaluate MLP(x)."""
+
+    def _energy(self, x):
+        return super()._energy(x - 1.0)
+
+    def _grad_x(self, x):
+        return super()._grad_x(x - 1.0)
+
+    def _hessian_diag(self, x):
+        return super()._hessian_diag(x - 1.0)
+
+    def _grad_params_of_grad_x(self, x, v):
+        return super()._grad_params_of_grad_x(x - 1.0, v)
+
+    def _grad_params_of_hessian_diag(self, x, c):
+        return super()._grad_params_of_hessian_diag(x - 1.0, c)
+
+
+def test_subclass_overriding_a_formula_hook_gets_the_default():
+    model = _ShiftedMLP((2, 8, 4), seed=5)
+    x = np.random.default_rng(6).normal(size=(40, 2))
+    c = np.full(x.shape, 0.025)
+    got = model.score_matching_terms(x, c, lambda g, rows: g / 40)
+    ref = _four(model, x, c, lambda g, rows: g / 40)
+    np.testing.assert_array_equal(got[0], ref[0])
+    np.testing.assert_array_equal(got[1], ref[1])
+    # and the objective sees the subclass's formula (not the parent's)
+    plain = MLPEnergy((2, 8, 4), seed=5)
+    sm = objectives.ScoreMatching()
+    np.testing.assert_allclose(sm.value_and_grad(model, x)[0], sm.value_and_grad(plain, x - 1.0)[0], rtol=1e-12)
+
+
+def test_score_matching_loss_and_gradient_unchanged_by_the_shared_pass():
+    # the objective through the shared pass vs the loss/gradient assembled from the four methods
+    model = MLPEnergy((3, 16, 8), "swish", seed=7)
+    x = np.random.default_rng(8).normal(size=(300, 3))
+    n = x.shape[0]
+    loss, grads = objectives.ScoreMatching().value_and_grad(model, x)
+    g = model.grad_x(x)
+    h = model.hessian_diag(x)
+    ref_loss = np.mean(0.5 * np.sum(g * g, axis=1) - np.sum(h, axis=1))
+    g1 = model.grad_params_of_grad_x(x, g / n)
+    g2 = model.grad_params_of_hessian_diag(x, np.full(x.shape, 1.0 / n))
+    np.testing.assert_allclose(loss, ref_loss, rtol=1e-13)
+    for k in grads:
+        _assert_close(grads[k], g1[k] - g2[k], 1e-13)
