@@ -142,7 +142,7 @@ def _check_line(line, unit):
     assert LINE_KEYS <= set(line)
     assert line["unit"] == unit
     assert set(line["peers"]) == {"numpy", "torch", "jax"}
-    assert set(line["cpu"]) == {"model_name", "isa"} and line["cpu"]["isa"] in {"AVX-512", "AVX2", "baseline"}
+    assert set(line["cpu"]) == {"model_name", "isa", "isa_limits"} and line["cpu"]["isa"] in {"AVX-512", "AVX2", "baseline"}
     assert set(line["compile_s"]) == {"ebm_ref", "jax"}
 
 
@@ -196,3 +196,12 @@ def test_fastest_peer_and_cpu_info():
     assert fields["peers"]["jax"] == "not installed"
     info = _peers.cpu_info()
     assert info["isa"] in {"AVX-512", "AVX2", "baseline"} and info["model_name"]
+
+
+def test_cpu_info_names_the_isa_limits_that_are_set(monkeypatch):
+    for k in _peers.ISA_LIMITS:
+        monkeypatch.delenv(k, raising=False)
+    assert _peers.cpu_info()["isa_limits"] == {}
+    monkeypatch.setenv("NUMBA_CPU_NAME", "haswell")
+    monkeypatch.setenv("OPENBLAS_CORETYPE", "Haswell")
+    assert _peers.cpu_info()["isa_limits"] == {"NUMBA_CPU_NAME": "haswell", "OPENBLAS_CORETYPE": "Haswell"}

@@ -69,12 +69,21 @@ PEERS = ("numpy", "torch", "jax")
 # ------------------------------------------------------------ environment
 
 
+#: Environment variables that cap the vector ISA each library generates or
+#: dispatches to (docs/cli.md, "An AVX2 machine on an AVX-512 one"): a line
+#: lists those that are set, so a figure measured with AVX-512 masked says so.
+ISA_LIMITS = ("NUMBA_CPU_NAME", "NUMBA_CPU_FEATURES", "OPENBLAS_CORETYPE", "NPY_DISABLE_CPU_FEATURES",
+              "ATEN_CPU_CAPABILITY", "XLA_FLAGS")
+
+
 def cpu_info():
-    """``{"model_name": str, "isa": str}`` of this machine's CPU.
+    """``{"model_name": str, "isa": str, "isa_limits": dict}`` of this machine's CPU.
 
     ``isa`` is ``"AVX-512"`` when ``avx512f`` is among the flags of
     ``/proc/cpuinfo``, else ``"AVX2"`` when ``avx2`` is, else
-    ``"baseline"`` (also when ``/proc/cpuinfo`` cannot be read).
+    ``"baseline"`` (also when ``/proc/cpuinfo`` cannot be read): the
+    hardware's. ``isa_limits`` holds the variables of ``ISA_LIMITS`` that
+    are set in the environment (empty: nothing masked).
     """
     model, flags = None, set()
     try:
@@ -89,7 +98,8 @@ def cpu_info():
     except OSError:
         pass
     isa = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "baseline"
-    return {"model_name": model or platform.processor() or "unknown", "isa": isa}
+    limits = {k: os.environ[k] for k in ISA_LIMITS if os.environ.get(k)}
+    return {"model_name": model or platform.processor() or "unknown", "isa": isa, "isa_limits": limits}
 
 
 def import_peer(name):
