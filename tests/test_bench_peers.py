@@ -205,3 +205,8 @@ def test_cpu_info_names_the_isa_limits_that_are_set(monkeypatch):
     monkeypatch.setenv("NUMBA_CPU_NAME", "haswell")
     monkeypatch.setenv("OPENBLAS_CORETYPE", "Haswell")
     assert _peers.cpu_info()["isa_limits"] == {"NUMBA_CPU_NAME": "haswell", "OPENBLAS_CORETYPE": "Haswell"}
+    # the one-thread child's XLA thread flags are not an ISA cap
+    monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
+    assert "XLA_FLAGS" not in _peers.cpu_info()["isa_limits"]
+    monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false --xla_cpu_max_isa=AVX2")
+    assert _peers.cpu_info()["isa_limits"]["XLA_FLAGS"] == "--xla_cpu_max_isa=AVX2"

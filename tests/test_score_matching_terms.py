@@ -116,3 +116,19 @@ def test_score_matching_loss_and_gradient_unchanged_by_the_shared_pass():
     np.testing.assert_allclose(loss, ref_loss, rtol=1e-13)
     for k in grads:
         _assert_close(grads[k], g1[k] - g2[k], 1e-13)
+
+
+def test_shared_pass_bits_do_not_depend_on_the_thread_count():
+    # blocks run on up to numba.get_num_threads() Python threads, summed in block order
+    from ebm_ref import limit_threads
+
+    model = MLPEnergy((2, 32, 16), "softplus", seed=9)
+    x = np.random.default_rng(10).normal(size=(900, 2))  # 4 blocks of the stacked pass at d = 2
+    sm = objectives.ScoreMatching()
+    with limit_threads(1):
+        one = sm.value_and_grad(model, x)
+    with limit_threads(2):
+        two = sm.value_and_grad(model, x)
+    assert one[0] == two[0]
+    for k in one[1]:
+        np.testing.assert_array_equal(one[1][k], two[1][k])

@@ -99,6 +99,13 @@ def cpu_info():
         pass
     isa = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "baseline"
     limits = {k: os.environ[k] for k in ISA_LIMITS if os.environ.get(k)}
+    if "XLA_FLAGS" in limits:
+        # XLA_FLAGS also carries the one-thread child's thread settings: keep the ISA cap only
+        isa_flags = [f for f in limits["XLA_FLAGS"].split() if "max_isa" in f]
+        if isa_flags:
+            limits["XLA_FLAGS"] = " ".join(isa_flags)
+        else:
+            del limits["XLA_FLAGS"]
     return {"model_name": model or platform.processor() or "unknown", "isa": isa, "isa_limits": limits}
 
 
@@ -137,12 +144,13 @@ def one_thread_child(module, quick):
     The child environment sets ``NUMBA_NUM_THREADS``, ``OPENBLAS_NUM_THREADS``,
     ``OMP_NUM_THREADS`` and ``MKL_NUM_THREADS`` to 1 and
     ``XLA_FLAGS=--xla_cpu_multi_thread_eigen=false
-    intra_op_parallelism_threads=1``; :func:`child_main` pins it to one
-    core and torch to one thread.
+    intra_op_parallelism_threads=1`` (after the caller's own XLA flags, such
+    as an ISA cap); :func:`child_main` pins it to one core and torch to
+    one thread.
     """
+    xla = (os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
     env = dict(os.environ, NUMBA_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1",
-               MKL_NUM_THREADS="1",
-               XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
+               MKL_NUM_THREADS="1", XLA_FLAGS=xla.strip())
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
     cmd = [sys.executable, "-m", f"ebm_ref.bench.{module}", "--child"] + (["--quick"] if quick else [])

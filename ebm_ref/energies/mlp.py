@@ -7,9 +7,13 @@ the Numba kernel of the samplers in ``_mlp_kernel``.
 
 from __future__ import annotations
 
+import concurrent.futures
+
+import numba
 import numpy as np
 
 from .._rng import as_seed_sequence
+from .._threads import one_thread_blas
 from .._validation import as_float_array, check_finite
 from ._base import EnergyModel
 from ._mlp_core import (
@@ -303,21 +307,35 @@ class MLPEnergy(EnergyModel):
         return total
 
     def _score_matching_terms(self, x, c, v_fn):
-        # one stacked forward pass per block serves all four quantities
+        # One stacked forward pass per block serves all four quantities. The
+        # blocks are independent: up to numba.get_num_threads() Python threads
+        # take them (NumPy releases the GIL in BLAS and in its loops), each
+        # product on one OpenBLAS thread, and the parts are summed in block
+        # order, so the bits do not depend on the thread count. (NumPy's own
+        # multi-threaded BLAS on these small blocks was slower than one thread.)
         n, d = x.shape
         g = np.empty((n, d))
         h = np.empty((n, d))
-        gv = gc = None
-        for sl in blocks(n, d + 2, self.sizes[1:]):
+        parts = list(blocks(n, d + 2, self.sizes[1:]))
+
+        def one(sl):
             g[sl], h[sl], pv, pc = hessian_diag_param_grads_block(
                 self._layers, self._W1T, self._params["w_out"], self.activation, x[sl], c[sl],
-                lambda gb, sl=sl: v_fn(gb, sl))
-            if gv is None:
-                gv, gc = pv, pc
+                lambda gb: v_fn(gb, sl))
+            return pv, pc
+
+        k = min(len(parts), numba.get_num_threads())
+        with one_thread_blas():
+            if k > 1:
+                with concurrent.futures.ThreadPoolExecutor(k) as pool:
+                    results = list(pool.map(one, parts))
             else:
-                for k in gv:
-                    gv[k] += pv[k]
-                    gc[k] += pc[k]
+                results = [one(sl) for sl in parts]
+        gv, gc = results[0]
+        for pv, pc in results[1:]:
+            for key in gv:
+                gv[key] += pv[key]
+                gc[key] += pc[key]
         return g, h, gv, gc
 
     def _hvp(self, x, v):

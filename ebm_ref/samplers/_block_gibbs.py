@@ -11,7 +11,6 @@ advance ``LANES`` chains in lock-step (see ``_bernoulli_cols``).
 from __future__ import annotations
 
 import concurrent.futures
-import contextlib
 import os
 import threading
 
@@ -21,10 +20,10 @@ import numpy as np
 from .._jit import jit_nogil
 from .._numerics import nb_exp_nonpos
 from .._rng import LANES, lane_bits, load_lanes, nb_normal, store_lanes
-from .._threads import blas_threads, openblas_thread_controls
+from .._threads import one_thread_blas
 from ._common import BLOCK
 
-__all__ = ["BlockGibbs", "rbm_block_gibbs", "grbm_block_gibbs", "one_thread_blas"]
+__all__ = ["BlockGibbs", "rbm_block_gibbs", "grbm_block_gibbs"]
 
 _TWO_M52 = 2.0 ** -52
 
@@ -94,60 +93,6 @@ if BLOCK % LANES:  # pragma: no cover - a constant's invariant
     raise ImportError("BLOCK must be a multiple of LANES")
 
 
-# Serialises the sections that pin OpenBLAS to one thread: the setting is
-# process-wide, so two concurrent samplers must not restore it under each
-# other. Re-entrant: ``gibbs`` holds it around the sampler and the final
-# energies, and the sampler takes it again.
-_BLAS_PIN = threading.RLock()
-# OpenBLAS's thread count before the outermost pin, while a pin is held
-# (None otherwise): what a forked child restores.
-_UNPINNED = None
-
-
-@contextlib.contextmanager
-def one_thread_blas():
-    """Pin OpenBLAS to one thread inside the block; yields whether it could.
-
-    Besides making every product a single-threaded computation, this keeps
-    OpenBLAS's own workers idle: after a multi-threaded call they spin for
-    about 0.1 s (measured: a full core of CPU time during a 0.1 s sleep),
-    which took a core from the sampler's threads.
-    """
-    global _UNPINNED
-    controls = openblas_thread_controls()
-    if controls is None:
-        yield False
-        return
-    with _BLAS_PIN:
-        outermost = _UNPINNED is None
-        if outermost:
-            _UNPINNED = controls[0]()
-        try:
-            with blas_threads(1):
-                yield True
-        finally:
-            if outermost:
-                _UNPINNED = None
-
-
-def _after_fork_in_child():
-    """A child forked while another thread held the pin: new lock, OpenBLAS's count as before the pin.
-
-    The thread that held the lock does not exist in the child, so the
-    inherited lock would never be released (the child's next ``gibbs``
-    would wait forever), and its pin would never be undone.
-    """
-    global _BLAS_PIN, _UNPINNED
-    _BLAS_PIN = threading.RLock()
-    if _UNPINNED is not None:
-        controls = openblas_thread_controls()
-        if controls is not None:
-            controls[1](_UNPINNED)
-        _UNPINNED = None
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 # Extra threads only for at least this much single-thread work, counted in

@@ -50,9 +50,9 @@ from numba import prange
 
 from .._jit import jit, jit_inline, pjit
 from .._rng import nb_normal, nb_uniform
+from .._threads import one_thread_blas
 from ..energies import EnergyModel
 from ..energies.kernels import BLAS_KINDS, CONTINUOUS_KINDS, TILE_ROWS, continuous_eval_tile
-from ._block_gibbs import one_thread_blas
 from ._common import run_steps, trace_slot, unsupported
 from ._generic import generic_run
 

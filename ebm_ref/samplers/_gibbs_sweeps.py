@@ -9,7 +9,8 @@ from ..energies import kernels
 from ..energies.ising import coupling_csr
 from . import _lattice
 from ._binary import site_gibbs_run
-from ._block_gibbs import grbm_block_gibbs, one_thread_blas, rbm_block_gibbs
+from .._threads import one_thread_blas
+from ._block_gibbs import grbm_block_gibbs, rbm_block_gibbs
 from ._common import finish, prepare, run_steps, unsupported
 from ._flip import final_energies
 
