@@ -29,6 +29,19 @@ def _assert_close(a, b, rtol):
     np.testing.assert_allclose(a, b, rtol=0, atol=rtol * scale)
 
 
+def _assert_default_path(model, x):
+    """``score_matching_terms`` gives the four methods' results bit for bit (score-matching weights)."""
+    n = x.shape[0]
+    c = np.full(x.shape, 1.0 / n)
+    got = model.score_matching_terms(x, c, lambda g, rows: g / n)
+    ref = _four(model, x, c, lambda g, rows: g / n)
+    np.testing.assert_array_equal(got[0], ref[0])
+    np.testing.assert_array_equal(got[1], ref[1])
+    for k in ref[2]:
+        np.testing.assert_array_equal(got[2][k], ref[2][k])
+        np.testing.assert_array_equal(got[3][k], ref[3][k])
+
+
 CASES = [((2, 64, 64), "softplus", 1.0), ((3, 7), "tanh", 1.0), ((4, 9, 5, 3), "swish", 1.0),
          ((5, 16, 8), "softplus", 10.0), ((3, 6, 4), "tanh", 50.0)]
 
@@ -59,14 +72,7 @@ def test_mlp_shared_pass_matches_the_four_methods(sizes, act, scale):
 def test_default_path_is_the_four_methods_bit_for_bit():
     model = energies.StudentT(np.array([0.1, -0.2, 0.3]), np.array([0.5, 0.0, -0.3]), np.log([4.0, 3.0, 6.0]))
     x = np.random.default_rng(4).normal(size=(50, 3))
-    c = np.full(x.shape, 0.02)
-    got = model.score_matching_terms(x, c, lambda g, rows: g / 50)
-    ref = _four(model, x, c, lambda g, rows: g / 50)
-    np.testing.assert_array_equal(got[0], ref[0])
-    np.testing.assert_array_equal(got[1], ref[1])
-    for k in ref[2]:
-        np.testing.assert_array_equal(got[2][k], ref[2][k])
-        np.testing.assert_array_equal(got[3][k], ref[3][k])
+    _assert_default_path(model, x)
 
 
 class _ShiftedMLP(MLPEnergy):
@@ -91,11 +97,7 @@ class _ShiftedMLP(MLPEnergy):
 def test_subclass_overriding_a_formula_hook_gets_the_default():
     model = _ShiftedMLP((2, 8, 4), seed=5)
     x = np.random.default_rng(6).normal(size=(40, 2))
-    c = np.full(x.shape, 0.025)
-    got = model.score_matching_terms(x, c, lambda g, rows: g / 40)
-    ref = _four(model, x, c, lambda g, rows: g / 40)
-    np.testing.assert_array_equal(got[0], ref[0])
-    np.testing.assert_array_equal(got[1], ref[1])
+    _assert_default_path(model, x)
     # and the objective sees the subclass's formula (not the parent's)
     plain = MLPEnergy((2, 8, 4), seed=5)
     sm = objectives.ScoreMatching()
