@@ -33,7 +33,11 @@ over its units with a polynomial ``exp`` and ``log1p`` (no libm calls, no
 branches), so LLVM vectorises it; before that change MALA at d = 2 ran at
 ~1.6x plain NumPy at one thread, after it (one run on the shared 2-core
 machine, one thread) d = 2 ULA 2.98x, MALA 2.86x; d = 100 ULA 1.95x, MALA
-1.87x of plain NumPy.
+1.87x of plain NumPy. Then the products moved to BLAS on padded 32-chain
+tiles (``energies._mlp_kernel``); same-run ratios to the fastest peer
+(AMD EPYC, AVX-512, careful NumPy as improved at the same time): one
+thread d = 2 ULA 2.02, MALA 1.81, d = 100 ULA 1.07, MALA 1.10; two threads
+2.68, 2.70, 1.40, 1.56.
 ``run(quick=False)`` yields the dicts; the samplers suite includes it.
 ``python -m ebm_ref.bench._langevin_bench [--quick] [--child]`` prints them.
 """
