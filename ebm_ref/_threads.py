@@ -15,6 +15,7 @@ products) calls SciPy's: both are set together.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import ctypes
 import functools
@@ -27,6 +28,7 @@ __all__ = [
     "openblas_thread_controls",
     "blas_threads",
     "one_thread_blas",
+    "worker_pool",
     "limit_threads",
     "available_cores",
     "capped_numba_threads",
@@ -157,6 +159,25 @@ def _after_fork_in_child():
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+_POOL = None  # (pid, size, executor): idle workers wait without spinning
+
+
+def worker_pool(size):
+    """A process-wide pool of at least ``size`` threads, rebuilt after a fork.
+
+    Shared by the Python-thread parallel paths (block Gibbs, the MLP's
+    score-matching pass): threads are started once per process, not per
+    call.
+    """
+    global _POOL
+    pid = os.getpid()
+    if _POOL is None or _POOL[0] != pid or _POOL[1] < size:
+        if _POOL is not None and _POOL[0] == pid:
+            _POOL[2].shutdown(wait=False)
+        _POOL = (pid, size, concurrent.futures.ThreadPoolExecutor(size, thread_name_prefix="ebm_ref_worker"))
+    return _POOL[2]
 
 
 def available_cores():

@@ -10,6 +10,7 @@ only the public methods, and a model overrides only the private hooks.
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import numpy as np
@@ -213,14 +214,13 @@ class ModelHooks:
         c2d = check_like(c, x2d, was_1d, "c")
         cls = type(self)
         owner = next(k for k in cls.__mro__ if "_score_matching_terms" in k.__dict__)
-        if owner is not ModelHooks and all(getattr(cls, h) is getattr(owner, h) for h in _SM_HOOKS):
-            g, h, gv, gc = self._score_matching_terms(x2d, c2d, v_fn)
-            return g, h, self._zero_structural(gv), self._zero_structural(gc)
-        g = self._grad_x(x2d)
-        v = np.asarray(v_fn(g, slice(None)), dtype=np.float64)
-        return (g, self._hessian_diag(x2d), self._zero_structural(self._grad_params_of_grad_x(x2d, v)),
-                self._zero_structural(self._grad_params_of_hessian_diag(x2d, c2d)))
+        shared = owner is not ModelHooks and all(getattr(cls, h) is getattr(owner, h) for h in _SM_HOOKS)
+        hook = self._score_matching_terms if shared else functools.partial(ModelHooks._score_matching_terms, self)
+        g, h, gv, gc = hook(x2d, c2d, v_fn)
+        return g, h, self._zero_structural(gv), self._zero_structural(gc)
 
     def _score_matching_terms(self, x, c, v_fn):
-        """Hook: ``(g, h, grads_v, grads_c)`` from a shared pass (see :meth:`score_matching_terms`)."""
-        raise NotImplementedError
+        """Hook: ``(g, h, grads_v, grads_c)`` (see :meth:`score_matching_terms`); default: the four formula hooks."""
+        g = self._grad_x(x)
+        v = np.asarray(v_fn(g, slice(None)), dtype=np.float64)
+        return g, self._hessian_diag(x), self._grad_params_of_grad_x(x, v), self._grad_params_of_hessian_diag(x, c)

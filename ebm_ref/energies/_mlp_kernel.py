@@ -137,14 +137,35 @@ def _mat(buf, off, rows, cols):
     return buf[off: off + rows * cols].reshape((rows, cols))
 
 
+@jit_inline
+def _widths(ip):
+    """``(d, sum of the hidden widths, largest width including d)`` from the layout."""
+    L = ip[0]
+    d = ip[2]
+    hsum = 0
+    hmax = d
+    for l in range(L):
+        h = ip[3 + l]
+        hsum += h
+        hmax = max(hmax, h)
+    return d, hsum, hmax
+
+
+@jit_inline
+def row_len(ip):
+    """Scratch entries per chain of a tile (``n_work`` of the layout); the kernel uses ``TILE`` rows."""
+    d, hsum, hmax = _widths(ip)
+    return 2 * d + 2 * hsum + 2 * hmax
+
+
 @jit
-def _tile(ip, fp, X, G, E, need_grad, need_e):
+def _tile(ip, fp, X, G, E, need_grad, need_e, buf):
     """Energies and gradients of up to ``TILE`` states through ``TILE``-row products.
 
-    Buffer ``buf`` (one allocation): the padded input | phi'(z) of every
-    layer | phi(z) of every layer | two adjoint buffers | the padded input
-    gradient. Rows ``T .. TILE-1`` hold zeros on input and are computed and
-    discarded.
+    ``buf`` (``TILE * row_len(ip)`` entries): the padded input | phi'(z) of
+    every layer | phi(z) of every layer | two adjoint buffers | the padded
+    input gradient. Rows ``T .. TILE-1`` hold zeros on input and are
+    computed and discarded.
     """
     T = X.shape[0]
     L = ip[0]
@@ -155,19 +176,12 @@ def _tile(ip, fp, X, G, E, need_grad, need_e):
     o_b = o_w + L
     off_wout = ip[o_b + L]
     off_bout = ip[o_b + L + 1]
-    d = ip[o_sizes]
-    hsum = 0
-    hmax = d
-    for l in range(L):
-        h = ip[o_sizes + 1 + l]
-        hsum += h
-        hmax = max(hmax, h)
+    d, hsum, hmax = _widths(ip)
     o_z = TILE * d
     o_a = o_z + TILE * hsum
     o_d0 = o_a + TILE * hsum
     o_d1 = o_d0 + TILE * hmax
     o_g = o_d1 + TILE * hmax
-    buf = np.empty(o_g + TILE * d)
     Xp = _mat(buf, 0, TILE, d)
     for b in range(TILE):
         for j in range(d):
@@ -236,11 +250,15 @@ def nb_energy_grad_tile(ip, fp, X, G, E, need_grad, work, need_e):
     """Energies ``E[b]`` (and gradients ``G[b]``) of the states ``X[b]``, ``TILE`` at a time.
 
     Chain ``b``'s result depends on ``X[b]`` only (padded fixed-shape BLAS
-    tiles, module docstring). ``work`` is not used (the interface of the
-    continuous family); ``need_e=False`` leaves ``E`` NaN and skips the
-    top layer's activation values.
+    tiles, module docstring). ``work``: the caller's scratch, used as the
+    tile's buffer when it holds ``TILE`` rows of ``row_len(ip)`` (the
+    samplers' drivers allocate it so, once per tile and call); a smaller one
+    (a single state) gets a buffer of its own. ``need_e=False`` leaves
+    ``E`` NaN and skips the top layer's activation values.
     """
     T = X.shape[0]
+    need = TILE * row_len(ip)
+    buf = work.ravel() if work.size >= need else np.empty(need)
     for b0 in range(0, T, TILE):
         b1 = min(T, b0 + TILE)
-        _tile(ip, fp, X[b0:b1], G[b0:b1], E[b0:b1], need_grad, need_e)
+        _tile(ip, fp, X[b0:b1], G[b0:b1], E[b0:b1], need_grad, need_e, buf)

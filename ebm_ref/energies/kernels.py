@@ -69,7 +69,8 @@ def continuous_eval(kind, ip, fp, x, g, need_grad, work):
 
 @jit
 def continuous_eval_tile(kind, ip, fp, X, G, E, need_grad, work, need_e):
-    """``continuous_eval`` on every row of a tile (``work`` is ``(T, n_work)``).
+    """``continuous_eval`` on every row of a tile (``work``: at least ``(T, n_work)``;
+    ``(TILE_ROWS, n_work)`` lets a tiled kernel use it as its whole padded tile).
 
     Tiled kernels (the MLP's) make one matrix product per layer for the
     whole tile; every row's result depends on that row only. ``need_e=False`` allows

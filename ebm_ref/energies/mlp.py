@@ -13,7 +13,7 @@ import numba
 import numpy as np
 
 from .._rng import as_seed_sequence
-from .._threads import one_thread_blas
+from .._threads import one_thread_blas, worker_pool
 from .._validation import as_float_array, check_finite
 from ._base import EnergyModel
 from ._mlp_core import (
@@ -257,8 +257,10 @@ class MLPEnergy(EnergyModel):
         pos += w_out.size
         chunks.append(np.array([b_out]))
         ip = np.array([len(layers), act, *sizes, *off_wt, *off_w, *off_b, off_wout, pos], dtype=np.int64)
-        # the kernel allocates its own padded tile buffers (_mlp_kernel): no per-chain work
-        return self.NUMBA_KIND, ip, np.concatenate(chunks), 1
+        # scratch per chain of a padded tile (_mlp_kernel.row_len): the input and
+        # its gradient, phi' and phi of every layer, two adjoint rows
+        n_work = 2 * sizes[0] + 2 * sum(sizes[1:]) + 2 * max(sizes)
+        return self.NUMBA_KIND, ip, np.concatenate(chunks), n_work
 
     def _energy(self, x):
         zs, _ = forward(self._layers, self.activation, x, 0)
@@ -309,10 +311,11 @@ class MLPEnergy(EnergyModel):
     def _score_matching_terms(self, x, c, v_fn):
         # One stacked forward pass per block serves all four quantities. The
         # blocks are independent: up to numba.get_num_threads() Python threads
-        # take them (NumPy releases the GIL in BLAS and in its loops), each
-        # product on one OpenBLAS thread, and the parts are summed in block
-        # order, so the bits do not depend on the thread count. (NumPy's own
-        # multi-threaded BLAS on these small blocks was slower than one thread.)
+        # (the caller and the process-wide worker pool) take them, NumPy
+        # releasing the GIL in BLAS and in its loops; each product runs on one
+        # OpenBLAS thread and the parts are summed in block order, so the bits
+        # do not depend on the thread count. (NumPy's own multi-threaded BLAS
+        # on these small blocks was slower than one thread.)
         n, d = x.shape
         g = np.empty((n, d))
         h = np.empty((n, d))
@@ -324,13 +327,19 @@ class MLPEnergy(EnergyModel):
                 lambda gb: v_fn(gb, sl))
             return pv, pc
 
+        def every_kth(i, k):
+            return [one(sl) for sl in parts[i::k]]
+
         k = min(len(parts), numba.get_num_threads())
         with one_thread_blas():
-            if k > 1:
-                with concurrent.futures.ThreadPoolExecutor(k) as pool:
-                    results = list(pool.map(one, parts))
-            else:
-                results = [one(sl) for sl in parts]
+            # the caller takes blocks 0, k, 2k, ...; k - 1 pool workers the others
+            others = [worker_pool(k - 1).submit(every_kth, i, k) for i in range(1, k)]
+            try:
+                groups = [every_kth(0, k)]
+            finally:
+                concurrent.futures.wait(others)  # they write into g and h
+            groups += [f.result() for f in others]
+        results = [groups[j % k][j // k] for j in range(len(parts))]
         gv, gc = results[0]
         for pv, pc in results[1:]:
             for key in gv:

@@ -40,8 +40,8 @@ def site_gibbs_run(kind, ip, fp, down, order, x, cache, t0, n_steps, thin, rng, 
     change reads its cache (``bin_fresh_uses_cache``), a change goes
     through ``bin_apply_flip``, which keeps row ``c`` of ``cache`` (filled
     from ``x`` when ``t0 == 0``) current; otherwise the new value is
-    stored whether it changed or not and the cache is not touched. ``t0``: sweeps already done (the trace index of a chunked
-    run).
+    stored whether it changed or not and the cache is not touched.
+    ``t0``: sweeps already done (the trace index of a chunked run).
     """
     n = x.shape[0]
     live = K.bin_fresh_uses_cache(kind)

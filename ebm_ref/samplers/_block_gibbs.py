@@ -11,7 +11,6 @@ advance ``LANES`` chains in lock-step (see ``_bernoulli_cols``).
 from __future__ import annotations
 
 import concurrent.futures
-import os
 import threading
 
 import numba
@@ -20,7 +19,7 @@ import numpy as np
 from .._jit import jit_nogil
 from .._numerics import nb_exp_nonpos
 from .._rng import LANES, lane_bits, load_lanes, nb_normal, store_lanes
-from .._threads import one_thread_blas
+from .._threads import one_thread_blas, worker_pool
 from ._common import BLOCK
 
 __all__ = ["BlockGibbs", "rbm_block_gibbs", "grbm_block_gibbs"]
@@ -93,8 +92,6 @@ if BLOCK % LANES:  # pragma: no cover - a constant's invariant
     raise ImportError("BLOCK must be a multiple of LANES")
 
 
-
-
 # Extra threads only for at least this much single-thread work, counted in
 # multiply-adds (2 V H per chain and step for the products, 16 (V + H) for
 # the draws): per step when the half-steps are split (four barriers per
@@ -102,20 +99,6 @@ if BLOCK % LANES:  # pragma: no cover - a constant's invariant
 # blocks (one hand-off, ~60 us). 3e7 is about 2 ms of one core. Results do
 # not depend on the choice.
 _MIN_WORK = 3e7
-
-_POOL = None  # (pid, size, executor): idle workers wait without spinning
-
-
-def _worker_pool(size):
-    """A process-wide pool of at least ``size`` threads, rebuilt after a fork."""
-    global _POOL
-    pid = os.getpid()
-    if _POOL is None or _POOL[0] != pid or _POOL[1] < size:
-        if _POOL is not None and _POOL[0] == pid:
-            _POOL[2].shutdown(wait=False)
-        _POOL = (pid, size, concurrent.futures.ThreadPoolExecutor(size, thread_name_prefix="ebm_ref_gibbs"))
-    return _POOL[2]
-
 
 # Product tiles: a side of at least _TILE_MIN output units is cut into
 # max(2, ceil(units / _TILE_MAX)) tiles of near-equal width, so that two
@@ -270,7 +253,7 @@ class BlockGibbs:
             if k == 1:
                 self._by_blocks(starts, t0, count)
                 return
-            pool = _worker_pool(k - 1)
+            pool = worker_pool(k - 1)
             if self.whole_blocks:
                 others = [pool.submit(self._by_blocks, starts[i::k], t0, count) for i in range(1, k)]
             else:

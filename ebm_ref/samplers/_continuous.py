@@ -26,8 +26,9 @@ Reproducibility
 ``tile_size``); chain ``c`` reads and writes row ``c`` of ``x``, of the RNG
 states and of every output, and its energies and gradients depend on its
 own state only, whatever tile it sits in (the MLP kernel pads every tile to
-one fixed shape, ``energies._mlp_kernel``). Its result therefore depends neither on the thread count nor on the number of
-chains nor on the tile size; the tests check all three bit for bit.
+one fixed shape, ``energies._mlp_kernel``). Its result therefore depends
+neither on the thread count nor on the number of chains nor on the tile
+size; the tests check all three bit for bit.
 
 Running in chunks
 -----------------
@@ -43,6 +44,7 @@ for ``[0, n)``. No input checks in the kernels.
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import numpy as np
@@ -136,12 +138,10 @@ def run(model, move, prep, step, adjust=True, n_leap=1, invm=None):
             metropolis_run(kind, ip, fp, n_work, move, prep.x, t0, count, step, adjust, n_leap, invm,
                            prep.rng, prep.thin, prep.trace, accepted, energies, grads, t0 + count == prep.n_steps,
                            tile)
-    if form is not None and form.kind in BLAS_KINDS:
-        # the kernel's products are single-threaded BLAS calls, one per Numba
-        # thread: OpenBLAS's own threads would only compete for the cores
-        with one_thread_blas():
-            run_steps(prep, chunk, _LABELS[move])
-    else:
+    # a kernel's products are single-threaded BLAS calls, one per Numba
+    # thread: OpenBLAS's own threads would only compete for the cores
+    pin = one_thread_blas() if form is not None and form.kind in BLAS_KINDS else contextlib.nullcontext()
+    with pin:
         run_steps(prep, chunk, _LABELS[move])
     return accepted, energies
 
@@ -221,7 +221,8 @@ def metropolis_run(kind, ip, fp, n_work, move, x, t0, n_steps, step, adjust, n_l
         c0 = ti * tile
         T = min(n, c0 + tile) - c0
         X = x[c0: c0 + T]
-        work = np.empty((T, max(n_work, 1)))
+        # TILE_ROWS rows (>= T): a tiled kernel (the MLP's) uses them all as its padded tile
+        work = np.empty((TILE_ROWS, max(n_work, 1)))
         G = np.empty((T, d))
         XP = np.empty((T, d))
         GP = np.empty((T, d))

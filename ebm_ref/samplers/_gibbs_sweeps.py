@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._threads import one_thread_blas
 from ..energies import GRBM, RBM, EnergyModel, Ising
 from ..energies import kernels
 from ..energies.ising import coupling_csr
 from . import _lattice
 from ._binary import site_gibbs_run
-from .._threads import one_thread_blas
 from ._block_gibbs import grbm_block_gibbs, rbm_block_gibbs
 from ._common import finish, prepare, run_steps, unsupported
 from ._flip import final_energies
