@@ -246,7 +246,7 @@ def run_chunked(step, n_total, *, target_seconds=0.25, progress=None, first_chun
     counts as integers and divide once, after the last chunk. Then the
     output is bit-identical to one call of ``n_steps`` steps. Block Gibbs
     (Python threads over 128-chain blocks) is wired the same way: the
-    block-major visible states ``vT`` are built once and kept across
+    block-major visible states ``v`` are built once and kept across
     chunks (the hidden states are redrawn from them in every step), and
     each chunk runs ``by_blocks``/``by_tiles`` for ``count`` steps starting
     at ``t0`` (the trace index as above), so a Ctrl-C never leaves a

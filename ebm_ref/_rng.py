@@ -340,6 +340,25 @@ def lane_bits(S0, S1, S2, S3, g):
     return (((m << _S7) | (m >> _S57)) * _U9) >> _S12
 
 
+_ONE_BITS = np.uint64(0x3FF0000000000000)
+_TWO_M53 = 2.0**-53
+
+
+@jit_inline
+def lane_uniform(S0, S1, S2, S3, g):
+    """One xoshiro256** step of lane ``g`` as a uniform double: bit for bit ``nb_uniform`` of its chain.
+
+    With ``k`` the 52-bit integer of :func:`lane_bits`, ``k | 0x3FF0...``
+    is the bit pattern of ``1 + k 2^-52``; subtracting 1 is exact and
+    adding ``2^-53`` gives ``(2k + 1) 2^-53 = (k + 0.5) 2^-52`` exactly (53
+    significant bits), ``nb_uniform``'s value. No integer-to-float
+    conversion: AVX2 has no vector uint64-to-double instruction, an OR and
+    two additions vectorise on any x86-64.
+    """
+    k = lane_bits(S0, S1, S2, S3, g)
+    return (np.uint64(k | _ONE_BITS).view(np.float64) - 1.0) + _TWO_M53
+
+
 @jit
 def draw_bits(S0, S1, S2, S3, U, n_sites, lanes):
     """``U[j * lanes + g]``: the 52 high bits of lane ``g``'s next ``n_sites`` xoshiro256** outputs.

@@ -246,7 +246,7 @@ def test_uniform_thresholds_match_float_comparison():
 
 @pytest.mark.parametrize("kind, n", [("rbm", 300), ("rbm", 600), ("grbm", 300)])
 def test_block_gibbs_equals_numpy_step_draw_for_draw(kind, n, monkeypatch):
-    # Block Gibbs keeps its chains transposed, block by block, in lock-step
+    # Block Gibbs keeps its chains block by block, draws in lock-step
     # lane groups, spread over threads; this pins it to the plain definition:
     # chain c draws its hidden units then its visible units, one uniform
     # (normal) per unit in unit order, from its own stream (docs/conventions.md).
@@ -315,14 +315,14 @@ def test_block_gibbs_restores_blas_threads_and_reraises_worker_errors(monkeypatc
     set_(2)
     try:
         model = MODELS["rbm"]()
-        real = gibbs_module._bernoulli_cols
+        real = gibbs_module._bernoulli_rows
         names = set()
 
         def spy(*args):
             names.add(threading.current_thread().name)
             return real(*args)
 
-        monkeypatch.setattr(gibbs_module, "_bernoulli_cols", spy)
+        monkeypatch.setattr(gibbs_module, "_bernoulli_rows", spy)
         for n in (150, 600):  # split half-steps, whole blocks per thread
             names.clear()
             gibbs(model, start(model, n), 2, 0)
@@ -334,7 +334,7 @@ def test_block_gibbs_restores_blas_threads_and_reraises_worker_errors(monkeypatc
                 raise RuntimeError("worker failed")
             return real(pre, bias, out, rng, lo, hi)
 
-        monkeypatch.setattr(gibbs_module, "_bernoulli_cols", failing)
+        monkeypatch.setattr(gibbs_module, "_bernoulli_rows", failing)
         for n in (150, 600):
             with pytest.raises(RuntimeError, match="worker failed"):
                 gibbs(model, start(model, n), 2, 0)

@@ -98,7 +98,7 @@ def gibbs(model, x0, n_steps, seed, thin=0, method=None):
     ``u < sigmoid(a)``, evaluated as ``u (1 + e) < top`` with
     ``e = exp(-|a|)`` and ``top = 1`` if ``a >= 0`` else ``e`` (no
     division, a select instead of a branch), the uniforms of 16 chains
-    generated in lock-step (SIMD over chains; see ``_bernoulli_cols``);
+    generated in lock-step (SIMD over chains; see ``_bernoulli_rows``);
     Gaussian visibles by Box-Muller.
 
     **Ising** (:math:`f_i = h_i + \sum_j J_{ij} x_j`): site ``i`` is redrawn
