@@ -30,6 +30,9 @@ __all__ = [
     "nb_sigmoid",
     "nb_log_sigmoid",
     "nb_exp_nonpos",
+    "nb_log_reduced",
+    "nb_log_unit",
+    "nb_cos_2pi",
 ]
 
 
@@ -153,6 +156,103 @@ def nb_exp_nonpos(x):
     p = p * r + 1.0
     scale = np.int64((n + 54 + 1023) << 52).view(np.float64)
     return (p * scale) * _TWO_M54
+
+
+# log on (0, 1] and cos(2 pi u) without libm calls, for the Box-Muller normals
+# (``_rng.nb_normal``): branch-free so that the lock-step lane generators
+# vectorise them, and the scalar and vector evaluations give the same bits.
+_SQRT2 = 1.4142135623730951
+_MANT = np.int64(0x000FFFFFFFFFFFFF)
+_ONE_EXP = np.int64(0x3FF0000000000000)
+_INT_MAGIC = np.int64(0x4330000000000000)  # the bits of 2^52
+_TWO_52 = 2.0**52
+_TWO_PI = 6.283185307179586
+
+
+@jit_inline
+def nb_log_reduced(f):
+    r""":math:`\log(1 + f)` for :math:`1 + f` in :math:`[1/\sqrt 2, \sqrt 2]`, ``f`` exact, within about one ulp.
+
+    ``log(1 + f) = 2 atanh(s)``, ``s = f / (2 + f)``, written as
+    ``f - s (f - s^2 P(s^2))`` with ``P(z) = sum_{j=1}^{10} 2 z^{j-1} / (2j + 1)``
+    (the atanh series; ``|s| <= 0.172``, so the first omitted term is below
+    ``1e-18`` relative). ``np.divide``: ``/`` carries a zero-divisor check
+    that stops vectorisation (here ``2 + f >= 1.7``).
+    """
+    s = np.divide(f, 2.0 + f)
+    z = s * s
+    p = 2.0 / 21.0
+    p = p * z + 2.0 / 19.0
+    p = p * z + 2.0 / 17.0
+    p = p * z + 2.0 / 15.0
+    p = p * z + 2.0 / 13.0
+    p = p * z + 2.0 / 11.0
+    p = p * z + 2.0 / 9.0
+    p = p * z + 2.0 / 7.0
+    p = p * z + 2.0 / 5.0
+    p = p * z + 2.0 / 3.0
+    return f - s * (f - z * p)
+
+
+@jit_inline
+def nb_log_unit(x):
+    r""":math:`\log x` for a normal double :math:`0 < x \le 1`, within about one ulp; branch-free.
+
+    ``x = 2^k m`` from the bits (``m`` in [1, 2), then halved and ``k``
+    raised by one when ``m > sqrt 2``, exactly), ``log x = k ln 2 +
+    nb_log_reduced(m - 1)`` with ``ln 2`` split so that ``k ln2_hi`` is
+    exact. The exponent becomes a double through the bit pattern of
+    ``2^52 + e`` (no integer-to-float conversion, which AVX2 lacks).
+    """
+    bits = np.float64(x).view(np.int64)
+    e = np.int64((bits >> 52) | _INT_MAGIC).view(np.float64) - _TWO_52  # biased exponent
+    m = np.int64((bits & _MANT) | _ONE_EXP).view(np.float64)
+    big = 1.0 * (m > _SQRT2)
+    m = m * (1.0 - 0.5 * big)
+    k = (e - 1023.0) + big
+    return k * _LN2_HI + (nb_log_reduced(m - 1.0) + k * _LN2_LO)
+
+
+@jit_inline
+def nb_cos_2pi(u):
+    r""":math:`\cos(2 \pi u)` for :math:`0 \le u \le 1`, within about one ulp of the exact value; branch-free.
+
+    The argument is reduced exactly before it is multiplied by ``2 pi``
+    (Sterbenz: each subtraction below is exact): ``v = u`` or ``u - 1`` in
+    [-1/2, 1/2], ``w = |v|``, ``w' = 1/2 - w`` with a sign flip when ``w >
+    1/4``, then ``x = 2 pi w''`` with ``w'' = w'`` (cosine) or ``1/4 - w'``
+    (sine) so that ``|x| <= pi/4``, where the Taylor series of cos to
+    ``x^16`` and of sin to ``x^17`` are below ``1e-17`` from the truth.
+    (libm's ``cos(2 pi u)`` rounds ``2 pi u`` first, up to ~9e-16 off.)
+    """
+    v = u - 1.0 * (u > 0.5)
+    w = abs(v)
+    flip = w > 0.25
+    w = 0.5 - w if flip else w
+    use_sin = w > 0.125
+    w = 0.25 - w if use_sin else w
+    x = w * _TWO_PI
+    z = x * x
+    c = 1.0 / 20922789888000.0
+    c = c * z - 1.0 / 87178291200.0
+    c = c * z + 1.0 / 479001600.0
+    c = c * z - 1.0 / 3628800.0
+    c = c * z + 1.0 / 40320.0
+    c = c * z - 1.0 / 720.0
+    c = c * z + 1.0 / 24.0
+    c = c * z - 0.5
+    c = c * z + 1.0
+    t = 1.0 / 355687428096000.0
+    t = t * z - 1.0 / 1307674368000.0
+    t = t * z + 1.0 / 6227020800.0
+    t = t * z - 1.0 / 39916800.0
+    t = t * z + 1.0 / 362880.0
+    t = t * z - 1.0 / 5040.0
+    t = t * z + 1.0 / 120.0
+    t = t * z - 1.0 / 6.0
+    t = x + x * (z * t)
+    r = t if use_sin else c
+    return -r if flip else r
 
 
 @jit

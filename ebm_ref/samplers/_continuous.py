@@ -51,7 +51,7 @@ import numpy as np
 from numba import prange
 
 from .._jit import jit, jit_inline, pjit
-from .._rng import nb_normal, nb_uniform
+from .._rng import draw_normals, nb_uniform
 from .._threads import one_thread_blas
 from ..energies import EnergyModel
 from ..energies.kernels import BLAS_KINDS, CONTINUOUS_KINDS, TILE_ROWS, continuous_eval_tile
@@ -227,6 +227,7 @@ def metropolis_run(kind, ip, fp, n_work, move, x, t0, n_steps, step, adjust, n_l
         XP = np.empty((T, d))
         GP = np.empty((T, d))
         P = np.empty((T, d))
+        NZ = np.empty((T, d))
         E = np.empty(T)
         EP = np.empty(T)
         K0 = np.empty(T)
@@ -240,18 +241,19 @@ def metropolis_run(kind, ip, fp, n_work, move, x, t0, n_steps, step, adjust, n_l
                     for j in range(d):
                         G[b, j] = grads[c0 + b, j]
         for t in range(n_steps):
+            # each chain's d normals of this step, in order (lock-step lanes)
+            draw_normals(rng[c0: c0 + T], 0, NZ)
             for b in range(T):
-                s = rng[c0 + b]
                 if move == MOVE_RWMH:
                     for j in range(d):
-                        XP[b, j] = X[b, j] + step * nb_normal(s)
+                        XP[b, j] = X[b, j] + step * NZ[b, j]
                 elif move == MOVE_LANGEVIN:
                     for j in range(d):
-                        XP[b, j] = X[b, j] - step * G[b, j] + noise * nb_normal(s)
+                        XP[b, j] = X[b, j] - step * G[b, j] + noise * NZ[b, j]
                 else:
                     k0 = 0.0
                     for j in range(d):
-                        pj = nb_normal(s) / math.sqrt(invm[j])
+                        pj = NZ[b, j] / math.sqrt(invm[j])
                         P[b, j] = pj
                         k0 += pj * pj * invm[j]
                         XP[b, j] = X[b, j]
