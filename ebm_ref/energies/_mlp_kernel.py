@@ -33,6 +33,13 @@ from .._numerics import nb_exp_nonpos, nb_log_reduced
 
 #: Rows of every BLAS product of the kernel (chains per padded tile).
 TILE = 32
+# Not 64: with OpenBLAS's AVX2 (Haswell) kernels the four products of a
+# (100, 256, 256) network ran at 17.6 GMAC/s on 32-row tiles and 19.7 on 64
+# (22.2 for both with its AVX-512 kernels, one AMD EPYC core), but with the
+# AVX-512 kernels a row of a 64-row backward product came out differently
+# (by 3e-17) at 40 of its 64 positions, so a tile's results would depend on
+# where each chain sits in it (tests/test_mlp_tiles.py fails); at 32 rows
+# they do not, with either kernel.
 
 ACT_SOFTPLUS = 0
 ACT_TANH = 1

@@ -94,12 +94,19 @@ def pack_model(model):
     return form
 
 
-def tile_size(n_chains):
-    """Chains per prange iteration: up to ``TILE_ROWS`` (the MLP kernel's
-    BLAS tile, which pads smaller tiles) while leaving two tiles per thread
-    for load balance. Results do not depend on it."""
+def tile_size(n_chains, blas):
+    """Chains per prange iteration. Results do not depend on it.
+
+    A BLAS-tiled kernel (``blas``, the MLP's) pads every tile to
+    ``TILE_ROWS`` rows, so a smaller tile costs as much as a full one: full
+    tiles (``min(TILE_ROWS, n_chains)``), however few per thread. Other
+    kernels work chain by chain: up to ``TILE_ROWS`` chains while leaving
+    two tiles per thread for load balance.
+    """
     import numba
 
+    if blas:
+        return int(max(1, min(TILE_ROWS, n_chains)))
     per = n_chains // (2 * numba.get_num_threads())
     return int(max(1, min(TILE_ROWS, per)))
 
@@ -127,7 +134,7 @@ def run(model, move, prep, step, adjust=True, n_leap=1, invm=None):
                                       prep.rng, prep.thin, prep.trace, accepted)
     else:
         kind, ip, fp, n_work = form
-        tile = tile_size(n)
+        tile = tile_size(n, kind in BLAS_KINDS)
 
         # the energy and gradient of each chain's current state, carried
         # from one chunk to the next (recomputing them would cost one
