@@ -24,6 +24,7 @@ from ._common import BLOCK
 
 __all__ = ["BlockGibbs", "rbm_block_gibbs", "grbm_block_gibbs"]
 
+
 @jit_nogil
 def _bernoulli_rows(pre, bias, out, rng, lo, hi):
     """``out[c, j] = [u < sigmoid(pre[c, j] + bias[j])]`` for chains ``lo <= c < hi``. No input checks.
@@ -57,8 +58,9 @@ def _bernoulli_rows(pre, bias, out, rng, lo, hi):
     per sweep, of which 0.5 ms random numbers, 0.5 ms transpose and 2.3 ms
     decisions; one fused loop per lane group (random number and decision
     together, on chains-as-columns blocks) took 6-9 ms. The same on an
-    AVX2 target (``NUMBA_CPU_NAME=haswell``): 3.2 ms. Lanes past ``hi`` run on an all-zero
-    state that is never written back, and their uniforms are not used.
+    AVX2 target (``NUMBA_CPU_NAME=haswell``): 3.2 ms. Lanes past ``hi``
+    run on an all-zero state that is never written back, and their
+    uniforms are not used (padding rows of ``out`` are never written).
     """
     m = pre.shape[2]
     B = pre.shape[1]
