@@ -314,6 +314,13 @@ _ZERO = np.uint64(0)
 
 
 @jit_inline
+def lane_words():
+    """``S0 .. S3``: the four state words of ``LANES`` lanes (zeroed; fill them with :func:`load_lanes`)."""
+    return (np.zeros(LANES, dtype=np.uint64), np.zeros(LANES, dtype=np.uint64),
+            np.zeros(LANES, dtype=np.uint64), np.zeros(LANES, dtype=np.uint64))
+
+
+@jit_inline
 def load_lanes(rng, c0, used, S0, S1, S2, S3):
     """Lane ``g < used`` takes chain ``c0 + g``'s xoshiro256** state; the other lanes an all-zero one."""
     for g in range(S0.shape[0]):
@@ -381,10 +388,7 @@ def draw_normals(rng, c0, Z):
     """
     T, d = Z.shape
     L = LANES
-    S0 = np.zeros(L, dtype=np.uint64)
-    S1 = np.zeros(L, dtype=np.uint64)
-    S2 = np.zeros(L, dtype=np.uint64)
-    S3 = np.zeros(L, dtype=np.uint64)
+    S0, S1, S2, S3 = lane_words()
     U1 = np.empty(d * L)
     U2 = np.empty(d * L)
     for g0 in range(0, T, L):

@@ -18,7 +18,7 @@ import numpy as np
 
 from .._jit import jit_nogil
 from .._numerics import nb_exp_nonpos
-from .._rng import LANES, draw_normals, lane_uniform, load_lanes, store_lanes
+from .._rng import LANES, draw_normals, lane_uniform, lane_words, load_lanes, store_lanes
 from .._threads import one_thread_blas, worker_pool
 from ._common import BLOCK
 
@@ -65,10 +65,7 @@ def _bernoulli_rows(pre, bias, out, rng, lo, hi):
     m = pre.shape[2]
     B = pre.shape[1]
     L = LANES
-    S0 = np.zeros(L, dtype=np.uint64)
-    S1 = np.zeros(L, dtype=np.uint64)
-    S2 = np.zeros(L, dtype=np.uint64)
-    S3 = np.zeros(L, dtype=np.uint64)
+    S0, S1, S2, S3 = lane_words()
     U = np.empty(m * L)
     UT = np.empty(L * m)
     for c0 in range(lo, hi, L):

@@ -17,7 +17,7 @@ from numba import prange
 
 from .._jit import jit, pjit
 from .._numerics import sigmoid
-from .._rng import LANES, draw_bits, load_lanes, nb_uniform, store_lanes
+from .._rng import LANES, draw_bits, lane_words, load_lanes, nb_uniform, store_lanes
 from ._common import record, trace_slot
 
 __all__ = [
@@ -117,10 +117,7 @@ def lattice_checkerboard_grid(L1, L2, thresholds, spin, x, step0, n_steps, thin,
         used = min(LANES, n - c0)
         sub = np.zeros((2, L1, w + 2 * LANES), dtype=np.int8)
         U = np.empty(w, dtype=np.uint64)
-        S0 = np.zeros(LANES, dtype=np.uint64)
-        S1 = np.zeros(LANES, dtype=np.uint64)
-        S2 = np.zeros(LANES, dtype=np.uint64)
-        S3 = np.zeros(LANES, dtype=np.uint64)
+        S0, S1, S2, S3 = lane_words()
         load_lanes(rng, c0, used, S0, S1, S2, S3)
         for g in range(used):
             for colour in range(2):
