@@ -37,7 +37,11 @@ machine, one thread) d = 2 ULA 2.98x, MALA 2.86x; d = 100 ULA 1.95x, MALA
 tiles (``energies._mlp_kernel``); same-run ratios to the fastest peer
 (AMD EPYC, AVX-512, careful NumPy as improved at the same time): one
 thread d = 2 ULA 2.02, MALA 1.81, d = 100 ULA 1.07, MALA 1.10; two threads
-2.68, 2.70, 1.40, 1.56.
+2.68, 2.70, 1.40, 1.56. Then each step's normals came from lock-step lanes
+(``_rng.draw_normals``, 4.5 instead of 25 ns a normal): one thread 1.96,
+1.67, 1.35, 1.25; two threads 2.93, 2.26, 1.61, 1.67 (same machine; with
+every library capped at AVX2: 1.63, 1.31, 1.10, 1.13 and 2.18, 1.89, 1.48,
+1.34).
 ``run(quick=False)`` yields the dicts; the samplers suite includes it.
 ``python -m ebm_ref.bench._langevin_bench [--quick] [--child]`` prints them.
 """
