@@ -68,8 +68,11 @@ def _log1p_unit(e):
 
 
 @jit
-def _act_layer(act, z, a, need_value):
+def _act_layer(act, z, a, need_value, need_deriv):
     """``a[i] = phi(z[i])`` and ``z[i] = phi'(z[i])`` for a layer of units.
+
+    ``need_deriv=False`` (energies only) leaves ``z`` as it is where that
+    saves work (softplus: no ``1 / (1 + e)``).
 
     Everything comes from one exponential ``e`` in (0, 1] per unit.
     softplus: ``max(z, 0) + log1p(e)``, ``e = exp(-|z|)``, and its
@@ -95,7 +98,11 @@ def _act_layer(act, z, a, need_value):
             a[i] = t if zi >= 0.0 else -t
             z[i] = 4.0 * e * inv * inv
     elif act == ACT_SOFTPLUS:
-        if need_value:
+        if need_value and not need_deriv:
+            for i in range(n):
+                zi = z[i]
+                a[i] = max(zi, 0.0) + _log1p_unit(nb_exp_nonpos(-abs(zi)))
+        elif need_value:
             for i in range(n):
                 zi = z[i]
                 e = nb_exp_nonpos(-abs(zi))
@@ -189,7 +196,7 @@ def _tile(ip, fp, X, G, E, need_grad, need_e, buf):
                 Z[b, i] += bias[i]
         # keep phi'(z) in place of z: the backward pass needs nothing else
         _act_layer(act, buf[o_z + TILE * pos: o_z + TILE * (pos + n_out)],
-                   buf[o_a + TILE * pos: o_a + TILE * (pos + n_out)], need_e or l < L - 1)
+                   buf[o_a + TILE * pos: o_a + TILE * (pos + n_out)], need_e or l < L - 1, need_grad)
         pos += n_out
     hL = ip[o_sizes + L]
     last = pos - hL
