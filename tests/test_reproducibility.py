@@ -341,3 +341,48 @@ def test_block_gibbs_restores_blas_threads_and_reraises_worker_errors(monkeypatc
             assert get() == 2
     finally:
         set_(before)
+
+
+class _RecordingGRBM(GRBM):
+    """Redefines a formula hook (so no Numba form: the generic path) and records OpenBLAS's thread count."""
+
+    seen = []
+
+    def _energy(self, x):
+        from ebm_ref._threads import openblas_thread_controls
+
+        _RecordingGRBM.seen.append(openblas_thread_controls()[0]())
+        return super()._energy(x)
+
+
+def test_blockwise_energies_do_not_depend_on_the_blas_thread_count():
+    # Per-chain energies computed by the models' NumPy methods on 128-row
+    # blocks (gwg's final energies; the generic continuous path) run on one
+    # OpenBLAS thread: a 2-thread OpenBLAS product of a 784 x 500 RBM's
+    # 128-row blocks was measured up to 1.1e-13 away from the 1-thread one,
+    # which broke "same bits at 1 and 2 threads" for these energies.
+    from ebm_ref._threads import openblas_thread_controls
+    from ebm_ref.samplers import langevin
+
+    controls = openblas_thread_controls()
+    assert controls is not None, "the test environment's NumPy ships OpenBLAS"
+    get, set_ = controls
+    before = get()
+    rng = np.random.default_rng(21)
+    V, H = 784, 500
+    model = RBM(0.02 * rng.normal(size=(V, H)), 0.1 * rng.normal(size=V), 0.1 * rng.normal(size=H))
+    v0 = (rng.random((300, V)) < 0.5).astype(float)
+    grbm = _RecordingGRBM(0.1 * rng.normal(size=(6, 4)), rng.normal(size=6), rng.normal(size=4), np.zeros(6))
+    try:
+        energies = []
+        for n in (1, 2):
+            set_(n)
+            energies.append(gwg(model, v0, 2, seed=3).energies)
+            assert get() == n  # restored after the call
+        np.testing.assert_array_equal(energies[0], energies[1])
+        set_(2)
+        _RecordingGRBM.seen.clear()
+        langevin(grbm, rng.normal(size=(40, 6)), 3, 0.05, seed=1, adjust=True)
+        assert _RecordingGRBM.seen and set(_RecordingGRBM.seen) == {1}
+    finally:
+        set_(before)

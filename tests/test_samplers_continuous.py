@@ -374,7 +374,7 @@ def test_generic_path_draws_the_same_streams_as_the_kernels(student):
     for adjust in (False, True):
         a = langevin(student, x0, 15, 0.3, seed=13, adjust=adjust, thin=5)
         b = langevin(plain, x0, 15, 0.3, seed=13, adjust=adjust, thin=5)
-        # normals differ by a few ulp (NumPy vs libm log/cos)
+        # normals differ by a few ulp (NumPy's log/cos vs the kernels' polynomials)
         np.testing.assert_allclose(b.x, a.x, rtol=1e-9, atol=1e-12)
         np.testing.assert_allclose(b.trace, a.trace, rtol=1e-9, atol=1e-12)
         np.testing.assert_allclose(b.energies, a.energies, rtol=1e-9)
