@@ -376,8 +376,11 @@ def lane_uniform(S0, S1, S2, S3, g):
 
 
 @jit
-def draw_normals(rng, c0, Z):
+def draw_normals(rng, c0, Z, U):
     """``Z[b, j]``: the next ``Z.shape[1]`` normals of chain ``c0 + b``, in ``j`` order; bit for bit ``nb_normal``.
+
+    ``U``: scratch of at least ``2 * Z.shape[1] * LANES`` doubles (the
+    caller's, allocated once outside its step loop).
 
     Chains go in lock-step groups of ``LANES``: their uniform pairs are
     drawn lane by lane (each lane's ``u1, u2, u1, u2, ...`` in its own
@@ -389,8 +392,8 @@ def draw_normals(rng, c0, Z):
     T, d = Z.shape
     L = LANES
     S0, S1, S2, S3 = lane_words()
-    U1 = np.empty(d * L)
-    U2 = np.empty(d * L)
+    U1 = U[: d * L]
+    U2 = U[d * L : 2 * d * L]
     for g0 in range(0, T, L):
         used = min(L, T - g0)
         load_lanes(rng, c0 + g0, used, S0, S1, S2, S3)

@@ -29,7 +29,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._jit import jit, jit_inline
-from .._numerics import nb_exp_nonpos, nb_log_reduced
+from .._numerics import nb_exp_nonpos, nb_log1p_unit
 
 #: Rows of every BLAS product of the kernel (chains per padded tile).
 TILE = 32
@@ -44,27 +44,6 @@ TILE = 32
 ACT_SOFTPLUS = 0
 ACT_TANH = 1
 ACT_SWISH = 2
-
-
-_SQRT2 = 1.4142135623730951
-_LN2 = 0.6931471805599453
-
-
-@jit_inline
-def _log1p_unit(e):
-    r""":math:`\log(1 + e)` for :math:`0 \le e \le 1`, within about two ulp, without a libm call.
-
-    ``u = 1 + e`` rounded, ``c = (e - (u - 1)) / u`` its rounding error to
-    first order; ``u = 2^k m`` with ``k`` in {0, 1} and ``m`` in
-    ``[1/sqrt 2, sqrt 2]``; ``log m = nb_log_reduced(m - 1)`` (``m - 1``
-    exact). Branch-free (selects only) so that loops calling it vectorise.
-    """
-    u = 1.0 + e
-    # np.divide, not ``/``: the latter's zero-divisor check stops vectorisation
-    c = np.divide(e - (u - 1.0), u)
-    k = 1.0 * (u > _SQRT2)
-    m = u * (1.0 - 0.5 * k)  # u or u / 2, exactly
-    return k * _LN2 + (nb_log_reduced(m - 1.0) + c)
 
 
 @jit
@@ -101,13 +80,13 @@ def _act_layer(act, z, a, need_value, need_deriv):
         if need_value and not need_deriv:
             for i in range(n):
                 zi = z[i]
-                a[i] = max(zi, 0.0) + _log1p_unit(nb_exp_nonpos(-abs(zi)))
+                a[i] = max(zi, 0.0) + nb_log1p_unit(nb_exp_nonpos(-abs(zi)))
         elif need_value:
             for i in range(n):
                 zi = z[i]
                 e = nb_exp_nonpos(-abs(zi))
                 inv = np.divide(1.0, 1.0 + e)
-                a[i] = max(zi, 0.0) + _log1p_unit(e)
+                a[i] = max(zi, 0.0) + nb_log1p_unit(e)
                 z[i] = inv if zi >= 0.0 else e * inv
         else:
             # the top layer's softplus only enters E; ULA steps skip its log

@@ -101,12 +101,14 @@ def _gaussian_rows(pre, mu, sigma, out, rng, lo, hi):
     """
     m = pre.shape[2]
     B = pre.shape[1]
+    eps_all = np.empty((B, m))
+    scratch = np.empty(2 * m * LANES)
     c = lo
     while c < hi:
         b, i = c // B, c % B
         w = min(B - i, hi - c)
-        eps = np.empty((w, m))
-        draw_normals(rng[c: c + w], 0, eps)
+        eps = eps_all[:w]
+        draw_normals(rng[c: c + w], 0, eps, scratch)
         for r in range(w):
             p_c = pre[b, i + r]
             o_c = out[b, i + r]

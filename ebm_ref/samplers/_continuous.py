@@ -51,7 +51,7 @@ import numpy as np
 from numba import prange
 
 from .._jit import jit, jit_inline, pjit
-from .._rng import draw_normals, nb_uniform
+from .._rng import LANES, draw_normals, nb_uniform
 from .._threads import one_thread_blas
 from ..energies import EnergyModel
 from ..energies.kernels import BLAS_KINDS, CONTINUOUS_KINDS, TILE_ROWS, continuous_eval_tile
@@ -235,6 +235,7 @@ def metropolis_run(kind, ip, fp, n_work, move, x, t0, n_steps, step, adjust, n_l
         GP = np.empty((T, d))
         P = np.empty((T, d))
         NZ = np.empty((T, d))
+        NU = np.empty(2 * d * LANES)  # draw_normals' scratch
         E = np.empty(T)
         EP = np.empty(T)
         K0 = np.empty(T)
@@ -249,7 +250,7 @@ def metropolis_run(kind, ip, fp, n_work, move, x, t0, n_steps, step, adjust, n_l
                         G[b, j] = grads[c0 + b, j]
         for t in range(n_steps):
             # each chain's d normals of this step, in order (lock-step lanes)
-            draw_normals(rng[c0: c0 + T], 0, NZ)
+            draw_normals(rng[c0: c0 + T], 0, NZ, NU)
             for b in range(T):
                 if move == MOVE_RWMH:
                     for j in range(d):
