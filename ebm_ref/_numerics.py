@@ -27,6 +27,7 @@ __all__ = [
     "sigmoid_prime",
     "logsumexp",
     "nb_softplus",
+    "torch_threshold",
     "nb_sigmoid",
     "nb_log_sigmoid",
     "nb_exp_nonpos",
@@ -44,7 +45,8 @@ __all__ = [
 _TORCH_RULE = threading.local()
 
 
-def _torch_threshold():
+def torch_threshold():
+    """The threshold of ``torch_softplus_rule`` in this thread, ``None`` when it is off."""
     return getattr(_TORCH_RULE, "threshold", None)
 
 
@@ -58,7 +60,7 @@ def torch_softplus_rule(threshold):
     is exactly 1 and every higher one exactly 0. The Numba kernels are not
     affected. Nested uses restore the previous threshold.
     """
-    old = _torch_threshold()
+    old = torch_threshold()
     _TORCH_RULE.threshold = float(threshold)
     try:
         yield
@@ -68,7 +70,7 @@ def torch_softplus_rule(threshold):
 
 def torch_rule(a, out, above):
     """``out`` with ``above`` where ``a`` exceeds the torch threshold (``out`` unchanged when the rule is off)."""
-    t = _torch_threshold()
+    t = torch_threshold()
     if t is None:
         return out
     return np.where(np.asarray(a) > t, above, out)

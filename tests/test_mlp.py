@@ -181,6 +181,33 @@ def test_activation_derivatives_consistent(activation):
     assert all(np.all(np.isfinite(v)) for v in vals)
 
 
+@pytest.mark.parametrize("activation", ACTS)
+def test_in_place_activation_derivatives_equal_act_derivs_bit_for_bit(activation):
+    """``act_derivs3_into`` (score matching's in-place pass) is ``act_derivs(order=3)``, bits included."""
+    from ebm_ref._numerics import torch_softplus_rule
+    from ebm_ref.energies._mlp_core import act_derivs, act_derivs3_into
+
+    rng = np.random.default_rng(11)
+    a = np.concatenate([rng.normal(0.0, 3.0, 4000), rng.normal(0.0, 40.0, 1000),
+                        [0.0, -0.0, 1e-300, -1e-300, 1e-9, -1e-9, 20.0, 25.0, -25.0, 700.0, -700.0, 1e3]])
+    a = a.reshape(-1, 4)
+
+    def both():
+        out = [np.full_like(a, np.nan) for _ in range(4)]
+        with np.errstate(over="raise", invalid="raise", divide="raise"):
+            got = act_derivs3_into(activation, a, out, np.empty_like(a), np.empty_like(a))
+        return got, act_derivs(activation, a, 3)
+
+    for rule in (None, 20.0):
+        if rule is None:
+            got, ref = both()
+        else:
+            with torch_softplus_rule(rule):
+                got, ref = both()
+        for k in range(4):
+            np.testing.assert_array_equal(got[k], ref[k])
+
+
 def test_params_layout_and_init():
     model = MLPEnergy((3, 5, 4), "tanh", seed=0)
     p = model.params

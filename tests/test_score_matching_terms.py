@@ -1,7 +1,7 @@
 """``EnergyModel.score_matching_terms``: the four quantities of score matching from one call.
 
 ``MLPEnergy`` computes them from one stacked forward pass per block
-(``_mlp_core.hessian_diag_param_grads_block`` with ``v_fn``); every other
+(``_mlp_sm.score_matching_terms``); every other
 model, and a subclass that overrides a formula hook, gets the default (the
 four public methods). Both must agree with the four methods: bit for bit on
 the default path, to rounding on the shared pass (its pre-activations come
@@ -134,3 +134,59 @@ def test_shared_pass_bits_do_not_depend_on_the_thread_count():
     assert one[0] == two[0]
     for k in one[1]:
         np.testing.assert_array_equal(one[1][k], two[1][k])
+
+
+def test_shared_pass_over_several_spans_matches_and_ignores_threads():
+    # more rows than one span of _mlp_sm (2048): the passes run span by span
+    from ebm_ref import limit_threads
+    from ebm_ref.energies import _mlp_sm
+
+    model = MLPEnergy((3, 8, 6), "tanh", seed=12)
+    rng = np.random.default_rng(13)
+    x = rng.normal(size=(2 * _mlp_sm.SPAN + 300, 3))
+    c = rng.random(x.shape)
+
+    def v_fn(g, rows):
+        return g - 0.5 * c[rows]
+
+    with limit_threads(1):
+        one = model.score_matching_terms(x, c, v_fn)
+    with limit_threads(2):
+        two = model.score_matching_terms(x, c, v_fn)
+    ref = _four(model, x, c, v_fn)
+    for k in (0, 1):
+        np.testing.assert_array_equal(one[k], two[k])
+        _assert_close(one[k], ref[k], 1e-13)
+    for k in ref[2]:
+        for q in (2, 3):
+            np.testing.assert_array_equal(one[q][k], two[q][k])
+            _assert_close(one[q][k], ref[q][k], 1e-13)
+
+
+def test_shared_pass_follows_the_torch_softplus_rule_on_every_thread():
+    # the rule is per thread: with two threads, blocks taken by a pool worker
+    # must still be evaluated under it (the pass then runs on the caller only)
+    from ebm_ref import limit_threads
+    from ebm_ref._numerics import torch_softplus_rule
+
+    model = MLPEnergy((2, 16, 8), "softplus", seed=14)
+    model = model.with_params({k: 10.0 * v for k, v in model.params.items()})
+    x = np.random.default_rng(15).normal(size=(900, 2))  # 4 blocks of the stacked pass at d = 2
+    c = np.full(x.shape, 1.0 / 900)
+
+    def v_fn(g, rows):
+        return g / 900
+
+    with torch_softplus_rule(20.0):
+        ref = _four(model, x, c, v_fn)
+        with limit_threads(2):
+            got = model.score_matching_terms(x, c, v_fn)
+    plain = _four(model, x, c, v_fn)
+    # the rule moves H by >= 1000x the tolerance below (pre-activations above 20
+    # are common at this scale; measured 5.8e-5 against max |H| = 1.2e4)
+    assert np.max(np.abs(ref[1] - plain[1])) > 1e-10 * np.max(np.abs(plain[1]))
+    _assert_close(got[0], ref[0], 1e-13)
+    _assert_close(got[1], ref[1], 1e-13)
+    for k in ref[2]:
+        _assert_close(got[2][k], ref[2][k], 1e-13)
+        _assert_close(got[3][k], ref[3][k], 1e-13)

@@ -42,16 +42,20 @@ def best_time(fn, repeat=3, number=1):
     return best
 
 
-def best_interleaved(fns, repeat):
+def best_interleaved(fns, repeat, settle=0.0):
     """Minimum wall time of each of ``fns`` over ``repeat`` rounds that call each once in turn.
 
     Interleaving puts the functions under the same machine conditions, so
     their ratios are steadier than those of back-to-back ``best_time``
-    calls on a shared host.
+    calls on a shared host. With ``settle > 0`` each call is preceded by a
+    pause of that many seconds (untimed), so that work one function leaves
+    behind is not charged to the next (see ``_peers.SETTLE_S``).
     """
     best = [float("inf")] * len(fns)
     for _ in range(repeat):
         for i, fn in enumerate(fns):
+            if settle > 0:
+                time.sleep(settle)
             t0 = time.perf_counter()
             fn()
             best[i] = min(best[i], time.perf_counter() - t0)

@@ -54,7 +54,7 @@ import time
 
 import numpy as np
 
-from ._peers import build_peers, child_main, interleaved_rates, one_thread_child, peer_fields
+from ._peers import SETTLE_S, build_peers, child_main, interleaved_rates, one_thread_child, peer_fields
 
 __all__ = ["run", "numpy_langevin"]
 
@@ -137,7 +137,8 @@ def _measure(quick):
         langevin(model, x0[:4], 2, eta, seed=0, adjust=True)  # compile / load the cache
         compile_nb = time.perf_counter() - t0
         for adjust in (False, True):
-            line = _measure_kernel(model, layers, w_out, b_out, x0, n_steps, eta, adjust, repeat, threads)
+            line = _measure_kernel(model, layers, w_out, b_out, x0, n_steps, eta, adjust, repeat, threads,
+                                   0.0 if quick else SETTLE_S)
             line["model"] = f"MLPEnergy{(d, *widths)} softplus"
             line["compile_s"]["ebm_ref"] = compile_nb
             line["target_ratio"] = 2.0 if d == 2 else 1.3
@@ -145,7 +146,7 @@ def _measure(quick):
     return out
 
 
-def _measure_kernel(model, layers, w_out, b_out, x0, n_steps, eta, adjust, repeat, threads):
+def _measure_kernel(model, layers, w_out, b_out, x0, n_steps, eta, adjust, repeat, threads, settle=0.0):
     """One line: ebm_ref's ``langevin``, the plain-NumPy reference and the peers, interleaved."""
     from ..samplers import langevin
     from ._peers_jax import JaxLangevin
@@ -181,7 +182,7 @@ def _measure_kernel(model, layers, w_out, b_out, x0, n_steps, eta, adjust, repea
     for pair in impls.values():
         if not isinstance(pair, str):
             pair[0]()
-    rates, setup = interleaved_rates(impls, n_chains * n_steps, repeat)
+    rates, setup = interleaved_rates(impls, n_chains * n_steps, repeat, settle)
     rate_nb, rate_np = rates.pop("ebm_ref"), rates.pop("numpy_plain")
     line = {
         "bench": "langevin_mlp",

@@ -65,6 +65,15 @@ __all__ = [
 NOT_INSTALLED = "not installed"
 PEERS = ("numpy", "torch", "jax")
 
+# Untimed pause before each call of a peer comparison (full runs; 0 with
+# --quick). A JAX call leaves work behind that the kernel charges to
+# whatever runs next on the core: on one pinned core, exact score matching
+# at d = 100 took 111 ms right after the jax peer's call (28 ms of it system
+# time, no page faults) against 78 ms after a 0.2 s pause (95 ms after
+# 0.05 s), and the careful-NumPy peer 227 against 169 ms. Without the pause
+# the line timed first in each round paid it.
+SETTLE_S = 0.25
+
 
 # ------------------------------------------------------------ environment
 
@@ -195,17 +204,18 @@ def build_peers(builders):
     return out
 
 
-def interleaved_rates(impls, work, repeat):
+def interleaved_rates(impls, work, repeat, settle=0.0):
     """Rates ``work / (t_n - t_0)`` of each implementation, all timed in one interleaved loop.
 
     ``impls`` maps names to ``(call_n, call_0)`` pairs (an ``n``-step and a
     0-step call) or to a string (a peer not set up, passed through).
     Returns ``(rates, setup)``: per name the rate (None when noise makes
-    ``t_n - t_0`` non-positive) and the best 0-step time ``t_0``.
+    ``t_n - t_0`` non-positive) and the best 0-step time ``t_0``. ``settle``:
+    the untimed pause before each call (:func:`.best_interleaved`).
     """
     live = {k: v for k, v in impls.items() if not isinstance(v, str)}
     fns = [f for pair in live.values() for f in pair]
-    times = best_interleaved(fns, repeat)
+    times = best_interleaved(fns, repeat, settle)
     rates, setup = {}, {}
     for i, name in enumerate(live):
         t_n, t_0 = times[2 * i], times[2 * i + 1]

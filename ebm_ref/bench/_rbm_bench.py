@@ -38,7 +38,7 @@ import numpy as np
 
 from .._threads import limit_threads, openblas_thread_controls
 from .ais import _numpy_gibbs
-from ._peers import build_peers, child_main, interleaved_rates, one_thread_child, peer_fields
+from ._peers import SETTLE_S, build_peers, child_main, interleaved_rates, one_thread_child, peer_fields
 
 __all__ = ["run"]
 
@@ -102,7 +102,7 @@ def _measure_at(quick, threads):
     for pair in impls.values():
         if not isinstance(pair, str):
             pair[0]()
-    rates, setup = interleaved_rates(impls, n * sweeps, repeat)
+    rates, setup = interleaved_rates(impls, n * sweeps, repeat, 0.0 if quick else SETTLE_S)
     rate_nb, rate_mm, rate_plain = rates.pop("ebm_ref"), rates.pop("gemm_ceiling"), rates.pop("numpy_plain")
     return {
         "bench": "rbm_block_gibbs",

@@ -7,15 +7,14 @@ the Numba kernel of the samplers in ``_mlp_kernel``.
 
 from __future__ import annotations
 
-import concurrent.futures
 
 import numba
 import numpy as np
 
 from .._rng import as_seed_sequence
-from .._threads import one_thread_blas, worker_pool
 from .._validation import as_float_array, check_finite
 from ._base import EnergyModel
+from ._mlp_sm import score_matching_terms as sm_terms
 from ._mlp_core import (
     ACTIVATIONS,
     backprop,
@@ -309,43 +308,13 @@ class MLPEnergy(EnergyModel):
         return total
 
     def _score_matching_terms(self, x, c, v_fn):
-        # One stacked forward pass per block serves all four quantities. The
-        # blocks are independent: up to numba.get_num_threads() Python threads
-        # (the caller and the process-wide worker pool) take them, NumPy
-        # releasing the GIL in BLAS and in its loops; each product runs on one
-        # OpenBLAS thread and the parts are summed in block order, so the bits
-        # do not depend on the thread count. (NumPy's own multi-threaded BLAS
-        # on these small blocks was slower than one thread.)
-        n, d = x.shape
-        g = np.empty((n, d))
-        h = np.empty((n, d))
-        parts = list(blocks(n, d + 2, self.sizes[1:]))
-
-        def one(sl):
-            g[sl], h[sl], pv, pc = hessian_diag_param_grads_block(
-                self._layers, self._W1T, self._params["w_out"], self.activation, x[sl], c[sl],
-                lambda gb: v_fn(gb, sl))
-            return pv, pc
-
-        def every_kth(i, k):
-            return [one(sl) for sl in parts[i::k]]
-
-        k = min(len(parts), numba.get_num_threads())
-        with one_thread_blas():
-            # the caller takes blocks 0, k, 2k, ...; k - 1 pool workers the others
-            others = [worker_pool(k - 1).submit(every_kth, i, k) for i in range(1, k)]
-            try:
-                groups = [every_kth(0, k)]
-            finally:
-                concurrent.futures.wait(others)  # they write into g and h
-            groups += [f.result() for f in others]
-        results = [groups[j % k][j // k] for j in range(len(parts))]
-        gv, gc = results[0]
-        for pv, pc in results[1:]:
-            for key in gv:
-                gv[key] += pv[key]
-                gc[key] += pc[key]
-        return g, h, gv, gc
+        # One stacked forward pass per block serves all four quantities
+        # (_mlp_sm: reused buffers, fused Numba loops between whole-block
+        # products). Blocks run on up to numba.get_num_threads() Python
+        # threads, each product on one OpenBLAS thread, parts summed in block
+        # order: the bits do not depend on the thread count.
+        return sm_terms(self._layers, self._W1T, self._params["w_out"], self.activation, x, c, v_fn,
+                        numba.get_num_threads())
 
     def _hvp(self, x, v):
         r"""Hessian-vector product :math:`H(x_i) v_i` in ``x``, shape ``(n, d)``.
