@@ -47,15 +47,18 @@ def best_interleaved(fns, repeat, settle=0.0):
 
     Interleaving puts the functions under the same machine conditions, so
     their ratios are steadier than those of back-to-back ``best_time``
-    calls on a shared host. With ``settle > 0`` each call is preceded by a
-    pause of that many seconds (untimed), so that work one function leaves
-    behind is not charged to the next (see ``_peers.SETTLE_S``).
+    calls on a shared host. With ``settle > 0`` each timed call is
+    preceded by a pause of that many seconds and then one untimed call of
+    the same function: work one function leaves behind is not charged to
+    the next, and each is timed warm, right after itself, as in a loop of
+    its own (see ``_peers.SETTLE_S``).
     """
     best = [float("inf")] * len(fns)
     for _ in range(repeat):
         for i, fn in enumerate(fns):
             if settle > 0:
                 time.sleep(settle)
+                fn()
             t0 = time.perf_counter()
             fn()
             best[i] = min(best[i], time.perf_counter() - t0)

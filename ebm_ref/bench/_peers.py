@@ -65,13 +65,16 @@ __all__ = [
 NOT_INSTALLED = "not installed"
 PEERS = ("numpy", "torch", "jax")
 
-# Untimed pause before each call of a peer comparison (full runs; 0 with
-# --quick). A JAX call leaves work behind that the kernel charges to
-# whatever runs next on the core: on one pinned core, exact score matching
-# at d = 100 took 111 ms right after the jax peer's call (28 ms of it system
-# time, no page faults) against 78 ms after a 0.2 s pause (95 ms after
-# 0.05 s), and the careful-NumPy peer 227 against 169 ms. Without the pause
-# the line timed first in each round paid it.
+# Pause before each timed call of a peer comparison, followed by one
+# untimed warm-up call of the same function (full runs; none with --quick).
+# A JAX call leaves work behind that the kernel charges to whatever runs
+# next on the core: on one pinned core, exact score matching at d = 100
+# took 111 ms right after the jax peer's call (28 ms of it system time, no
+# page faults) against 78 ms after a 0.2 s pause (95 ms after 0.05 s), and
+# the careful-NumPy peer 227 against 169 ms; without the pause the
+# implementation timed first in each round paid it. The warm-up call
+# because a pause alone slows the next call on this VM: at two threads
+# the same call took 44 ms back to back and 53-64 ms after 0.25 s idle.
 SETTLE_S = 0.25
 
 

@@ -210,17 +210,46 @@ class ModelHooks:
         parent's formulas). Used by ``ScoreMatching`` and
         ``GeneralizedScoreMatching``.
         """
-        x2d, was_1d = self._check_x(x)
-        c2d = check_like(c, x2d, was_1d, "c")
-        cls = type(self)
-        owner = next(k for k in cls.__mro__ if "_score_matching_terms" in k.__dict__)
-        shared = owner is not ModelHooks and all(getattr(cls, h) is getattr(owner, h) for h in _SM_HOOKS)
-        hook = self._score_matching_terms if shared else functools.partial(ModelHooks._score_matching_terms, self)
-        g, h, gv, gc = hook(x2d, c2d, v_fn)
+        x2d, c2d = self._sm_inputs(x, c)
+        g, h, gv, gc = self._sm_hook("_score_matching_terms")(x2d, c2d, v_fn)
         return g, h, self._zero_structural(gv), self._zero_structural(gc)
+
+    def score_matching_grad(self, x, c, v_fn):
+        r"""``(g, h, grads_v - grads_c)`` of :meth:`score_matching_terms`: what the objectives need.
+
+        The difference ``d/dtheta sum_i (v_i . grad_x E(x_i) - c_i .
+        hessian_diag(x_i))`` is linear in the adjoints, so a model with a
+        shared pass can run one reverse pass for both terms instead of two
+        (``MLPEnergy`` does: the adjoint of its input Jacobian starts at
+        ``-v_k w_out``). ``v = v_fn(g[rows], rows)`` as in
+        :meth:`score_matching_terms`, called on row blocks in an order of
+        the model's choosing, possibly from several threads; ``v_fn`` must
+        depend on row ``i`` of ``g`` only through row ``i``. The default
+        subtracts the two terms of :meth:`score_matching_terms`.
+        """
+        x2d, c2d = self._sm_inputs(x, c)
+        g, h, grads = self._sm_hook("_score_matching_grad")(x2d, c2d, v_fn)
+        return g, h, self._zero_structural(grads)
+
+    def _sm_inputs(self, x, c):
+        x2d, was_1d = self._check_x(x)
+        return x2d, check_like(c, x2d, was_1d, "c")
+
+    def _sm_hook(self, name):
+        """The model's shared-pass hook ``name``, or ModelHooks's default where a
+        subclass overrides a formula hook of the class defining the shared pass."""
+        cls = type(self)
+        owner = next(k for k in cls.__mro__ if name in k.__dict__)
+        shared = owner is not ModelHooks and all(getattr(cls, h) is getattr(owner, h) for h in _SM_HOOKS)
+        return getattr(self, name) if shared else functools.partial(getattr(ModelHooks, name), self)
 
     def _score_matching_terms(self, x, c, v_fn):
         """Hook: ``(g, h, grads_v, grads_c)`` (see :meth:`score_matching_terms`); default: the four formula hooks."""
         g = self._grad_x(x)
         v = np.asarray(v_fn(g, slice(None)), dtype=np.float64)
         return g, self._hessian_diag(x), self._grad_params_of_grad_x(x, v), self._grad_params_of_hessian_diag(x, c)
+
+    def _score_matching_grad(self, x, c, v_fn):
+        """Hook: ``(g, h, grads_v - grads_c)`` (see :meth:`score_matching_grad`); default: from ``_score_matching_terms``."""
+        g, h, gv, gc = self._sm_hook("_score_matching_terms")(x, c, v_fn)
+        return g, h, {k: gv[k] - gc[k] for k in gv}

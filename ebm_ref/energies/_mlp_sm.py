@@ -48,6 +48,9 @@ SPAN = 2048
 CACHE_MAX_BYTES = 1 << 23
 
 _local = threading.local()
+# placeholders for the kernels' unused array arguments
+_NO_V = np.empty((0, 0))
+_NO_B = np.empty((1, 1, 1))
 
 
 def _buffer(key, shape):
@@ -110,10 +113,11 @@ def _after_product(M, c, p1, p2, z, P, Sig, F, fill):
 
 
 @jit_inline
-def _weighted_sq_sum(u, M, i, k, h):
-    """``sum_j u_j M[i, k, j]^2`` in eight interleaved partial sums combined
-    in a fixed tree: vectorisable without reassociation, so the bits are the
-    same for every vector width (a single running sum is latency bound)."""
+def _lane_sum(u, M, i, k, h, square):
+    """``sum_j u_j M[i, k, j]`` (``M[i, k, j]^2`` with ``square``) in eight
+    interleaved partial sums combined in a fixed tree: vectorisable without
+    reassociation, so the bits are the same for every vector width (a
+    single running sum is latency bound)."""
     s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = 0.0
     j = 0
     while j + 8 <= h:
@@ -125,40 +129,58 @@ def _weighted_sq_sum(u, M, i, k, h):
         a5 = M[i, k, j + 5]
         a6 = M[i, k, j + 6]
         a7 = M[i, k, j + 7]
-        s0 += u[j] * (a0 * a0)
-        s1 += u[j + 1] * (a1 * a1)
-        s2 += u[j + 2] * (a2 * a2)
-        s3 += u[j + 3] * (a3 * a3)
-        s4 += u[j + 4] * (a4 * a4)
-        s5 += u[j + 5] * (a5 * a5)
-        s6 += u[j + 6] * (a6 * a6)
-        s7 += u[j + 7] * (a7 * a7)
+        if square:
+            a0, a1, a2, a3, a4, a5, a6, a7 = a0 * a0, a1 * a1, a2 * a2, a3 * a3, a4 * a4, a5 * a5, a6 * a6, a7 * a7
+        s0 += u[j] * a0
+        s1 += u[j + 1] * a1
+        s2 += u[j + 2] * a2
+        s3 += u[j + 3] * a3
+        s4 += u[j + 4] * a4
+        s5 += u[j + 5] * a5
+        s6 += u[j + 6] * a6
+        s7 += u[j + 7] * a7
         j += 8
     t = 0.0
     while j < h:
         a = M[i, k, j]
-        t += u[j] * (a * a)
+        t += u[j] * (a * a if square else a)
         j += 1
     return (((s0 + s4) + (s2 + s6)) + ((s1 + s5) + (s3 + s7))) + t
 
 
 @jit_nogil
-def _reverse_layer(M, c, w_out, p1, p2, p3, P, B, above, H, gb):
+def _input_grad(M, w_out, p1, G):
+    r"""``G[i, k] = sum_j w_j phi'_ij A_ikj`` (``grad_x E = J_L^T w_out``) from the top layer's ``M = [A; ...]``."""
+    nb, d2, h = M.shape
+    wp = np.empty(h)
+    for i in range(nb):
+        for j in range(h):
+            wp[j] = w_out[j] * p1[i, j]
+        for k in range(d2 - 2):
+            G[i, k] = _lane_sum(wp, M, i, k, h, False)
+
+
+@jit_nogil
+def _reverse_layer(M, c, w_out, p1, p2, p3, P, B, above, V, H, gb, gw):
     r"""Layer ``l >= 2`` of the reverse pass, in place: ``M = [A; Q; .]`` becomes ``R = [Abar; delta; abar]``.
 
     The adjoints from the layer above are ``B = R_{l+1} W_{l+1} = [Jbar;
-    g; zbar]`` (``above``) or, at the top, ``g = w_out`` with ``Jbar =
-    zbar = 0``. With ``u = g phi''``: ``H_k += sum_j u_j A_kj^2``,
-    ``Abar_k = 2 c_k u A_k + phi' Jbar_k``, ``delta = g phi'`` and ``abar =
-    g phi''' P + u Q + phi' zbar + phi'' sum_k Jbar_k A_k``; ``gb +=
-    abar`` (the bias gradient, in sample order).
+    g; zbar]`` (``above``); at the top, ``g = w_out``, ``zbar = 0`` and
+    ``Jbar_k = -v_k w_out`` with ``v = V`` (``V.shape[0] > 0``: the
+    combined pass of ``sum c.H - sum v.grad_x E``; ``gw += phi' sum_k v_k
+    A_k``, its ``w_out`` term) or 0. With ``u = g phi''``: ``H_k += sum_j
+    u_j A_kj^2``, ``Abar_k = 2 c_k u A_k + phi' Jbar_k``, ``delta = g
+    phi'`` and ``abar = g phi''' P + u Q + phi' zbar + phi'' sum_k Jbar_k
+    A_k``; ``gb += abar`` (the bias gradient, in sample order).
     """
     nb, d2, h = M.shape
     d = d2 - 2
+    use_v = V.shape[0] > 0
     g = np.empty(h)
     u = np.empty(h)
     abar = np.empty(h)
     s = np.empty(h)
+    sv = np.empty(h)
     for i in range(nb):
         for j in range(h):
             gj = B[i, d, j] if above else w_out[j]
@@ -166,14 +188,23 @@ def _reverse_layer(M, c, w_out, p1, p2, p3, P, B, above, H, gb):
             u[j] = gj * p2[i, j]
             abar[j] = gj * p3[i, j] * P[i, j] + u[j] * M[i, d, j]
             s[j] = 0.0
+            sv[j] = 0.0
         for k in range(d):
-            H[i, k] += _weighted_sq_sum(u, M, i, k, h)
+            H[i, k] += _lane_sum(u, M, i, k, h, True)
             ck2 = 2.0 * c[i, k]
             if above:
                 for j in range(h):
                     a = M[i, k, j]
                     jb = B[i, k, j]
                     s[j] += jb * a
+                    M[i, k, j] = ck2 * u[j] * a + p1[i, j] * jb
+            elif use_v:
+                vk = V[i, k]
+                for j in range(h):
+                    a = M[i, k, j]
+                    jb = -vk * w_out[j]
+                    s[j] += jb * a
+                    sv[j] += vk * a
                     M[i, k, j] = ck2 * u[j] * a + p1[i, j] * jb
             else:
                 for j in range(h):
@@ -182,19 +213,25 @@ def _reverse_layer(M, c, w_out, p1, p2, p3, P, B, above, H, gb):
             ab = abar[j]
             if above:
                 ab += p1[i, j] * B[i, d + 1, j] + p2[i, j] * s[j]
+            elif use_v:
+                ab += p2[i, j] * s[j]
+                gw[j] += p1[i, j] * sv[j]
             M[i, d, j] = g[j] * p1[i, j]
             M[i, d + 1, j] = ab
             gb[j] += ab
 
 
 @jit_nogil
-def _reverse_first(B, above, w_out, W1T, p1, p2, p3, P1, u, delta, abar, gWT):
+def _reverse_first(B, above, V, w_out, W1T, p1, p2, p3, P1, u, delta, abar, gWT):
     r"""Layer 1 of the reverse pass: ``u = g phi''``, ``delta = g phi'``,
     ``abar = g phi''' P_1 + phi' zbar + phi'' sum_k Jbar_k W1T_k`` and
     ``gWT[k] += sum_i phi'_i Jbar_ik`` (``A_1^(k) = W1[:, k]``, ``J_0^(k) =
-    e_k``); ``[Jbar; g; zbar] = B`` (``above``) or ``g = w_out`` (one layer)."""
+    e_k``); ``[Jbar; g; zbar] = B`` (``above``) or, with one hidden layer,
+    ``g = w_out``, ``zbar = 0`` and ``Jbar_k = -v_k w_out`` (``V``, as in
+    :func:`_reverse_layer`) or 0."""
     nb, h = p1.shape
     d = W1T.shape[0]
+    use_v = V.shape[0] > 0
     for i in range(nb):
         for j in range(h):
             gj = B[i, d, j] if above else w_out[j]
@@ -204,9 +241,10 @@ def _reverse_first(B, above, w_out, W1T, p1, p2, p3, P1, u, delta, abar, gWT):
         if above:
             for j in range(h):
                 abar[i, j] += p1[i, j] * B[i, d + 1, j]
+        if above or use_v:
             for k in range(d):
                 for j in range(h):
-                    jb = B[i, k, j]
+                    jb = B[i, k, j] if above else -V[i, k] * w_out[j]
                     abar[i, j] += p2[i, j] * (jb * W1T[k, j])
                     gWT[k, j] += p1[i, j] * jb
 
@@ -227,18 +265,23 @@ def _plain_forward(layers, W1sq, act, x, c, st):
     np.multiply(st["act"][0][2], st["P1"], out=st["Sig1"])
 
 
-def _stacked_block(layers, W1T, w_out, st, part):
+def _stacked_block(layers, W1T, w_out, st, part, v_fn=None, sl=None):
     """Layers ``>= 2`` of the stacked recursion and layer 1's reverse on one block.
 
     Writes the layers-``>= 2`` part of ``H`` into ``st["H"]`` and layer 1's
     ``u``, ``delta``, ``abar`` into ``st``; the block's parameter gradients
-    into ``part`` (``W_l``, ``b_l`` for ``l >= 2``, ``"W1T" = sum_i phi'
-    Jbar``, ``"w_out" = sum_i Sigma_L``; arrays overwritten).
+    of ``sum_i c_i . H_i`` into ``part`` (``W_l``, ``b_l`` for ``l >= 2``,
+    ``"W1T" = sum_i phi' Jbar``, ``"w_out"``; arrays overwritten). With
+    ``v_fn`` (the combined pass) also ``grad_x E`` into ``st["g"]`` and
+    ``v = v_fn(g, sl)``, and ``part`` holds those of ``sum_i (c_i . H_i -
+    v_i . grad_x E_i)``: the reverse pass starts from ``Jbar_L^(k) = -v_k
+    w_out``, the adjoint of ``-v . J_L^T w_out``.
     """
     L = len(layers)
     act, c, H = st["act"], st["c"], st["H"]
     nb, d = c.shape
-    h1 = layers[0][0].shape[0]
+    W1 = layers[0][0]
+    h1 = W1.shape[0]
     Ps, Ms, Fs = [st["P1"]], {}, [None]
     Sig = st["Sig1"]
     if L > 1:
@@ -260,6 +303,19 @@ def _stacked_block(layers, W1T, w_out, st, part):
             Fs.append(F)
     H[...] = 0.0
     np.sum(Sig, axis=0, out=part["w_out"])
+    V = _NO_V
+    if v_fn is not None:
+        G = st["g"]
+        if L > 1:
+            _input_grad(Ms[L], w_out, act[L - 1][1], G)
+        else:
+            np.matmul(w_out * act[0][1], W1, out=G)
+        V = np.ascontiguousarray(v_fn(G, sl), dtype=np.float64)
+        if V.shape != G.shape:
+            raise ValueError(f"`v_fn` must return an array of shape {G.shape} (that of its gradient rows); "
+                             f"got shape {V.shape}.")
+        if L == 1:
+            part["w_out"] -= np.sum(act[0][1] * (V @ W1.T), axis=0)
     B = None
     for l in range(L, 1, -1):
         W = layers[l - 1][0]
@@ -267,7 +323,11 @@ def _stacked_block(layers, W1T, w_out, st, part):
         M = Ms[l]
         gb = part[f"b{l}"]
         gb[...] = 0.0
-        _reverse_layer(M, c, w_out, d1, d2, d3, Ps[l - 1], M if B is None else B, B is not None, H, gb)
+        gw = np.zeros(W.shape[0])
+        _reverse_layer(M, c, w_out, d1, d2, d3, Ps[l - 1], M if B is None else B, B is not None,
+                       V if B is None else _NO_V, H, gb, gw)
+        if B is None:
+            part["w_out"] -= gw
         F = Fs[l - 1]
         R2 = M.reshape(-1, W.shape[0])
         np.matmul(R2.T, F.reshape(-1, W.shape[1]), out=part[f"W{l}"])
@@ -276,20 +336,23 @@ def _stacked_block(layers, W1T, w_out, st, part):
     gWT = part["W1T"]
     gWT[...] = 0.0
     _, d1, d2, d3 = act[0]
-    _reverse_first(B if B is not None else np.empty((1, 1, 1)), B is not None, w_out, W1T, d1, d2, d3,
-                   Ps[0], st["u1"], st["delta1"], st["abar1"], gWT)
+    _reverse_first(B if B is not None else _NO_B, B is not None, V if B is None else _NO_V, w_out, W1T,
+                   d1, d2, d3, Ps[0], st["u1"], st["delta1"], st["abar1"], gWT)
 
 
 def _plain_finish(layers, W1sq, w_out, x, c, st, v_fn, sl, grad, H):
-    """Layer 1's dense terms on a chunk, ``grad``, ``H`` and ``grads_v`` with ``v = v_fn(grad)``."""
+    """Layer 1's dense terms on a chunk and ``H``; unless the pass was combined
+    (``v_fn`` None), ``grad`` and ``grads_v`` with ``v = v_fn(grad)``."""
     W1 = layers[0][0]
     u1, abar1 = st["u1"], st["abar1"]
     H += u1 @ W1sq
+    gc = {"W1": 2.0 * W1 * (u1.T @ c) + abar1.T @ x, "b1": abar1.sum(axis=0)}
+    if v_fn is None:
+        return {}, gc
     np.matmul(st["delta1"], W1, out=grad)
     v = np.asarray(v_fn(grad, sl), dtype=np.float64)
     act = st["act"]
     gv = grad_x_param_grads(layers, w_out, [x] + [a[0] for a in act], [a[1:3] for a in act], v)
-    gc = {"W1": 2.0 * W1 * (u1.T @ c) + abar1.T @ x, "b1": abar1.sum(axis=0)}
     return gv, gc
 
 
@@ -321,14 +384,18 @@ class _InOrder:
                 self.total[key] = np.array(value, dtype=np.float64)
 
 
-def score_matching_terms(layers, W1T, w_out, act, x, c, v_fn, threads):
+def score_matching_terms(layers, W1T, w_out, act, x, c, v_fn, threads, combined=False):
     """``(g, H, grads_v, grads_c)`` of ``MLPEnergy._score_matching_terms`` on up to ``threads`` Python threads.
+
+    With ``combined``: ``(g, H, grads_v - grads_c)`` from one reverse pass
+    (``MLPEnergy._score_matching_grad``), ``v`` evaluated per stacked block.
 
     Spans of ``SPAN`` rows, one after the other; in each, three passes on
     fixed row ranges: the plain forward pass on ``CHUNK``-row chunks, the
     stacked recursion on blocks of ~2^16 state entries, then layer 1's
-    dense terms and ``grads_v`` on the chunks again. Parameter gradients
-    are added in row order, so the bits do not depend on ``threads``.
+    dense terms (and, unless ``combined``, ``grads_v``) on the chunks
+    again. Parameter gradients are added in row order, so the bits do not
+    depend on ``threads``.
     """
     x = np.ascontiguousarray(x)
     c = np.ascontiguousarray(c)
@@ -356,7 +423,7 @@ def score_matching_terms(layers, W1T, w_out, act, x, c, v_fn, threads):
 
             def rows(sl, full=full, s0=s0):
                 r = slice(sl.start - s0, sl.stop - s0)
-                return {"act": [[a[r] for a in lay] for lay in full["act"]], "c": c[sl], "H": H[sl],
+                return {"act": [[a[r] for a in lay] for lay in full["act"]], "c": c[sl], "H": H[sl], "g": g[sl],
                         **{k: full[k][r] for k in names}}
 
             parts = [slice(s0 + p.start, s0 + p.stop) for p in blocks(m, d + 2, widths)]
@@ -368,10 +435,12 @@ def score_matching_terms(layers, W1T, w_out, act, x, c, v_fn, threads):
                 _plain_forward(layers, W1sq, act, x[sl], c[sl], rows(sl))
 
             def stacked(j, rows=rows, parts=parts, partial=partial):
-                _stacked_block(layers, W1T, w_out, rows(parts[j]), {k: v[j] for k, v in partial.items()})
+                _stacked_block(layers, W1T, w_out, rows(parts[j]), {k: v[j] for k, v in partial.items()},
+                               v_fn if combined else None, parts[j])
 
             def finish(sl, rows=rows):
-                return _plain_finish(layers, W1sq, w_out, x[sl], c[sl], rows(sl), v_fn, sl, g[sl], H[sl])
+                return _plain_finish(layers, W1sq, w_out, x[sl], c[sl], rows(sl), None if combined else v_fn,
+                                     sl, g[sl], H[sl])
 
             kc = min(len(chunks), threads)
             _striped(chunks, forward, kc)
@@ -384,4 +453,7 @@ def score_matching_terms(layers, W1T, w_out, act, x, c, v_fn, threads):
     gc, dense = gc.total, dense.total
     out = {"W1": gc.pop("W1T").T + dense["W1"], "b1": dense["b1"]}
     out.update({k: v for k, v in gc.items() if k != "w_out"})
-    return g, H, gv.total, ordered_param_grads(out, L, gc["w_out"])
+    grads_c = ordered_param_grads(out, L, gc["w_out"])
+    if combined:
+        return g, H, {k: -v for k, v in grads_c.items()}
+    return g, H, gv.total, grads_c

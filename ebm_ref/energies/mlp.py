@@ -316,6 +316,12 @@ class MLPEnergy(EnergyModel):
         return sm_terms(self._layers, self._W1T, self._params["w_out"], self.activation, x, c, v_fn,
                         numba.get_num_threads())
 
+    def _score_matching_grad(self, x, c, v_fn):
+        # the same pass with one reverse sweep for both terms: the adjoint of
+        # the input Jacobian J_L starts at -v_k w_out (v per stacked block)
+        return sm_terms(self._layers, self._W1T, self._params["w_out"], self.activation, x, c, v_fn,
+                        numba.get_num_threads(), combined=True)
+
     def _hvp(self, x, v):
         r"""Hessian-vector product :math:`H(x_i) v_i` in ``x``, shape ``(n, d)``.
 

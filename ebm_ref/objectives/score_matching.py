@@ -82,9 +82,9 @@ class ScoreMatching(Objective):
 
     def _value_and_grad(self, model, x, seed):
         n = x.shape[0]
-        g, h, g1, g2 = model.score_matching_terms(x, np.full(x.shape, 1.0 / n), lambda gr, rows: gr / n)
+        g, h, grads = model.score_matching_grad(x, np.full(x.shape, 1.0 / n), lambda gr, rows: gr / n)
         loss = float(np.mean(0.5 * np.sum(g * g, axis=1) - np.sum(h, axis=1)))
-        return loss, {k: g1[k] - g2[k] for k in g1}
+        return loss, grads
 
 
 class DenoisingScoreMatching(Objective):
@@ -233,9 +233,9 @@ class DiffusionScoreMatching(Objective):
         m, dm = self._diffusion(x)
         a = m * m
         b = 2.0 * m * dm
-        g, h, g1, g2 = model.score_matching_terms(x, a / n, lambda gr, rows: (a[rows] * gr - b[rows]) / n)
+        g, h, grads = model.score_matching_grad(x, a / n, lambda gr, rows: (a[rows] * gr - b[rows]) / n)
         loss = float(np.mean(np.sum(0.5 * a * g * g - b * g - a * h, axis=1)))
-        return loss, {k: g1[k] - g2[k] for k in g1}
+        return loss, grads
 
 
 def _as_vector(value, name):
