@@ -42,23 +42,27 @@ def best_time(fn, repeat=3, number=1):
     return best
 
 
-def best_interleaved(fns, repeat, settle=0.0):
+def best_interleaved(fns, repeat, settle=None):
     """Minimum wall time of each of ``fns`` over ``repeat`` rounds that call each once in turn.
 
     Interleaving puts the functions under the same machine conditions, so
     their ratios are steadier than those of back-to-back ``best_time``
-    calls on a shared host. With ``settle > 0`` each timed call is
-    preceded by a pause of that many seconds and then one untimed call of
-    the same function: work one function leaves behind is not charged to
-    the next, and each is timed warm, right after itself, as in a loop of
-    its own (see ``_peers.SETTLE_S``).
+    calls on a shared host. With ``settle = (pause_s, warm_s)`` each timed
+    call is preceded by an idle pause of ``pause_s`` seconds, then untimed
+    calls of the same function for at least ``warm_s`` seconds (at least
+    one): work one function leaves behind is not charged to the next, and
+    each is timed warm, right after itself, as in a loop of its own (see
+    ``_peers.SETTLE``).
     """
     best = [float("inf")] * len(fns)
     for _ in range(repeat):
         for i, fn in enumerate(fns):
-            if settle > 0:
-                time.sleep(settle)
+            if settle is not None:
+                time.sleep(settle[0])
+                t1 = time.perf_counter()
                 fn()
+                while time.perf_counter() - t1 < settle[1]:
+                    fn()
             t0 = time.perf_counter()
             fn()
             best[i] = min(best[i], time.perf_counter() - t0)

@@ -6,7 +6,8 @@ Cases: ``d = 2`` with two hidden layers of 64 and 4096 chains;
 50). Step sizes 0.05 and 0.01 (MALA acceptance well inside (0, 1)).
 
 Implementations, all timed in one interleaved loop (best of 5 rounds, 3
-with ``quick``), each as an ``n``-step call minus a 0-step call so that the
+with ``quick``; each timed call after an idle pause and untimed warm-up
+calls, ``_peers.SETTLE``, none with ``quick``), each as an ``n``-step call minus a 0-step call so that the
 set-up (input checks, seeding, the energy and gradient at the initial
 states, buffers) is left out alike:
 
@@ -54,7 +55,7 @@ import time
 
 import numpy as np
 
-from ._peers import SETTLE_S, build_peers, child_main, interleaved_rates, one_thread_child, peer_fields
+from ._peers import SETTLE, build_peers, child_main, interleaved_rates, one_thread_child, peer_fields
 
 __all__ = ["run", "numpy_langevin"]
 
@@ -138,7 +139,7 @@ def _measure(quick):
         compile_nb = time.perf_counter() - t0
         for adjust in (False, True):
             line = _measure_kernel(model, layers, w_out, b_out, x0, n_steps, eta, adjust, repeat, threads,
-                                   0.0 if quick else SETTLE_S)
+                                   None if quick else SETTLE)
             line["model"] = f"MLPEnergy{(d, *widths)} softplus"
             line["compile_s"]["ebm_ref"] = compile_nb
             line["target_ratio"] = 2.0 if d == 2 else 1.3
@@ -146,7 +147,7 @@ def _measure(quick):
     return out
 
 
-def _measure_kernel(model, layers, w_out, b_out, x0, n_steps, eta, adjust, repeat, threads, settle=0.0):
+def _measure_kernel(model, layers, w_out, b_out, x0, n_steps, eta, adjust, repeat, threads, settle=None):
     """One line: ebm_ref's ``langevin``, the plain-NumPy reference and the peers, interleaved."""
     from ..samplers import langevin
     from ._peers_jax import JaxLangevin

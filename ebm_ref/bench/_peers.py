@@ -65,17 +65,19 @@ __all__ = [
 NOT_INSTALLED = "not installed"
 PEERS = ("numpy", "torch", "jax")
 
-# Pause before each timed call of a peer comparison, followed by one
-# untimed warm-up call of the same function (full runs; none with --quick).
-# A JAX call leaves work behind that the kernel charges to whatever runs
-# next on the core: on one pinned core, exact score matching at d = 100
-# took 111 ms right after the jax peer's call (28 ms of it system time, no
-# page faults) against 78 ms after a 0.2 s pause (95 ms after 0.05 s), and
-# the careful-NumPy peer 227 against 169 ms; without the pause the
-# implementation timed first in each round paid it. The warm-up call
-# because a pause alone slows the next call on this VM: at two threads
-# the same call took 44 ms back to back and 53-64 ms after 0.25 s idle.
-SETTLE_S = 0.25
+# (pause_s, warm_s) before each timed call of a peer comparison (full
+# runs; none with --quick): an idle pause, then untimed calls of the same
+# function for at least warm_s. A JAX call leaves work behind that the
+# kernel charges to whatever runs next on the core: on one pinned core,
+# exact score matching at d = 100 took 111 ms right after the jax peer's
+# call (28 ms of it system time, no page faults) against 78 ms after a
+# 0.2 s pause (95 ms after 0.05 s), and the careful-NumPy peer 227 against
+# 169 ms; without the pause the implementation timed first in each round
+# paid it. The warm-up because on this VM a pause alone slows what follows
+# for a while: at two threads, score matching at d = 20 took 12-15 ms back
+# to back, 21-25 ms after 0.25 s idle and one warm-up call, 12-15 ms again
+# after 0.1 s or more of warm-up calls.
+SETTLE = (0.25, 0.15)
 
 
 # ------------------------------------------------------------ environment
@@ -207,14 +209,14 @@ def build_peers(builders):
     return out
 
 
-def interleaved_rates(impls, work, repeat, settle=0.0):
+def interleaved_rates(impls, work, repeat, settle=None):
     """Rates ``work / (t_n - t_0)`` of each implementation, all timed in one interleaved loop.
 
     ``impls`` maps names to ``(call_n, call_0)`` pairs (an ``n``-step and a
     0-step call) or to a string (a peer not set up, passed through).
     Returns ``(rates, setup)``: per name the rate (None when noise makes
     ``t_n - t_0`` non-positive) and the best 0-step time ``t_0``. ``settle``:
-    the untimed pause before each call (:func:`.best_interleaved`).
+    the pause and warm-up before each timed call (:func:`.best_interleaved`).
     """
     live = {k: v for k, v in impls.items() if not isinstance(v, str)}
     fns = [f for pair in live.values() for f in pair]

@@ -22,7 +22,8 @@ chains). Rates are chain-sweeps per second (one sweep: ``h | v`` then
   ``ratio_vs_fastest_peer`` and the fastest peer's name.
 
 All of them are timed in one interleaved loop (best of 5, 3 with
-``quick``, of 5 sweeps; 3 with ``quick``). The 2-thread line is measured
+``quick``, of 5 sweeps; 3 with ``quick``), each timed call after an idle
+pause and untimed warm-up calls (``_peers.SETTLE``; none with ``quick``). The 2-thread line is measured
 in the calling process, the 1-thread line in a child process pinned to one
 core with every thread count (Numba, OpenBLAS, OpenMP, torch, XLA) at 1;
 the 2-thread line carries the 1 -> 2 speed-up of each implementation.
@@ -38,7 +39,7 @@ import numpy as np
 
 from .._threads import limit_threads, openblas_thread_controls
 from .ais import _numpy_gibbs
-from ._peers import SETTLE_S, build_peers, child_main, interleaved_rates, one_thread_child, peer_fields
+from ._peers import SETTLE, build_peers, child_main, interleaved_rates, one_thread_child, peer_fields
 
 __all__ = ["run"]
 
@@ -102,7 +103,7 @@ def _measure_at(quick, threads):
     for pair in impls.values():
         if not isinstance(pair, str):
             pair[0]()
-    rates, setup = interleaved_rates(impls, n * sweeps, repeat, 0.0 if quick else SETTLE_S)
+    rates, setup = interleaved_rates(impls, n * sweeps, repeat, None if quick else SETTLE)
     rate_nb, rate_mm, rate_plain = rates.pop("ebm_ref"), rates.pop("gemm_ceiling"), rates.pop("numpy_plain")
     return {
         "bench": "rbm_block_gibbs",

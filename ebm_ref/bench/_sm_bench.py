@@ -18,9 +18,9 @@ with ``ratio_vs_fastest_peer`` (> 1: ebm_ref is faster than every peer)
 and the fastest peer's name. ``compile_s["ebm_ref"]`` is the first
 ``value_and_grad`` call on the model (NumPy: nothing to compile, so it is
 one call's cost plus first-touch effects). All implementations are timed
-in one interleaved loop (best of 5, 2 with ``quick``), each call after
-an untimed pause of ``_peers.SETTLE_S`` (none with ``quick``). 1-thread lines come
-from a child process pinned to one core with every thread count at 1, then
+in one interleaved loop (best of 5, 2 with ``quick``), each timed call
+after an idle pause and untimed warm-up calls (``_peers.SETTLE``; none
+with ``quick``). 1-thread lines come from a child process pinned to one core with every thread count at 1, then
 2-thread lines from the calling process, with the 1 -> 2 speed-ups.
 ``python -m ebm_ref.bench._sm_bench [--quick] [--child]`` prints them.
 """
@@ -33,7 +33,7 @@ import time
 import numpy as np
 
 from . import best_interleaved
-from ._peers import SETTLE_S, build_peers, child_main, one_thread_child, peer_fields
+from ._peers import SETTLE, build_peers, child_main, one_thread_child, peer_fields
 
 __all__ = ["run"]
 
@@ -85,7 +85,7 @@ def _measure_d(d, quick, threads):
     live = {k: f for k, f in impls.items() if not isinstance(f, str)}
     for f in live.values():
         f()
-    times = dict(zip(live, best_interleaved(list(live.values()), repeat, 0.0 if quick else SETTLE_S)))
+    times = dict(zip(live, best_interleaved(list(live.values()), repeat, None if quick else SETTLE)))
     ms = {k: 1e3 * times[k] if k in times else impls[k] for k in impls}
     ebm_ms = ms.pop("ebm_ref")
     return {
