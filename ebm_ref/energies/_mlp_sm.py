@@ -1,12 +1,13 @@
-r"""Score matching's four MLP quantities from one stacked pass: workspaces and fused kernels.
+r"""Score matching's MLP quantities from one stacked pass: workspaces and fused kernels.
 
 :meth:`MLPEnergy._score_matching_terms` needs, on a batch, ``g = grad_x E``,
 the Hessian diagonal ``H``, ``d/dtheta sum_i v_i . g_i`` and ``d/dtheta
-sum_i c_i . H_i``. The recursions (forward Jacobian rows ``J_l^(k)``, their
-second-order companions ``P_l``, ``Q_l``, ``Sigma_l`` and the reverse pass
-of their adjoints) are those of ``MLPEnergy``'s Notes and
-:func:`._mlp_core.hessian_diag_param_grads_block`; this module only changes
-how they are computed:
+sum_i c_i . H_i``; :meth:`MLPEnergy._score_matching_grad` needs ``g``,
+``H`` and the difference of the last two. The recursions (forward
+Jacobian rows ``J_l^(k)``, their second-order companions ``P_l``, ``Q_l``,
+``Sigma_l`` and the reverse pass of their adjoints) are those of
+``MLPEnergy``'s Notes and :func:`._mlp_core.hessian_diag_param_grads_block`;
+this module only changes how they are computed:
 
 * the stacked per-sample states ``F_l = [J_l^(1..d); Sigma_l; z_l]`` and
   their adjoints ``R_l = [Abar_l^(1..d); delta_l; abar_l]`` live in two
@@ -18,12 +19,17 @@ how they are computed:
   from, and ``R_l W_l`` over ``F_{l-1}`` once ``R_l^T F_{l-1}`` is taken;
 * every elementwise step between two products is one Numba loop over the
   block (no temporaries), and the three products are whole-block BLAS;
-* ``grad_params_of_grad_x`` runs afterwards on 256-row chunks from the
-  stored activations (:func:`._mlp_core.grad_x_param_grads`) instead of on
-  every stacked block, whose few rows made it call-overhead bound.
+* the activations of every layer, and layer 1's dense terms, run on
+  128-row chunks (:func:`._mlp_core.act_derivs3_into`, in place);
+* for the difference, ``grad_x E = J_L^T w_out`` comes out of the top
+  layer's product, ``v`` is evaluated per block, and the reverse pass
+  starts from ``Jbar_L^(k) = -v_k w_out``: the adjoint of ``-v . g``, so
+  one reverse pass gives ``grads_c - grads_v`` (the weight gradient is
+  linear in the adjoints). Otherwise ``grad_params_of_grad_x`` runs
+  separately on the chunks (:func:`._mlp_core.grad_x_param_grads`).
 
 Blocks and chunks have fixed boundaries and their parameter gradients are
-summed in block order, so the bits do not depend on the thread count.
+summed in row order, so the bits do not depend on the thread count.
 """
 
 from __future__ import annotations
@@ -88,19 +94,27 @@ def _fill_first(p1, W1T, Sig, z, F):
 
 
 @jit_nogil
-def _after_product(M, c, p1, p2, z, P, Sig, F, fill):
+def _after_product(M, c, p1, p2, z, P, Sig, F, fill, w_out, G):
     r"""From ``M = [A; Q; .]``: ``P = sum_k c_k A_k^2``, ``Sigma = phi'' P + phi' Q``
-    and, with ``fill``, the next stacked state ``F = [phi' A; Sigma; z]``."""
+    and, with ``fill``, the next stacked state ``F = [phi' A; Sigma; z]``;
+    with ``G.shape[0] > 0`` (the top layer of the combined pass) also
+    ``G[i, k] = sum_j w_j phi'_ij A_ikj``, i.e. ``grad_x E = J_L^T w_out``."""
     nb, d2, h = M.shape
     d = d2 - 2
+    want_g = G.shape[0] > 0
+    wp = np.empty(h)
+    acc = np.empty(8)
     for i in range(nb):
         for j in range(h):
             P[i, j] = 0.0
+            wp[j] = w_out[j] * p1[i, j]
         for k in range(d):
             ck = c[i, k]
             for j in range(h):
                 a = M[i, k, j]
                 P[i, j] += ck * (a * a)
+            if want_g:
+                G[i, k] = _lane_sum(wp, M, i, k, h, False, acc)
         for j in range(h):
             Sig[i, j] = p2[i, j] * P[i, j] + p1[i, j] * M[i, d, j]
         if fill:
@@ -113,51 +127,26 @@ def _after_product(M, c, p1, p2, z, P, Sig, F, fill):
 
 
 @jit_inline
-def _lane_sum(u, M, i, k, h, square):
+def _lane_sum(u, M, i, k, h, square, acc):
     """``sum_j u_j M[i, k, j]`` (``M[i, k, j]^2`` with ``square``) in eight
-    interleaved partial sums combined in a fixed tree: vectorisable without
-    reassociation, so the bits are the same for every vector width (a
-    single running sum is latency bound)."""
-    s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = 0.0
+    interleaved partial sums ``acc[t]`` (over ``j = t mod 8``) combined in a
+    fixed tree: a short loop over ``t`` the compiler vectorises without
+    reassociating, so the bits are the same for every vector width (a
+    single running sum is latency bound, eight scalars were not vectorised)."""
+    for t in range(8):
+        acc[t] = 0.0
     j = 0
     while j + 8 <= h:
-        a0 = M[i, k, j]
-        a1 = M[i, k, j + 1]
-        a2 = M[i, k, j + 2]
-        a3 = M[i, k, j + 3]
-        a4 = M[i, k, j + 4]
-        a5 = M[i, k, j + 5]
-        a6 = M[i, k, j + 6]
-        a7 = M[i, k, j + 7]
-        if square:
-            a0, a1, a2, a3, a4, a5, a6, a7 = a0 * a0, a1 * a1, a2 * a2, a3 * a3, a4 * a4, a5 * a5, a6 * a6, a7 * a7
-        s0 += u[j] * a0
-        s1 += u[j + 1] * a1
-        s2 += u[j + 2] * a2
-        s3 += u[j + 3] * a3
-        s4 += u[j + 4] * a4
-        s5 += u[j + 5] * a5
-        s6 += u[j + 6] * a6
-        s7 += u[j + 7] * a7
+        for t in range(8):
+            a = M[i, k, j + t]
+            acc[t] += u[j + t] * (a * a if square else a)
         j += 8
-    t = 0.0
+    rest = 0.0
     while j < h:
         a = M[i, k, j]
-        t += u[j] * (a * a if square else a)
+        rest += u[j] * (a * a if square else a)
         j += 1
-    return (((s0 + s4) + (s2 + s6)) + ((s1 + s5) + (s3 + s7))) + t
-
-
-@jit_nogil
-def _input_grad(M, w_out, p1, G):
-    r"""``G[i, k] = sum_j w_j phi'_ij A_ikj`` (``grad_x E = J_L^T w_out``) from the top layer's ``M = [A; ...]``."""
-    nb, d2, h = M.shape
-    wp = np.empty(h)
-    for i in range(nb):
-        for j in range(h):
-            wp[j] = w_out[j] * p1[i, j]
-        for k in range(d2 - 2):
-            G[i, k] = _lane_sum(wp, M, i, k, h, False)
+    return (((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]))) + rest
 
 
 @jit_nogil
@@ -181,6 +170,7 @@ def _reverse_layer(M, c, w_out, p1, p2, p3, P, B, above, V, H, gb, gw):
     abar = np.empty(h)
     s = np.empty(h)
     sv = np.empty(h)
+    acc = np.empty(8)
     for i in range(nb):
         for j in range(h):
             gj = B[i, d, j] if above else w_out[j]
@@ -190,7 +180,7 @@ def _reverse_layer(M, c, w_out, p1, p2, p3, P, B, above, V, H, gb, gw):
             s[j] = 0.0
             sv[j] = 0.0
         for k in range(d):
-            H[i, k] += _lane_sum(u, M, i, k, h, True)
+            H[i, k] += _lane_sum(u, M, i, k, h, True, acc)
             ck2 = 2.0 * c[i, k]
             if above:
                 for j in range(h):
@@ -202,10 +192,8 @@ def _reverse_layer(M, c, w_out, p1, p2, p3, P, B, above, V, H, gb, gw):
                 vk = V[i, k]
                 for j in range(h):
                     a = M[i, k, j]
-                    jb = -vk * w_out[j]
-                    s[j] += jb * a
                     sv[j] += vk * a
-                    M[i, k, j] = ck2 * u[j] * a + p1[i, j] * jb
+                    M[i, k, j] = ck2 * u[j] * a - p1[i, j] * (vk * w_out[j])
             else:
                 for j in range(h):
                     M[i, k, j] = ck2 * u[j] * M[i, k, j]
@@ -214,7 +202,8 @@ def _reverse_layer(M, c, w_out, p1, p2, p3, P, B, above, V, H, gb, gw):
             if above:
                 ab += p1[i, j] * B[i, d + 1, j] + p2[i, j] * s[j]
             elif use_v:
-                ab += p2[i, j] * s[j]
+                # sum_k Jbar_k A_k = -w sum_k v_k A_k
+                ab -= p2[i, j] * (w_out[j] * sv[j])
                 gw[j] += p1[i, j] * sv[j]
             M[i, d, j] = g[j] * p1[i, j]
             M[i, d + 1, j] = ab
@@ -241,8 +230,11 @@ def _reverse_first(B, above, V, w_out, W1T, p1, p2, p3, P1, u, delta, abar, gWT)
         if above:
             for j in range(h):
                 abar[i, j] += p1[i, j] * B[i, d + 1, j]
-        if above or use_v:
-            for k in range(d):
+    if above or use_v:
+        # k outer: gWT's row k and the block's abar stay in L1 (i outer
+        # swept all of the (d, h) gWT per sample)
+        for k in range(d):
+            for i in range(nb):
                 for j in range(h):
                     jb = B[i, k, j] if above else -V[i, k] * w_out[j]
                     abar[i, j] += p2[i, j] * (jb * W1T[k, j])
@@ -296,7 +288,8 @@ def _stacked_block(layers, W1T, w_out, st, part, v_fn=None, sl=None):
         P = _buffer(("P", l), (nb, h))
         Sig = _buffer(("Sig", l), (nb, h))
         F = _buffer(("F", l), (nb, d + 2, h)) if l < L else M
-        _after_product(M, c, act[l - 1][1], act[l - 1][2], act[l - 1][0], P, Sig, F, l < L)
+        G = st["g"] if v_fn is not None and l == L else _NO_V
+        _after_product(M, c, act[l - 1][1], act[l - 1][2], act[l - 1][0], P, Sig, F, l < L, w_out, G)
         Ps.append(P)
         Ms[l] = M
         if l < L:
@@ -305,10 +298,8 @@ def _stacked_block(layers, W1T, w_out, st, part, v_fn=None, sl=None):
     np.sum(Sig, axis=0, out=part["w_out"])
     V = _NO_V
     if v_fn is not None:
-        G = st["g"]
-        if L > 1:
-            _input_grad(Ms[L], w_out, act[L - 1][1], G)
-        else:
+        G = st["g"]  # filled by the top layer's _after_product
+        if L == 1:
             np.matmul(w_out * act[0][1], W1, out=G)
         V = np.ascontiguousarray(v_fn(G, sl), dtype=np.float64)
         if V.shape != G.shape:
