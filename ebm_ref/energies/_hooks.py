@@ -224,8 +224,10 @@ class ModelHooks:
         ``-v_k w_out``). ``v = v_fn(g[rows], rows)`` as in
         :meth:`score_matching_terms`, called on row blocks in an order of
         the model's choosing, possibly from several threads; ``v_fn`` must
-        depend on row ``i`` of ``g`` only through row ``i``. The default
-        subtracts the two terms of :meth:`score_matching_terms`.
+        depend on row ``i`` of ``g`` only through row ``i`` and must not
+        call this model's score-matching methods (the pass's buffers are in
+        use). The default subtracts the two terms of
+        :meth:`score_matching_terms`.
         """
         x2d, c2d = self._sm_inputs(x, c)
         g, h, grads = self._sm_hook("_score_matching_grad")(x2d, c2d, v_fn)

@@ -7,14 +7,12 @@ the Numba kernel of the samplers in ``_mlp_kernel``.
 
 from __future__ import annotations
 
-
 import numba
 import numpy as np
 
 from .._rng import as_seed_sequence
 from .._validation import as_float_array, check_finite
 from ._base import EnergyModel
-from ._mlp_sm import score_matching_terms as sm_terms
 from ._mlp_core import (
     ACTIVATIONS,
     backprop,
@@ -28,6 +26,7 @@ from ._mlp_core import (
     ordered_param_grads,
     weight_grads,
 )
+from ._mlp_sm import score_matching_terms as sm_terms
 
 __all__ = ["MLPEnergy", "ACTIVATIONS"]
 
