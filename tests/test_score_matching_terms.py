@@ -46,18 +46,24 @@ CASES = [((2, 64, 64), "softplus", 1.0), ((3, 7), "tanh", 1.0), ((4, 9, 5, 3), "
          ((5, 16, 8), "softplus", 10.0), ((3, 6, 4), "tanh", 50.0)]
 
 
-@pytest.mark.parametrize("sizes,act,scale", CASES, ids=[f"{s}-{a}-x{k:g}" for s, a, k in CASES])
-def test_mlp_shared_pass_matches_the_four_methods(sizes, act, scale):
+def _case(sizes, act, scale):
+    """Model with weights scaled by ``scale``, 700 rows (more than one block of
+    the stacked pass at d = 2, 256, so blocks are summed), ``c`` and ``v_fn``."""
     model = MLPEnergy(sizes, act, seed=2)
     model = model.with_params({k: scale * v for k, v in model.params.items()})
     rng = np.random.default_rng(3)
-    # more rows than one block of the stacked pass at d = 2 (256), so blocks are summed
     x = rng.normal(size=(700, sizes[0]))
     c = rng.random(x.shape)
 
     def v_fn(g, rows):
         return 0.3 * g - c[rows]
 
+    return model, x, c, v_fn
+
+
+@pytest.mark.parametrize("sizes,act,scale", CASES, ids=[f"{s}-{a}-x{k:g}" for s, a, k in CASES])
+def test_mlp_shared_pass_matches_the_four_methods(sizes, act, scale):
+    model, x, c, v_fn = _case(sizes, act, scale)
     got = model.score_matching_terms(x, c, v_fn)
     ref = _four(model, x, c, v_fn)
     # rounding of a few operations on values of size `scale`: 1e-13 relative
@@ -195,15 +201,7 @@ def test_shared_pass_follows_the_torch_softplus_rule_on_every_thread():
 # ------------------------------------------- score_matching_grad (one reverse pass)
 @pytest.mark.parametrize("sizes,act,scale", CASES, ids=[f"{s}-{a}-x{k:g}" for s, a, k in CASES])
 def test_mlp_combined_pass_is_the_difference_of_the_four_methods(sizes, act, scale):
-    model = MLPEnergy(sizes, act, seed=2)
-    model = model.with_params({k: scale * v for k, v in model.params.items()})
-    rng = np.random.default_rng(3)
-    x = rng.normal(size=(700, sizes[0]))
-    c = rng.random(x.shape)
-
-    def v_fn(g, rows):
-        return 0.3 * g - c[rows]
-
+    model, x, c, v_fn = _case(sizes, act, scale)
     g, h, grads = model.score_matching_grad(x, c, v_fn)
     ref = _four(model, x, c, v_fn)
     # the same tolerance as the shared pass's (measured <= 3.8e-15 on these cases)

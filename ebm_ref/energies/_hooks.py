@@ -252,6 +252,9 @@ class ModelHooks:
         return g, self._hessian_diag(x), self._grad_params_of_grad_x(x, v), self._grad_params_of_hessian_diag(x, c)
 
     def _score_matching_grad(self, x, c, v_fn):
-        """Hook: ``(g, h, grads_v - grads_c)`` (see :meth:`score_matching_grad`); default: from ``_score_matching_terms``."""
+        """Hook: ``(g, h, grads_v - grads_c)`` (see :meth:`score_matching_grad`).
+
+        Default: the difference of ``_score_matching_terms``'s two gradients.
+        """
         g, h, gv, gc = self._sm_hook("_score_matching_terms")(x, c, v_fn)
         return g, h, {k: gv[k] - gc[k] for k in gv}
