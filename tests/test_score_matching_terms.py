@@ -142,14 +142,18 @@ def test_shared_pass_bits_do_not_depend_on_the_thread_count():
         np.testing.assert_array_equal(one[1][k], two[1][k])
 
 
-def test_shared_pass_over_several_spans_matches_and_ignores_threads():
-    # more rows than one span of _mlp_sm (2048): the passes run span by span
+@pytest.mark.parametrize("sizes,rows", [((3, 8, 6), "spans"), ((100, 64, 4), "groups")])
+def test_shared_pass_over_several_spans_matches_and_ignores_threads(sizes, rows):
+    # "spans": more rows than one span of _mlp_sm (2048), the passes run span
+    # by span; "groups": more stacked blocks in a span (16 rows each at
+    # d = 100, h = 64) than _mlp_sm.GROUP, added group by group
     from ebm_ref import limit_threads
     from ebm_ref.energies import _mlp_sm
 
-    model = MLPEnergy((3, 8, 6), "tanh", seed=12)
+    model = MLPEnergy(sizes, "tanh", seed=12)
     rng = np.random.default_rng(13)
-    x = rng.normal(size=(2 * _mlp_sm.SPAN + 300, 3))
+    n = 2 * _mlp_sm.SPAN + 300 if rows == "spans" else 16 * _mlp_sm.GROUP + 90
+    x = rng.normal(size=(n, sizes[0]))
     c = rng.random(x.shape)
 
     def v_fn(g, rows):
@@ -167,6 +171,10 @@ def test_shared_pass_over_several_spans_matches_and_ignores_threads():
         for q in (2, 3):
             np.testing.assert_array_equal(one[q][k], two[q][k])
             _assert_close(one[q][k], ref[q][k], 1e-13)
+    with limit_threads(2):
+        _, _, diff = model.score_matching_grad(x, c, v_fn)
+    for k in ref[2]:
+        _assert_close(diff[k], ref[2][k] - ref[3][k], 1e-13)
 
 
 def test_shared_pass_follows_the_torch_softplus_rule_on_every_thread():

@@ -52,6 +52,9 @@ CHUNK = 128
 SPAN = 2048
 # the largest buffer kept for reuse; a larger one is allocated per call
 CACHE_MAX_BYTES = 1 << 23
+# stacked blocks whose parameter gradients are held before they are added
+# (GROUP d h_1 doubles for W1's: 32 MB at d = 2000, h_1 = 64)
+GROUP = 32
 
 _local = threading.local()
 # placeholders for the kernels' unused array arguments
@@ -419,14 +422,15 @@ def score_matching_terms(layers, W1T, w_out, act, x, c, v_fn, threads, combined=
 
             parts = [slice(s0 + p.start, s0 + p.stop) for p in blocks(m, d + 2, widths)]
             chunks = [slice(a, min(s0 + m, a + CHUNK)) for a in range(s0, s0 + m, CHUNK)]
-            # each block's parameter gradients, added in block order afterwards
-            partial = {k: _buffer(("part", k), (len(parts),) + sh) for k, sh in shapes.items()}
+            # each block's parameter gradients, GROUP blocks at a time, added
+            # in block order after each group
+            partial = {k: _buffer(("part", k), (min(GROUP, len(parts)),) + sh) for k, sh in shapes.items()}
 
             def forward(sl, rows=rows):
                 _plain_forward(layers, W1sq, act, x[sl], c[sl], rows(sl))
 
             def stacked(j, rows=rows, parts=parts, partial=partial):
-                _stacked_block(layers, W1T, w_out, rows(parts[j]), {k: v[j] for k, v in partial.items()},
+                _stacked_block(layers, W1T, w_out, rows(parts[j]), {k: v[j % GROUP] for k, v in partial.items()},
                                v_fn if combined else None, parts[j])
 
             def finish(sl, rows=rows):
@@ -435,9 +439,11 @@ def score_matching_terms(layers, W1T, w_out, act, x, c, v_fn, threads, combined=
 
             kc = min(len(chunks), threads)
             _striped(chunks, forward, kc)
-            _striped(range(len(parts)), stacked, min(len(parts), threads))
-            for j in range(len(parts)):
-                gc.add({k: v[j] for k, v in partial.items()})
+            for g0 in range(0, len(parts), GROUP):
+                group = range(g0, min(len(parts), g0 + GROUP))
+                _striped(group, stacked, min(len(group), threads))
+                for j in group:
+                    gc.add({k: v[j % GROUP] for k, v in partial.items()})
             for pv, pc in _striped(chunks, finish, kc):
                 gv.add(pv)
                 dense.add(pc)
