@@ -207,8 +207,9 @@ class ModelHooks:
         hook ``_score_matching_terms``; ``MLPEnergy`` does). A subclass that
         overrides one of the four formula hooks of the class defining the
         shared pass gets the default (the shared pass would evaluate the
-        parent's formulas). Used by ``ScoreMatching`` and
-        ``GeneralizedScoreMatching``.
+        parent's formulas). The score-matching objectives call
+        :meth:`score_matching_grad`, which needs only the difference of the
+        two gradients.
         """
         x2d, c2d = self._sm_inputs(x, c)
         g, h, gv, gc = self._sm_hook("_score_matching_terms")(x2d, c2d, v_fn)
