@@ -7,9 +7,9 @@ Cases: ``d = 2`` with two hidden layers of 64 and 4096 chains;
 
 Implementations, all timed in one interleaved loop (best of 5 rounds, 3
 with ``quick``; each timed call after an idle pause and untimed warm-up
-calls, ``_peers.SETTLE``, none with ``quick``), each as an ``n``-step call minus a 0-step call so that the
-set-up (input checks, seeding, the energy and gradient at the initial
-states, buffers) is left out alike:
+calls, ``_peers.SETTLE``, none with ``quick``), each as an ``n``-step
+call minus a 0-step call so that the set-up (input checks, seeding, the
+energy and gradient at the initial states, buffers) is left out alike:
 
 * ebm_ref: the public :func:`ebm_ref.samplers.langevin` (Numba kernel);
   ``setup_s`` is its 0-step call, ``compile_s["ebm_ref"]`` its first call

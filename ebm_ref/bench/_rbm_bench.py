@@ -23,11 +23,11 @@ chains). Rates are chain-sweeps per second (one sweep: ``h | v`` then
 
 All of them are timed in one interleaved loop (best of 5, 3 with
 ``quick``, of 5 sweeps; 3 with ``quick``), each timed call after an idle
-pause and untimed warm-up calls (``_peers.SETTLE``; none with ``quick``). The 2-thread line is measured
-in the calling process, the 1-thread line in a child process pinned to one
-core with every thread count (Numba, OpenBLAS, OpenMP, torch, XLA) at 1;
-the 2-thread line carries the 1 -> 2 speed-up of each implementation.
-``python -m ebm_ref.bench._rbm_bench [--quick] [--child]`` prints the lines.
+pause and untimed warm-up calls (``_peers.SETTLE``; none with
+``quick``). The 2-thread line is measured in the calling process, the
+1-thread line in a child process pinned to one core with every thread
+count (Numba, OpenBLAS, OpenMP, torch, XLA) at 1; the 2-thread line
+carries the 1 -> 2 speed-up of each implementation. ``python -m ebm_ref.bench._rbm_bench [--quick] [--child]`` prints the lines.
 """
 
 from __future__ import annotations

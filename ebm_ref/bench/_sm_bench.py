@@ -20,8 +20,9 @@ and the fastest peer's name. ``compile_s["ebm_ref"]`` is the first
 one call's cost plus first-touch effects). All implementations are timed
 in one interleaved loop (best of 5, 2 with ``quick``), each timed call
 after an idle pause and untimed warm-up calls (``_peers.SETTLE``; none
-with ``quick``). 1-thread lines come from a child process pinned to one core with every thread count at 1, then
-2-thread lines from the calling process, with the 1 -> 2 speed-ups.
+with ``quick``). 1-thread lines come from a child process pinned to one
+core with every thread count at 1, then 2-thread lines from the calling
+process, with the 1 -> 2 speed-ups.
 ``python -m ebm_ref.bench._sm_bench [--quick] [--child]`` prints them.
 """
 
