@@ -27,7 +27,8 @@ pause and untimed warm-up calls (``_peers.SETTLE``; none with
 ``quick``). The 2-thread line is measured in the calling process, the
 1-thread line in a child process pinned to one core with every thread
 count (Numba, OpenBLAS, OpenMP, torch, XLA) at 1; the 2-thread line
-carries the 1 -> 2 speed-up of each implementation. ``python -m ebm_ref.bench._rbm_bench [--quick] [--child]`` prints the lines.
+carries the 1 -> 2 speed-up of each implementation.
+``python -m ebm_ref.bench._rbm_bench [--quick] [--child]`` prints the lines.
 """
 
 from __future__ import annotations
