@@ -183,9 +183,9 @@ def test_activation_derivatives_consistent(activation):
 
 @pytest.mark.parametrize("activation", ACTS)
 def test_in_place_activation_derivatives_equal_act_derivs_bit_for_bit(activation):
-    """``act_derivs3_into`` (score matching's in-place pass) is ``act_derivs(order=3)``, bits included."""
+    """``act_derivs_into`` (score matching's in-place pass) gives ``act_derivs(order=3)``, bits included."""
     from ebm_ref._numerics import torch_softplus_rule
-    from ebm_ref.energies._mlp_core import act_derivs, act_derivs3_into
+    from ebm_ref.energies._mlp_core import act_derivs, act_derivs_into
 
     rng = np.random.default_rng(11)
     a = np.concatenate([rng.normal(0.0, 3.0, 4000), rng.normal(0.0, 40.0, 1000),
@@ -195,7 +195,7 @@ def test_in_place_activation_derivatives_equal_act_derivs_bit_for_bit(activation
     def both():
         out = [np.full_like(a, np.nan) for _ in range(4)]
         with np.errstate(over="raise", invalid="raise", divide="raise"):
-            got = act_derivs3_into(activation, a, out, np.empty_like(a), np.empty_like(a))
+            got = act_derivs_into(activation, a, out, np.empty_like(a), np.empty_like(a))
         return got, act_derivs(activation, a, 3)
 
     for rule in (None, 20.0):

@@ -11,7 +11,7 @@ import numbers
 
 import numpy as np
 
-from .._numerics import torch_rule, torch_threshold
+from .._numerics import torch_threshold
 
 ACTIVATIONS = ("softplus", "tanh", "swish")
 
@@ -25,7 +25,14 @@ BLOCK_ENTRIES = 1 << 16
 # --------------------------------------------------------------------------
 # activations and their derivatives
 def act_derivs(name, a, order):
-    r"""``[phi(a), phi'(a), ..., phi^(order)(a)]``, elementwise.
+    r"""``[phi(a), phi'(a), ..., phi^(order)(a)]``, elementwise (new arrays; :func:`act_derivs_into`)."""
+    a = np.asarray(a, dtype=np.float64)
+    out = [np.empty_like(a) for _ in range(order + 1)]
+    return act_derivs_into(name, a, out, np.empty_like(a), np.empty_like(a))
+
+
+def act_derivs_into(name, a, out, t1, t2):
+    r"""``out = [phi(a), phi'(a), ..., phi^(order)(a)]`` in place, ``order = len(out) - 1 <= 3``.
 
     Every formula is written in ``e = exp(-|a|)`` (``exp(-2|a|)`` for
     tanh), which lies in (0, 1], so nothing overflows for any finite ``a``:
@@ -34,97 +41,52 @@ def act_derivs(name, a, order):
     sigma(a) = -tanh(a/2)``, so saturated units keep their relative
     precision. Only ufuncs that NumPy vectorises (exp, log1p, tanh,
     arithmetic) are used: ``logaddexp``/``where`` are several times slower
-    and this function dominates every forward pass.
-    """
-    absa = np.abs(a)
-    if name == "tanh":
-        t = np.tanh(a)
-        out = [t]
-        if order >= 1:
-            e = np.exp(-2.0 * absa)
-            inv = 1.0 / (1.0 + e)
-            sech2 = 4.0 * e * inv * inv
-            out.append(sech2)
-        if order >= 2:
-            out.append(-2.0 * t * sech2)
-        if order >= 3:
-            out.append(sech2 * (4.0 * t * t - 2.0 * sech2))
-        return out
-    e = np.exp(-absa)
-    if name == "softplus":
-        out = [np.maximum(a, 0.0) + np.log1p(e)]
-        if order == 0:
-            return [torch_rule(a, out[0], a)]
-    inv = 1.0 / (1.0 + e)
-    s = np.exp(np.minimum(a, 0.0)) * inv  # sigma(a)
-    p = e * inv * inv  # sigma'(a)
-    u = -np.tanh(0.5 * a) if order >= 3 or (name == "swish" and order >= 2) else None
-    if name == "softplus":
-        out.append(s)
-        if order >= 2:
-            out.append(p)
-        if order >= 3:
-            out.append(p * u)
-        return [torch_rule(a, o, a if k == 0 else (1.0 if k == 1 else 0.0)) for k, o in enumerate(out)]
-    # swish: a sigma(a)
-    out = [a * s]
-    if order >= 1:
-        out.append(s + a * p)
-    if order >= 2:
-        out.append(p * (2.0 + a * u))
-    if order >= 3:
-        out.append(p * (3.0 * u + a * u * u - 2.0 * a * p))
-    return out
-
-
-def act_derivs3_into(name, a, out, t1, t2):
-    r""":func:`act_derivs` with ``order = 3``, written into ``out = [phi, phi', phi'', phi''']``.
-
-    The same operations in the same order, so the same bits, each an
+    and this function dominates every forward pass. Each step is an
     in-place ufunc on the caller's arrays (``t1``, ``t2``: scratch of
-    ``a``'s shape). Temporaries of tens of kB, freed and grown again at the
-    top of the heap, made glibc hand their pages back and fault them in
-    again: measured ~1300 page faults per score-matching call at d = 20
-    with :func:`act_derivs` on 128-row chunks.
+    ``a``'s shape): temporaries of tens of kB, freed and grown again at
+    the top of the heap, made glibc hand their pages back and fault them in
+    again (measured ~1300 page faults per score-matching call at d = 20).
     """
-    z, p1, p2, p3 = out
-    np.abs(a, out=t1)
+    order = len(out) - 1
+    z = out[0]
     if name == "tanh":
         np.tanh(a, out=z)
+        if order == 0:
+            return out
+        sech2 = out[1]
+        np.abs(a, out=t1)
         t1 *= -2.0
         np.exp(t1, out=t1)  # e = exp(-2|a|)
-        np.add(t1, 1.0, out=p3)
-        np.reciprocal(p3, out=p3)  # inv
-        np.multiply(t1, 4.0, out=p1)
-        p1 *= p3
-        p1 *= p3  # sech^2 = 4 e inv inv
-        np.multiply(z, -2.0, out=p2)
-        p2 *= p1  # -2 t sech^2
-        np.multiply(z, 4.0, out=p3)
-        p3 *= z
-        np.multiply(p1, 2.0, out=t1)
-        p3 -= t1
-        p3 *= p1  # sech^2 (4 t t - 2 sech^2)
+        np.add(t1, 1.0, out=t2)
+        np.reciprocal(t2, out=t2)  # inv
+        np.multiply(t1, 4.0, out=sech2)
+        sech2 *= t2
+        sech2 *= t2  # 4 e inv inv
+        if order >= 2:
+            np.multiply(z, -2.0, out=out[2])
+            out[2] *= sech2  # -2 t sech^2
+        if order >= 3:
+            p3 = out[3]
+            np.multiply(z, 4.0, out=p3)
+            p3 *= z
+            np.multiply(sech2, 2.0, out=t1)
+            p3 -= t1
+            p3 *= sech2  # sech^2 (4 t t - 2 sech^2)
         return out
+    np.abs(a, out=t1)
     np.negative(t1, out=t1)
     np.exp(t1, out=t1)  # e = exp(-|a|)
-    np.add(t1, 1.0, out=p3)
-    np.reciprocal(p3, out=p3)  # inv
     if name == "softplus":
         np.log1p(t1, out=z)
-        np.maximum(a, 0.0, out=p2)
-        np.add(p2, z, out=z)
-    np.minimum(a, 0.0, out=p1)
-    np.exp(p1, out=p1)
-    p1 *= p3  # sigma(a)
-    t1 *= p3
-    t1 *= p3  # p = sigma'(a) = e inv inv
-    np.multiply(a, 0.5, out=t2)
-    np.tanh(t2, out=t2)
-    np.negative(t2, out=t2)  # u = -tanh(a / 2)
-    if name == "softplus":
-        np.multiply(t1, t2, out=p3)
-        p2[...] = t1
+        np.maximum(a, 0.0, out=t2)
+        np.add(t2, z, out=z)
+        if order >= 1:
+            _sigmoid_parts(a, t1, t2, out[1])
+        if order >= 2:
+            out[2][...] = t1
+        if order >= 3:
+            _neg_half_tanh(a, t2)
+            np.multiply(t1, t2, out=out[3])
         t = torch_threshold()
         if t is not None:
             over = a > t
@@ -132,21 +94,50 @@ def act_derivs3_into(name, a, out, t1, t2):
                 np.copyto(o, v, where=over)
         return out
     # swish: a sigma(a)
-    np.multiply(a, p1, out=z)
-    np.multiply(a, t1, out=p2)
-    p1 += p2  # s + a p
-    np.multiply(a, t2, out=p2)
-    np.add(p2, 2.0, out=p2)
-    p2 *= t1  # p (2 + a u)
-    np.multiply(a, t2, out=p3)
-    p3 *= t2
-    t2 *= 3.0
-    np.add(t2, p3, out=p3)
-    np.multiply(a, 2.0, out=t2)
-    t2 *= t1
-    p3 -= t2
-    p3 *= t1  # p (3u + a u u - 2 a p)
+    s = out[1] if order >= 1 else z
+    _sigmoid_parts(a, t1, t2, s)
+    if order == 0:
+        z *= a
+        return out
+    np.multiply(a, s, out=z)
+    tmp = out[2] if order >= 2 else t2
+    np.multiply(a, t1, out=tmp)
+    s += tmp  # s + a p
+    if order >= 2:
+        _neg_half_tanh(a, t2)
+        p2 = out[2]
+        np.multiply(a, t2, out=p2)
+        np.add(p2, 2.0, out=p2)
+        p2 *= t1  # p (2 + a u)
+    if order >= 3:
+        p3 = out[3]
+        np.multiply(a, t2, out=p3)
+        p3 *= t2
+        t2 *= 3.0
+        np.add(t2, p3, out=p3)
+        np.multiply(a, 2.0, out=t2)
+        t2 *= t1
+        p3 -= t2
+        p3 *= t1  # p (3u + a u u - 2 a p)
     return out
+
+
+def _sigmoid_parts(a, e, scratch, s):
+    """``s = sigma(a) = exp(min(a, 0)) inv`` and ``e <- sigma'(a) = e inv inv``, ``inv = 1 / (1 + e)``."""
+    np.add(e, 1.0, out=scratch)
+    np.reciprocal(scratch, out=scratch)  # inv
+    np.minimum(a, 0.0, out=s)
+    np.exp(s, out=s)
+    s *= scratch
+    e *= scratch
+    e *= scratch
+
+
+def _neg_half_tanh(a, u):
+    """``u = -tanh(a / 2) = sigma(-a) - sigma(a)``."""
+    np.multiply(a, 0.5, out=u)
+    np.tanh(u, out=u)
+    np.negative(u, out=u)
 
 
 # --------------------------------------------------------------------------

@@ -20,7 +20,7 @@ this module only changes how they are computed:
 * every elementwise step between two products is one Numba loop over the
   block (no temporaries), and the three products are whole-block BLAS;
 * the activations of every layer, and layer 1's dense terms, run on
-  128-row chunks (:func:`._mlp_core.act_derivs3_into`, in place);
+  128-row chunks (:func:`._mlp_core.act_derivs_into`, in place);
 * for the difference, ``grad_x E = J_L^T w_out`` comes out of the top
   layer's product, ``v`` is evaluated per block, and the reverse pass
   starts from ``Jbar_L^(k) = -v_k w_out``: the adjoint of ``-v . g``, so
@@ -42,7 +42,7 @@ import numpy as np
 from .._jit import jit_inline, jit_nogil
 from .._numerics import torch_threshold
 from .._threads import one_thread_blas, worker_pool
-from ._mlp_core import act_derivs3_into, blocks, grad_x_param_grads, ordered_param_grads
+from ._mlp_core import act_derivs_into, blocks, grad_x_param_grads, ordered_param_grads
 
 # Rows per chunk of the plain (non-stacked) passes: 64 kB arrays (measured
 # fastest of 64..1024 rows at d = 2 and 20). Rows per span: bounds the
@@ -110,7 +110,9 @@ def _after_product(M, c, p1, p2, z, P, Sig, F, fill, w_out, G):
     for i in range(nb):
         for j in range(h):
             P[i, j] = 0.0
-            wp[j] = w_out[j] * p1[i, j]
+        if want_g:
+            for j in range(h):
+                wp[j] = w_out[j] * p1[i, j]
         for k in range(d):
             ck = c[i, k]
             for j in range(h):
@@ -254,7 +256,7 @@ def _plain_forward(layers, W1sq, act, x, c, st):
         a = _buffer(("pre", l), shape)
         np.matmul(z, W.T, out=a)
         a += b
-        act_derivs3_into(act, a, st["act"][l], _buffer(("t1", l), shape), _buffer(("t2", l), shape))
+        act_derivs_into(act, a, st["act"][l], _buffer(("t1", l), shape), _buffer(("t2", l), shape))
         z = st["act"][l][0]
     np.matmul(c, W1sq.T, out=st["P1"])
     np.multiply(st["act"][0][2], st["P1"], out=st["Sig1"])
