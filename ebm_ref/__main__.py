@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
 import pathlib
+import subprocess
 import sys
 import threading
 import time
@@ -122,6 +124,19 @@ def cmd_bench(args):
     unknown = [name for name in args.suites if name not in available_suites()]
     if unknown:
         args.parser.error(f"unknown benchmark suite(s) {', '.join(unknown)}; available: {', '.join(available_suites())}")
+    if args.isa == "avx2":
+        from .bench._peers import avx2_cap, cpu_info
+
+        isa = cpu_info()["isa"]
+        if isa == "baseline":
+            args.parser.error("--isa avx2 needs a CPU with AVX2; this one has neither AVX2 nor AVX-512")
+        env = avx2_cap(os.environ, isa)
+        if any(os.environ.get(k) != v for k, v in env.items()):
+            # Numba, OpenBLAS, NumPy, torch and XLA read their caps when they
+            # load: run the suites in a new process that starts capped
+            argv = [sys.executable, "-m", "ebm_ref", "bench", *args.suites, "--isa", "avx2"]
+            argv += ["--quick"] if args.quick else []
+            return subprocess.run(argv, env=env).returncode
     run_suites(args.suites, quick=args.quick)
     return 0
 
@@ -162,6 +177,11 @@ def main(argv=None):
         "suites", nargs="*", metavar="SUITE", help=f"suite names, any of: {', '.join(suites)} (default: all)"
     )
     p_bench.add_argument("--quick", action="store_true", help="smaller sizes, a smoke test (default: off)")
+    p_bench.add_argument(
+        "--isa", choices=("native", "avx2"), default="native",
+        help="avx2: measure as an AVX2-only CPU would, every library capped at AVX2, see "
+        "docs/cli.md (default: %(default)s)",
+    )
     p_bench.set_defaults(func=cmd_bench, parser=p_bench)
 
     for extra in _extra_commands():

@@ -144,18 +144,26 @@ def nb_log_sigmoid(a):
 # polynomial (truncation error r^14/14! < 5e-18, below half an ulp), and 2^n
 # built from its exponent bits. 2^(n+54) is always a normal number; the final
 # product with 2^-54 rounds once into the subnormal range when e^x is there.
+# ``n`` stays a double (``np.floor``, not ``math.floor``, which returns an int)
+# and reaches the exponent bits through the bit pattern of ``2^52 + n + 1077``:
+# a double <-> int64 conversion has no AVX2 vector instruction (AVX-512DQ has
+# one), so with it every vectorised loop calling this function went scalar for
+# four lanes at a time on AVX2 CPUs (measured on an AMD EPYC with Numba capped
+# at Haswell: 3.65 -> 2.36 ns per exp; 1.25 -> 1.15 with AVX-512; same bits).
 _LOG2E = 1.4426950408889634
 _LN2_HI = 0.693147180369123816490  # ln 2 split so that n * _LN2_HI is exact
 _LN2_LO = 1.90821492927058770002e-10
 _EXP_FLOOR = -745.0  # e^x rounds to 0 (or the least subnormal) below this
 _TWO_M54 = 2.0 ** -54
+_INT_MAGIC = np.int64(0x4330000000000000)  # the bits of 2^52
+_TWO_52 = 2.0**52
 
 
 @jit_inline
 def nb_exp_nonpos(x):
     r""":math:`e^x` for :math:`x \le 0`, within about one ulp."""
     x = max(x, _EXP_FLOOR)
-    n = math.floor(x * _LOG2E + 0.5)
+    n = np.floor(x * _LOG2E + 0.5)  # an integer in [-1075, 0], as a double
     r = (x - n * _LN2_HI) - n * _LN2_LO
     p = 1.0 / 6227020800.0
     p = p * r + 1.0 / 479001600.0
@@ -171,7 +179,10 @@ def nb_exp_nonpos(x):
     p = p * r + 0.5
     p = p * r + 1.0
     p = p * r + 1.0
-    scale = np.int64((n + 54 + 1023) << 52).view(np.float64)
+    # the low bits of 2^52 + (n + 1077) hold n + 1077 in [2, 1077] exactly: the
+    # biased exponent of 2^(n + 54)
+    biased = np.float64(n + (1077.0 + _TWO_52)).view(np.int64) - _INT_MAGIC
+    scale = np.int64(biased << 52).view(np.float64)
     return (p * scale) * _TWO_M54
 
 
@@ -182,8 +193,6 @@ _SQRT2 = 1.4142135623730951
 _LN2 = 0.6931471805599453
 _MANT = np.int64(0x000FFFFFFFFFFFFF)
 _ONE_EXP = np.int64(0x3FF0000000000000)
-_INT_MAGIC = np.int64(0x4330000000000000)  # the bits of 2^52
-_TWO_52 = 2.0**52
 _TWO_PI = 6.283185307179586
 
 

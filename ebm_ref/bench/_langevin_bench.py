@@ -41,8 +41,12 @@ thread d = 2 ULA 2.02, MALA 1.81, d = 100 ULA 1.07, MALA 1.10; two threads
 2.68, 2.70, 1.40, 1.56. Then each step's normals came from lock-step lanes
 (``_rng.draw_normals``, 4.5 instead of 25 ns a normal): one thread 1.96,
 1.67, 1.35, 1.25; two threads 2.93, 2.26, 1.61, 1.67 (same machine; with
-every library capped at AVX2: 1.63, 1.31, 1.10, 1.13 and 2.18, 1.89, 1.48,
-1.34).
+"every library capped at AVX2": 1.63, 1.31, 1.10, 1.13 and 2.18, 1.89, 1.48,
+1.34, but that cap set ``NUMBA_CPU_NAME`` alone, which leaves Numba emitting
+AVX-512 code). Measured with the full cap (``--isa avx2``, docs/cli.md), as
+an AVX2-only CPU would run it: 1.05, 0.89, 0.93, 0.89 and 1.33, 1.25, 1.13,
+1.08; after ``nb_exp_nonpos`` stopped converting through int64 (which AVX2
+does lane by lane): 1.29, 0.93, 0.98, 0.92 and 1.58, 1.33, 1.19, 1.15.
 ``run(quick=False)`` yields the dicts; the samplers suite includes it.
 ``python -m ebm_ref.bench._langevin_bench [--quick] [--child]`` prints them.
 """

@@ -52,6 +52,7 @@ from . import best_interleaved
 
 __all__ = [
     "NOT_INSTALLED",
+    "avx2_cap",
     "cpu_info",
     "import_peer",
     "fastest_peer",
@@ -88,6 +89,37 @@ SETTLE = (0.25, 0.15)
 #: lists those that are set, so a figure measured with AVX-512 masked says so.
 ISA_LIMITS = ("NUMBA_CPU_NAME", "NUMBA_CPU_FEATURES", "OPENBLAS_CORETYPE", "NPY_DISABLE_CPU_FEATURES",
               "ATEN_CPU_CAPABILITY", "XLA_FLAGS")
+
+# LLVM's feature list of a Haswell CPU (AVX2 and FMA, no AVX-512). Numba
+# takes the host's features whenever NUMBA_CPU_FEATURES is unset, even with
+# NUMBA_CPU_NAME=haswell: that alone still emits AVX-512 code on an AVX-512
+# host (checked in the generated assembly), so the cap needs both.
+_HASWELL_FEATURES = ",".join(
+    "+" + f for f in ("64bit", "avx", "avx2", "bmi", "bmi2", "cmov", "cx16", "cx8", "f16c", "fma", "fsgsbase",
+                      "fxsr", "lzcnt", "mmx", "movbe", "pclmul", "popcnt", "rdrnd", "sahf", "sse", "sse2", "sse3",
+                      "sse4.1", "sse4.2", "ssse3", "x87", "xsave", "xsaveopt"))
+_NPY_AVX512 = "AVX512F AVX512CD AVX512_SKX AVX512_CLX AVX512_CNL AVX512_ICL AVX512_SPR"
+
+
+def avx2_cap(environ, isa):
+    """The variables that make every library of a run generate or pick AVX2 code, merged into ``environ``.
+
+    ``isa`` is :func:`cpu_info`'s hardware ISA. On an AVX-512 CPU: Numba
+    compiles for Haswell (its name *and* feature list; cached apart from
+    the host's code), OpenBLAS uses its Haswell kernels, NumPy's AVX-512
+    dispatch is disabled, torch and XLA are capped at AVX2 (``--xla_cpu_max_isa``
+    is added to any ``XLA_FLAGS`` already set). On an AVX2 CPU nothing is
+    needed and ``environ`` comes back unchanged. Returns a new dict.
+    """
+    env = dict(environ)
+    if isa != "AVX-512":
+        return env
+    env.update(NUMBA_CPU_NAME="haswell", NUMBA_CPU_FEATURES=_HASWELL_FEATURES, OPENBLAS_CORETYPE="Haswell",
+               ATEN_CPU_CAPABILITY="avx2", NPY_DISABLE_CPU_FEATURES=_NPY_AVX512)
+    xla = env.get("XLA_FLAGS", "")
+    if "--xla_cpu_max_isa=AVX2" not in xla.split():
+        env["XLA_FLAGS"] = (xla + " --xla_cpu_max_isa=AVX2").strip()
+    return env
 
 
 def cpu_info():

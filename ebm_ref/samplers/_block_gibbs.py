@@ -57,8 +57,9 @@ def _bernoulli_rows(pre, bias, out, rng, lo, hi):
     Measured at 1 thread, 784 x 500, 1000 chains (both half-steps): 3.3 ms
     per sweep, of which 0.5 ms random numbers, 0.5 ms transpose and 2.3 ms
     decisions; one fused loop per lane group (random number and decision
-    together, on chains-as-columns blocks) took 6-9 ms. The same on an
-    AVX2 target (``NUMBA_CPU_NAME=haswell``): 3.2 ms. Lanes past ``hi``
+    together, on chains-as-columns blocks) took 6-9 ms. Compiled for an
+    AVX2 CPU (``bench --isa avx2``, docs/cli.md): 4.8 ms (6.3 while
+    ``nb_exp_nonpos`` converted through int64). Lanes past ``hi``
     run on an all-zero state that is never written back, and their
     uniforms are not used (padding rows of ``out`` are never written).
     """
