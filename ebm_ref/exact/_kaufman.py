@@ -44,7 +44,6 @@ def _kaufman(m, n, K, order=2):
     e4 = math.exp(-4.0 * K)
     th = -math.expm1(-4.0 * K) / (1.0 + e4)  # tanh 2K
     se = 2.0 * e2 / (1.0 + e4)  # sech 2K
-    log_s = 2.0 * K + math.log(-math.expm1(-4.0 * K)) - _LOG2  # log sinh 2K
     log_c = 2.0 * K + math.log1p(e4) - _LOG2  # log cosh 2K
     k_star = 0.5 * (math.log1p(e2) - math.log(-math.expm1(-2.0 * K)))  # artanh e^{-2K}
     csch = se / th
