@@ -233,9 +233,13 @@ def nb_log1p_unit(e):
     """
     u = 1.0 + e
     c = np.divide(e - (u - 1.0), u)
-    k = 1.0 * (u > _SQRT2)
-    m = u * (1.0 - 0.5 * k)  # u or u / 2, exactly
-    return k * _LN2 + (nb_log_reduced(m - 1.0) + c)
+    # selects, not ``k = 1.0 * (u > sqrt 2)`` and products with it: the
+    # same values, but the mask-to-double conversion cost 10% of a vectorised
+    # softplus with AVX-512 and 15% with AVX2 (measured, AMD EPYC)
+    big = u > _SQRT2
+    m = 0.5 * u if big else u  # exact
+    k_ln2 = _LN2 if big else 0.0
+    return k_ln2 + (nb_log_reduced(m - 1.0) + c)
 
 
 @jit_inline
@@ -251,9 +255,9 @@ def nb_log_unit(x):
     bits = np.float64(x).view(np.int64)
     e = np.int64((bits >> 52) | _INT_MAGIC).view(np.float64) - _TWO_52  # biased exponent
     m = np.int64((bits & _MANT) | _ONE_EXP).view(np.float64)
-    big = 1.0 * (m > _SQRT2)
-    m = m * (1.0 - 0.5 * big)
-    k = (e - 1023.0) + big
+    big = m > _SQRT2  # selects, as in nb_log1p_unit
+    m = 0.5 * m if big else m
+    k = (e - 1023.0) + (1.0 if big else 0.0)
     return k * _LN2_HI + (nb_log_reduced(m - 1.0) + k * _LN2_LO)
 
 
@@ -269,7 +273,7 @@ def nb_cos_2pi(u):
     ``x^16`` and of sin to ``x^17`` are below ``1e-17`` from the truth.
     (libm's ``cos(2 pi u)`` rounds ``2 pi u`` first, up to ~9e-16 off.)
     """
-    v = u - 1.0 * (u > 0.5)
+    v = u - 1.0 if u > 0.5 else u
     w = abs(v)
     flip = w > 0.25
     w = 0.5 - w if flip else w
