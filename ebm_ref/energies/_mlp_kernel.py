@@ -181,14 +181,16 @@ def _tile(ip, fp, X, G, E, need_grad, need_e, buf):
     last = pos - hL
     w_out = fp[off_wout: off_wout + hL]
     AL = _mat(buf, o_a + TILE * last, TILE, hL)
+    # E[b] = b_out + sum_i w_out[i] AL[b, i], summed in i order for every
+    # chain, but with the chains in the inner loop: a chain-by-chain running
+    # sum waits on each addition's latency (a fifth of a MALA step at d = 2)
     for b in range(T):
-        if need_e:
-            e = fp[off_bout]
-            for i in range(hL):
-                e += w_out[i] * AL[b, i]
-            E[b] = e
-        else:
-            E[b] = np.nan
+        E[b] = fp[off_bout] if need_e else np.nan
+    if need_e:
+        for i in range(hL):
+            wi = w_out[i]
+            for b in range(T):
+                E[b] += wi * AL[b, i]
     if not need_grad:
         return
     cur_o, nxt_o = o_d0, o_d1
