@@ -46,7 +46,12 @@ thread d = 2 ULA 2.02, MALA 1.81, d = 100 ULA 1.07, MALA 1.10; two threads
 AVX-512 code). Measured with the full cap (``--isa avx2``, docs/cli.md), as
 an AVX2-only CPU would run it: 1.05, 0.89, 0.93, 0.89 and 1.33, 1.25, 1.13,
 1.08; after ``nb_exp_nonpos`` stopped converting through int64 (which AVX2
-does lane by lane): 1.29, 0.93, 0.98, 0.92 and 1.58, 1.33, 1.19, 1.15.
+does lane by lane): 1.29, 0.93, 0.98, 0.92 and 1.58, 1.33, 1.19, 1.15;
+after ``log1p`` used selects and the output layer's sums ran chains in the
+inner loop: 1.45, 1.12, 1.00, 0.95 and 1.63, 1.42, 1.16, 1.23 (with
+AVX-512: 2.13, 1.61, 1.27, 1.24 and 2.24, 2.30, 1.57, 1.48; d = 100 at
+one thread moves between 1.27 and 1.36 and 1.17 and 1.24 from run to
+run).
 ``run(quick=False)`` yields the dicts; the samplers suite includes it.
 ``python -m ebm_ref.bench._langevin_bench [--quick] [--child]`` prints them.
 """
