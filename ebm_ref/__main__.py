@@ -125,12 +125,11 @@ def cmd_bench(args):
     if unknown:
         args.parser.error(f"unknown benchmark suite(s) {', '.join(unknown)}; available: {', '.join(available_suites())}")
     if args.isa == "avx2":
-        from .bench._peers import avx2_cap, cpu_info
+        from .bench import avx2_environment
 
-        isa = cpu_info()["isa"]
-        if isa == "baseline":
+        env = avx2_environment(os.environ)
+        if env is None:
             args.parser.error("--isa avx2 needs a CPU with AVX2; this one has neither AVX2 nor AVX-512")
-        env = avx2_cap(os.environ, isa)
         if any(os.environ.get(k) != v for k, v in env.items()):
             # Numba, OpenBLAS, NumPy, torch and XLA read their caps when they
             # load: run the suites in a new process that starts capped

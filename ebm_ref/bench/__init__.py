@@ -21,7 +21,19 @@ import pkgutil
 import sys
 import time
 
-__all__ = ["available_suites", "run_suites", "best_time", "best_interleaved"]
+__all__ = ["available_suites", "run_suites", "best_time", "best_interleaved", "avx2_environment"]
+
+
+def avx2_environment(environ):
+    """``environ`` with every library capped at AVX2 (``bench --isa avx2``, docs/cli.md), or ``None``.
+
+    ``None`` when this CPU has no AVX2; ``environ``'s items unchanged on an
+    AVX2 CPU (nothing to cap). Returns a new dict.
+    """
+    from ._peers import avx2_cap, cpu_info
+
+    isa = cpu_info()["isa"]
+    return None if isa == "baseline" else avx2_cap(environ, isa)
 
 
 def available_suites():
