@@ -36,16 +36,35 @@ import os
 import sys
 
 import numba
+import numpy as np
 
-__all__ = ["jit", "pjit", "jit_nogil", "jit_inline", "threading_layer_choice", "ForkedAfterOpenMPError"]
+__all__ = ["jit", "pjit", "jit_nogil", "jit_inline", "ON", "OFF", "threading_layer_choice", "ForkedAfterOpenMPError"]
 
 jit = numba.njit(cache=True, fastmath=False)
 # Serial kernels that Python threads run side by side (they release the GIL).
 jit_nogil = numba.njit(cache=True, fastmath=False, nogil=True)
 
 
+#: ``True`` and ``False`` for the flags one kernel passes to another. Numba
+#: types a literal ``True`` or ``False`` argument as a literal and compiles
+#: the callee, and everything it calls, once more for each value; a NumPy
+#: boolean is typed as a plain ``bool``. (Four copies of the continuous
+#: models' tile evaluator, each with the MLP kernel, made the Langevin
+#: driver's first compilation take 38 s.)
+ON = np.True_
+OFF = np.False_
+
+
 def jit_inline(fn):
-    """Serial jit with ``inline="always"`` for tiny per-step helpers."""
+    """Serial jit with ``inline="always"`` for tiny per-step helpers.
+
+    Numba inlines these into the caller's own intermediate form, before
+    type inference: right for a few arithmetic lines, costly for helpers
+    with loops. Those stay plain ``jit`` functions (LLVM still inlines
+    them where it pays): the RBM/GRBM AIS driver, with seven such helpers
+    inlined into its ``prange`` body, took 35 s per signature to compile,
+    and 10 s with them as ``jit`` (same bits, same speed).
+    """
     return numba.njit(cache=True, fastmath=False, inline="always")(fn)
 
 

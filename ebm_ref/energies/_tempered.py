@@ -53,7 +53,7 @@ import math
 import numpy as np
 from numba import prange
 
-from .._jit import jit_inline, pjit
+from .._jit import jit, jit_inline, pjit
 from .._numerics import nb_exp_nonpos, nb_sigmoid
 from .._rng import nb_normal, nb_uniform
 
@@ -69,7 +69,7 @@ _LOG_CHUNK = 512
 
 
 
-@jit_inline
+@jit
 def _hidden_step(a, r, beta0, beta1, last, s, hid, e1, e0, u):
     r"""Weight increment of the hidden units, and (unless ``last``) h | v at beta1.
 
@@ -124,7 +124,7 @@ def _n_blocks(n, nt):
     return max(1, min(nb, n))
 
 
-@jit_inline
+@jit
 def _bernoulli_logit_rows(x, u, out, r):
     """``out[r, i] = [u_i < sigmoid(x_i)]`` without a division (see _hidden_step)."""
     for i in range(x.shape[0]):
@@ -133,7 +133,7 @@ def _bernoulli_logit_rows(x, u, out, r):
         out[r, i] = 1.0 if u[i] * (1.0 + e) < top else 0.0
 
 
-@jit_inline
+@jit
 def _add_active_rows(M, x, c0, m, out, idx, cnt):
     """``out[r] += sum of the rows M[i] with x[c0 + r, i] != 0``, for ``r < m``.
 
@@ -184,7 +184,7 @@ def _add_active_rows(M, x, c0, m, out, idx, cnt):
             _add_few_rows(M, idx, r, q8, k8, orow)
 
 
-@jit_inline
+@jit
 def _add_few_rows(M, idx, r, q8, k8, orow):
     """The last ``k8 < 8`` active rows of chain ``r``, four at a time."""
     N = M.shape[1]
@@ -210,7 +210,7 @@ def _add_few_rows(M, idx, r, q8, k8, orow):
             orow[j] += (w1[j] + w2[j]) + (w3[j] + w4[j])
 
 
-@jit_inline
+@jit
 def _rbm_hidden_input(W, b_h, v, c0, c1, a, idx, cnt):
     """``a[r] = b_h + W^T v[c0 + r]`` from the rows of W of active units."""
     H = W.shape[1]
@@ -220,7 +220,7 @@ def _rbm_hidden_input(W, b_h, v, c0, c1, a, idx, cnt):
     _add_active_rows(W, v, c0, c1 - c0, a, idx, cnt)
 
 
-@jit_inline
+@jit
 def _grbm_hidden_input(W, b_h, inv_var, v, c0, c1, a):
     """``a[r] = b_h + W^T (v[c0 + r] / sigma^2)``, summed in unit order."""
     V, H = W.shape
@@ -344,7 +344,7 @@ def boltzmann_run(gaussian, W, WT, vb, b_h, side, path, v, rng, logw, from_base,
             _hidden_input(gaussian, W, b_h, inv_var, v, c0, c1, a, idx, cnt)
 
 
-@jit_inline
+@jit
 def _hidden_input(gaussian, W, b_h, inv_var, v, c0, c1, a, idx, cnt):
     """Hidden pre-activations of the block's chains (see the two helpers)."""
     if gaussian:

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from .._jit import jit
+from .._jit import ON, jit
 from .._numerics import logsumexp, nb_sigmoid, nb_softplus, sigmoid, sigmoid_prime, softplus
 from .._validation import check_abs_bound, check_batch
 from ._base import EnergyModel
@@ -478,4 +478,4 @@ class GRBM(Bipartite, EnergyModel):
 def nb_tempered_run(ip, fp, g, path, x, rng, logw, from_base, finish, n_threads):
     """AIS steps along ``path`` from the base ``N(mu, sigma^2)`` (``g`` unused; see ``_tempered.boltzmann_run``)."""
     W, WT, mu, b_h, sigma = unpack_form(ip, fp)
-    boltzmann_run(True, W, WT, mu, b_h, sigma, path, x, rng, logw, from_base, finish, n_threads)
+    boltzmann_run(ON, W, WT, mu, b_h, sigma, path, x, rng, logw, from_base, finish, n_threads)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 from numba import prange
 
-from .._jit import jit, jit_inline, pjit
+from .._jit import ON, jit, jit_inline, pjit
 from . import fvbm as _fvbm
 from . import grbm as _grbm
 from . import _ising_kernels as _ising
@@ -63,7 +63,7 @@ def continuous_eval(kind, ip, fp, x, g, need_grad, work):
     if kind == KIND_GRBM:
         return _grbm.nb_energy_grad(ip, fp, x, g, need_grad, work[0])
     e = np.empty(1)
-    _mlp_tile(ip, fp, x.reshape((1, x.shape[0])), g.reshape((1, g.shape[0])), e, need_grad, work, True)
+    _mlp_tile(ip, fp, x.reshape((1, x.shape[0])), g.reshape((1, g.shape[0])), e, need_grad, work, ON)
     return e[0]
 
 

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from .._jit import jit, jit_inline
+from .._jit import OFF, jit, jit_inline
 from .._numerics import nb_sigmoid, nb_softplus, sigmoid, sigmoid_prime, softplus
 from .._validation import check_batch
 from ._base import EnergyModel
@@ -371,4 +371,4 @@ def nb_energy_grad(ip, fp, v, a, g):
 def nb_tempered_run(ip, fp, g, path, x, rng, logw, from_base, finish, n_threads):
     """AIS steps along ``path`` from the base ``Bern(sigmoid(g))`` (see ``_tempered.boltzmann_run``)."""
     W, WT, b_v, b_h, _ = unpack_form(ip, fp)
-    boltzmann_run(False, W, WT, b_v, b_h, g, path, x, rng, logw, from_base, finish, n_threads)
+    boltzmann_run(OFF, W, WT, b_v, b_h, g, path, x, rng, logw, from_base, finish, n_threads)

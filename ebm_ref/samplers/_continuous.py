@@ -50,7 +50,7 @@ import math
 import numpy as np
 from numba import prange
 
-from .._jit import jit, jit_inline, pjit
+from .._jit import OFF, ON, jit, jit_inline, pjit
 from .._rng import LANES, draw_normals, nb_uniform
 from .._threads import one_thread_blas
 from ..energies import EnergyModel
@@ -172,7 +172,7 @@ def leapfrog_tile(kind, ip, fp, X, P, G, E, eps, n_leap, invm, work):
         for b in range(T):
             for j in range(d):
                 X[b, j] += eps * invm[j] * P[b, j]
-        continuous_eval_tile(kind, ip, fp, X, G, E, True, work, True)
+        continuous_eval_tile(kind, ip, fp, X, G, E, ON, work, ON)
         kick = eps if step < n_leap - 1 else half
         for b in range(T):
             for j in range(d):
@@ -241,7 +241,7 @@ def metropolis_run(kind, ip, fp, n_work, move, x, t0, n_steps, step, adjust, n_l
         K0 = np.empty(T)
         if t0 == 0:
             # a run of no steps needs the energies only
-            continuous_eval_tile(kind, ip, fp, X, G, E, grad and not (last and n_steps == 0), work, True)
+            continuous_eval_tile(kind, ip, fp, X, G, E, grad and not (last and n_steps == 0), work, ON)
         else:
             for b in range(T):
                 E[b] = energies[c0 + b]
@@ -294,7 +294,7 @@ def metropolis_run(kind, ip, fp, n_work, move, x, t0, n_steps, step, adjust, n_l
                     for j in range(d):
                         trace[k, c0 + b, j] = X[b, j]
         if last and not adjust and n_steps > 0:
-            continuous_eval_tile(kind, ip, fp, X, G, E, False, work, True)
+            continuous_eval_tile(kind, ip, fp, X, G, E, OFF, work, ON)
         for b in range(T):
             energies[c0 + b] = E[b]
             if grad:

@@ -7,7 +7,7 @@ import math
 import numpy as np
 from numba import prange
 
-from .._jit import pjit
+from .._jit import OFF, pjit
 from .._numerics import nb_sigmoid
 from .._rng import nb_normal, nb_uniform
 from ..energies.grbm import nb_energy_grad
@@ -91,7 +91,7 @@ def gibbs_langevin_run(ip, fp, x, t0, n_steps, eta, adjust, rng, thin, trace, ac
                 for i in range(V):
                     trace[k, c, i] = v[i]
         accepted[c] += acc
-        energies[c] = nb_energy_grad(ip, fp, v, vp, False, a)
+        energies[c] = nb_energy_grad(ip, fp, v, vp, OFF, a)
 
 
 def gibbs_langevin(grbm, x0, n_steps, step_size, seed, adjust=False, thin=0):
