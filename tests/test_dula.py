@@ -17,6 +17,7 @@
   bad input.
 """
 
+import functools
 import importlib
 import pathlib
 import textwrap
@@ -263,8 +264,13 @@ def test_dmala_converges_from_fixed_start(name):
     ).assert_ok()
 
 
-def _stale_reverse_run(kind, ip, fp, n_work, spin, x, n_steps, inv2a, rng, accepted):
-    """A mutant of ``dula_run`` (DMALA): the reverse proposal built from the current state's gradient."""
+@functools.lru_cache(maxsize=None)
+def _stale_reverse_kernel():
+    """A mutant of ``dula_run`` (DMALA): the reverse proposal built from the current state's gradient.
+
+    Built once per session (each ``njit`` of a new function compiles anew,
+    about 4 s here).
+    """
     from numba import njit
 
     from ebm_ref._rng import nb_uniform
@@ -288,7 +294,12 @@ def _stale_reverse_run(kind, ip, fp, n_work, spin, x, n_steps, inv2a, rng, accep
                     e = en
                     accepted[c] += 1
 
-    run(kind, ip, fp, n_work, spin, x, n_steps, inv2a, rng, accepted)
+    return run
+
+
+def _stale_reverse_run(kind, ip, fp, n_work, spin, x, n_steps, inv2a, rng, accepted):
+    """Run the mutant of :func:`_stale_reverse_kernel` in place."""
+    _stale_reverse_kernel()(kind, ip, fp, n_work, spin, x, n_steps, inv2a, rng, accepted)
 
 
 @pytest.mark.parametrize("name", sorted(set(STAT_MODELS) - {"generic"}))

@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 
 from _threads_harness import run_at_thread_counts
+from ebm_ref._jit import ON
 from ebm_ref._rng import as_seed_sequence, chain_states, np_normals, np_uniforms
 from ebm_ref.energies import GRBM, GaussianMixture, MLPEnergy, StudentT
 from ebm_ref.energies.kernels import continuous_eval_batch, continuous_eval_tile
@@ -63,7 +64,8 @@ def _leapfrog_rows(kind, ip, fp, n_work, x, p, eps, n_leap, invm):
         G = np.empty((1, d))
         E = np.empty(1)
         work = np.empty((1, max(n_work, 1)))
-        continuous_eval_tile(kind, ip, fp, X, G, E, True, work, True)
+        # ON, not True: a literal compiles another copy of the evaluator (ebm_ref._jit.ON)
+        continuous_eval_tile(kind, ip, fp, X, G, E, ON, work, ON)
         _k.leapfrog_tile(kind, ip, fp, X, p[c: c + 1], G, E, eps, n_leap, invm, work)
 
 
