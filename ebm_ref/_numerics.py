@@ -150,6 +150,13 @@ def nb_log_sigmoid(a):
 # one), so with it every vectorised loop calling this function went scalar for
 # four lanes at a time on AVX2 CPUs (measured on an AMD EPYC with Numba capped
 # at Haswell: 3.65 -> 2.36 ns per exp; 1.25 -> 1.15 with AVX-512; same bits).
+# The polynomial is evaluated in Estrin's form, not by Horner's rule: the
+# vectorised loops were bound by Horner's chain of 13 dependent multiply-adds
+# (1.09 -> 0.91 ns per exp natively, 1.90 -> 1.46 at Haswell; the MLP
+# kernel's softplus with its derivative, which also uses nb_log_reduced's
+# Estrin form, 3.52 -> 2.71 and 6.44 -> 4.90 ns per unit). Adding the 1 last,
+# to r + r^2 Q(r), keeps the error at most 0.99 ulp (1.12 with Horner's
+# rule; 5.3M arguments against long-double exp).
 _LOG2E = 1.4426950408889634
 _LN2_HI = 0.693147180369123816490  # ln 2 split so that n * _LN2_HI is exact
 _LN2_LO = 1.90821492927058770002e-10
@@ -165,20 +172,16 @@ def nb_exp_nonpos(x):
     x = max(x, _EXP_FLOOR)
     n = np.floor(x * _LOG2E + 0.5)  # an integer in [-1075, 0], as a double
     r = (x - n * _LN2_HI) - n * _LN2_LO
-    p = 1.0 / 6227020800.0
-    p = p * r + 1.0 / 479001600.0
-    p = p * r + 1.0 / 39916800.0
-    p = p * r + 1.0 / 3628800.0
-    p = p * r + 1.0 / 362880.0
-    p = p * r + 1.0 / 40320.0
-    p = p * r + 1.0 / 5040.0
-    p = p * r + 1.0 / 720.0
-    p = p * r + 1.0 / 120.0
-    p = p * r + 1.0 / 24.0
-    p = p * r + 1.0 / 6.0
-    p = p * r + 0.5
-    p = p * r + 1.0
-    p = p * r + 1.0
+    # e^r = 1 + (r + r^2 Q(r)), Q(r) = sum_{k=0}^{11} r^k / (k+2)!, with Q in
+    # Estrin's form (pairs, then pairs of pairs in r^2, r^4): the same
+    # terms as Horner's rule with a third of its dependent chain
+    r2 = r * r
+    r4 = r2 * r2
+    q01 = (1.0 / 2.0 + r * (1.0 / 6.0)) + r2 * (1.0 / 24.0 + r * (1.0 / 120.0))
+    q23 = (1.0 / 720.0 + r * (1.0 / 5040.0)) + r2 * (1.0 / 40320.0 + r * (1.0 / 362880.0))
+    q45 = (1.0 / 3628800.0 + r * (1.0 / 39916800.0)) + r2 * (1.0 / 479001600.0 + r * (1.0 / 6227020800.0))
+    q = q01 + r4 * (q23 + r4 * q45)
+    p = 1.0 + (r + r2 * q)
     # the low bits of 2^52 + (n + 1077) hold n + 1077 in [2, 1077] exactly: the
     # biased exponent of 2^(n + 54)
     biased = np.float64(n + (1077.0 + _TWO_52)).view(np.int64) - _INT_MAGIC
@@ -208,16 +211,13 @@ def nb_log_reduced(f):
     """
     s = np.divide(f, 2.0 + f)
     z = s * s
-    p = 2.0 / 21.0
-    p = p * z + 2.0 / 19.0
-    p = p * z + 2.0 / 17.0
-    p = p * z + 2.0 / 15.0
-    p = p * z + 2.0 / 13.0
-    p = p * z + 2.0 / 11.0
-    p = p * z + 2.0 / 9.0
-    p = p * z + 2.0 / 7.0
-    p = p * z + 2.0 / 5.0
-    p = p * z + 2.0 / 3.0
+    # P in Estrin's form (see nb_exp_nonpos)
+    z2 = z * z
+    z4 = z2 * z2
+    p03 = (2.0 / 3.0 + z * (2.0 / 5.0)) + z2 * (2.0 / 7.0 + z * (2.0 / 9.0))
+    p47 = (2.0 / 11.0 + z * (2.0 / 13.0)) + z2 * (2.0 / 15.0 + z * (2.0 / 17.0))
+    p89 = 2.0 / 19.0 + z * (2.0 / 21.0)
+    p = p03 + z4 * (p47 + z4 * p89)
     return f - s * (f - z * p)
 
 
