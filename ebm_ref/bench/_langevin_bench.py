@@ -51,7 +51,10 @@ after ``log1p`` used selects and the output layer's sums ran chains in the
 inner loop: 1.45, 1.12, 1.00, 0.95 and 1.63, 1.42, 1.16, 1.23 (with
 AVX-512: 2.13, 1.61, 1.27, 1.24 and 2.24, 2.30, 1.57, 1.48; d = 100 at
 one thread moves between 1.27 and 1.36 and 1.17 and 1.24 from run to
-run).
+run); after ``exp`` and ``log``'s polynomials went to Estrin's form
+(``_numerics``): AVX2 1.68, 1.38, 1.13, 1.10 and 1.52, 2.25, 1.26, 1.16
+(the two-thread d = 2 pair inverted by this shared machine's noise);
+AVX-512 2.49, 2.07, 1.33, 1.36 and 2.65, 2.62, 1.60, 1.71.
 ``run(quick=False)`` yields the dicts; the samplers suite includes it.
 ``python -m ebm_ref.bench._langevin_bench [--quick] [--child]`` prints them.
 """
