@@ -156,7 +156,7 @@ def nb_log_sigmoid(a):
 # kernel's softplus with its derivative, which also uses nb_log_reduced's
 # Estrin form, 3.52 -> 2.71 and 6.44 -> 4.90 ns per unit). Adding the 1 last,
 # to r + r^2 Q(r), keeps the error at most 0.99 ulp (1.12 with Horner's
-# rule; 5.3M arguments against long-double exp).
+# rule; 4.3M arguments against long-double exp).
 _LOG2E = 1.4426950408889634
 _LN2_HI = 0.693147180369123816490  # ln 2 split so that n * _LN2_HI is exact
 _LN2_LO = 1.90821492927058770002e-10
