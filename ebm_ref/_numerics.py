@@ -169,6 +169,28 @@ _TWO_52 = 2.0**52
 @jit_inline
 def nb_exp_nonpos(x):
     r""":math:`e^x` for :math:`x \le 0`, within about one ulp."""
+    n, pm1, scale = _exp_parts(x)
+    return ((1.0 + pm1) * scale) * _TWO_M54
+
+
+@jit_inline
+def nb_exp_one_minus(x):
+    r"""``(e^x, 1 - e^x)`` for :math:`x \le 0`, each within a few ulp.
+
+    ``e^x`` is :func:`nb_exp_nonpos`'s (same bits). ``1 - e^x`` is ``-(r +
+    r^2 Q(r))`` where ``x = r`` (``|x| <= ln2/2``: no cancellation, where
+    ``1 - e^x`` from the rounded ``e^x`` would lose ``-log2 |x|`` bits),
+    else ``1 - e^x`` (then ``e^x < 0.71``: at most ~3.5 ulp).
+    """
+    n, pm1, scale = _exp_parts(x)
+    e = ((1.0 + pm1) * scale) * _TWO_M54
+    return e, (-pm1 if n == 0.0 else 1.0 - e)
+
+
+@jit_inline
+def _exp_parts(x):
+    """``(n, p, s)`` with ``e^x = ((1 + p) s) 2^-54``: ``n`` and ``r = x - n ln2``
+    as below, ``p = e^r - 1`` by the polynomial, ``s = 2^(n + 54)``."""
     x = max(x, _EXP_FLOOR)
     n = np.floor(x * _LOG2E + 0.5)  # an integer in [-1075, 0], as a double
     r = (x - n * _LN2_HI) - n * _LN2_LO
@@ -181,12 +203,12 @@ def nb_exp_nonpos(x):
     q23 = (1.0 / 720.0 + r * (1.0 / 5040.0)) + r2 * (1.0 / 40320.0 + r * (1.0 / 362880.0))
     q45 = (1.0 / 3628800.0 + r * (1.0 / 39916800.0)) + r2 * (1.0 / 479001600.0 + r * (1.0 / 6227020800.0))
     q = q01 + r4 * (q23 + r4 * q45)
-    p = 1.0 + (r + r2 * q)
+    pm1 = r + r2 * q
     # the low bits of 2^52 + (n + 1077) hold n + 1077 in [2, 1077] exactly: the
     # biased exponent of 2^(n + 54)
     biased = np.float64(n + (1077.0 + _TWO_52)).view(np.int64) - _INT_MAGIC
     scale = np.int64(biased << 52).view(np.float64)
-    return (p * scale) * _TWO_M54
+    return n, pm1, scale
 
 
 # log on (0, 1], log1p on [0, 1] and cos(2 pi u) without libm calls, for the

@@ -1,8 +1,8 @@
-r"""NumPy internals shared by :class:`~ebm_ref.energies.mlp.MLPEnergy` and
+r"""Internals shared by :class:`~ebm_ref.energies.mlp.MLPEnergy` and
 :class:`~ebm_ref.energies.latent.ConditionalLatentEnergy` (whose decoder
 network ends in a vector instead of a scalar): activations and their
-derivatives, the forward pass, backpropagation, weight gradients and the
-validation of the layer sizes.
+derivatives (one Numba loop), the forward pass, backpropagation, weight
+gradients (NumPy) and the validation of the layer sizes.
 """
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ import numbers
 
 import numpy as np
 
-from .._numerics import torch_threshold
+from .._jit import jit
+from .._numerics import nb_exp_nonpos, nb_exp_one_minus, nb_log1p_unit, torch_threshold
 
 ACTIVATIONS = ("softplus", "tanh", "swish")
 
@@ -34,110 +35,111 @@ def act_derivs(name, a, order):
 def act_derivs_into(name, a, out, t1, t2):
     r"""``out = [phi(a), phi'(a), ..., phi^(order)(a)]`` in place, ``order = len(out) - 1 <= 3``.
 
-    Every formula is written in ``e = exp(-|a|)`` (``exp(-2|a|)`` for
-    tanh), which lies in (0, 1], so nothing overflows for any finite ``a``:
-    ``sigma(a) = exp(min(a, 0)) / (1 + e)``, ``sigma'(a) = sigma(a)
-    sigma(-a) = e / (1 + e)^2``, ``sech^2 a = 4e/(1+e)^2`` and ``sigma(-a) -
-    sigma(a) = -tanh(a/2)``, so saturated units keep their relative
-    precision. Only ufuncs that NumPy vectorises (exp, log1p, tanh,
-    arithmetic) are used: ``logaddexp``/``where`` are several times slower
-    and this function dominates every forward pass. Each step is an
-    in-place ufunc on the caller's arrays (``t1``, ``t2``: scratch of
-    ``a``'s shape): temporaries of tens of kB, freed and grown again at
-    the top of the heap, made glibc hand their pages back and fault them in
-    again (measured ~1300 page faults per score-matching call at d = 20).
+    ``t1``, ``t2``: scratch of ``a``'s shape. One pass of
+    :func:`_act_derivs_loop` over the elements (the formulas are there);
+    then, for softplus under :func:`~ebm_ref._numerics.torch_softplus_rule`,
+    ``a > threshold`` gives ``a, 1, 0, 0``.
     """
     order = len(out) - 1
-    z = out[0]
-    if name == "tanh":
-        np.tanh(a, out=z)
-        if order == 0:
-            return out
-        sech2 = out[1]
-        np.abs(a, out=t1)
-        t1 *= -2.0
-        np.exp(t1, out=t1)  # e = exp(-2|a|)
-        np.add(t1, 1.0, out=t2)
-        np.reciprocal(t2, out=t2)  # inv
-        np.multiply(t1, 4.0, out=sech2)
-        sech2 *= t2
-        sech2 *= t2  # 4 e inv inv
-        if order >= 2:
-            np.multiply(z, -2.0, out=out[2])
-            out[2] *= sech2  # -2 t sech^2
-        if order >= 3:
-            p3 = out[3]
-            np.multiply(z, 4.0, out=p3)
-            p3 *= z
-            np.multiply(sech2, 2.0, out=t1)
-            p3 -= t1
-            p3 *= sech2  # sech^2 (4 t t - 2 sech^2)
-        return out
-    np.abs(a, out=t1)
-    np.negative(t1, out=t1)
-    np.exp(t1, out=t1)  # e = exp(-|a|)
-    if name == "softplus":
-        np.log1p(t1, out=z)
-        np.maximum(a, 0.0, out=t2)
-        np.add(t2, z, out=z)
-        if order >= 1:
-            _sigmoid_parts(a, t1, t2, out[1])
-        if order >= 2:
-            out[2][...] = t1
-        if order >= 3:
-            _neg_half_tanh(a, t2)
-            np.multiply(t1, t2, out=out[3])
-        t = torch_threshold()
-        if t is not None:
-            over = a > t
-            for o, v in zip(out, (a, 1.0, 0.0, 0.0)):
-                np.copyto(o, v, where=over)
-        return out
-    # swish: a sigma(a)
-    s = out[1] if order >= 1 else z
-    _sigmoid_parts(a, t1, t2, s)
-    if order == 0:
-        z *= a
-        return out
-    np.multiply(a, s, out=z)
-    tmp = out[2] if order >= 2 else t2
-    np.multiply(a, t1, out=tmp)
-    s += tmp  # s + a p
-    if order >= 2:
-        _neg_half_tanh(a, t2)
-        p2 = out[2]
-        np.multiply(a, t2, out=p2)
-        np.add(p2, 2.0, out=p2)
-        p2 *= t1  # p (2 + a u)
-    if order >= 3:
-        p3 = out[3]
-        np.multiply(a, t2, out=p3)
-        p3 *= t2
-        t2 *= 3.0
-        np.add(t2, p3, out=p3)
-        np.multiply(a, 2.0, out=t2)
-        t2 *= t1
-        p3 -= t2
-        p3 *= t1  # p (3u + a u u - 2 a p)
+    a = np.ascontiguousarray(a, dtype=np.float64)
+    # derivatives not asked for go to the scratch arrays
+    targets = list(out) + [t1, t2, t1][: 4 - len(out)] if order else [out[0], t1, t1, t1]
+    flat = [o.reshape(-1) if o.flags.c_contiguous else np.empty(a.size) for o in targets]
+    _act_derivs_loop(ACTIVATIONS.index(name), a.reshape(-1), flat[0], flat[1], flat[2], flat[3], order)
+    for o, f in zip(out, flat):
+        if not o.flags.c_contiguous:
+            o[...] = f.reshape(o.shape)
+    t = torch_threshold() if name == "softplus" else None
+    if t is not None:
+        over = a > t
+        for o, v in zip(out, (a, 1.0, 0.0, 0.0)):
+            np.copyto(o, v, where=over)
     return out
 
 
-def _sigmoid_parts(a, e, scratch, s):
-    """``s = sigma(a) = exp(min(a, 0)) inv`` and ``e <- sigma'(a) = e inv inv``, ``inv = 1 / (1 + e)``."""
-    np.add(e, 1.0, out=scratch)
-    np.reciprocal(scratch, out=scratch)  # inv
-    np.minimum(a, 0.0, out=s)
-    np.exp(s, out=s)
-    s *= scratch
-    e *= scratch
-    e *= scratch
+@jit
+def _act_derivs_loop(act, a, z, p1, p2, p3, order):
+    r"""``z = phi(a)`` and, unless ``order == 0``, ``p_k = phi^(k)(a)``, ``k = 1, 2, 3``.
 
+    Everything comes from ``e = exp(-|a|)`` (``exp(-2|a|)`` for tanh) in
+    (0, 1] and ``1 - e`` (:func:`~ebm_ref._numerics.nb_exp_one_minus`,
+    accurate for small ``|a|``), with ``inv = 1 / (1 + e)``, so nothing
+    overflows for any ``a`` and saturated units keep their relative
+    precision:
 
-def _neg_half_tanh(a, u):
-    """``u = -tanh(a / 2) = sigma(-a) - sigma(a)``."""
-    np.multiply(a, 0.5, out=u)
-    np.tanh(u, out=u)
-    np.negative(u, out=u)
+    * softplus: ``phi = max(a, 0) + log1p(e)``, ``phi' = sigma(a)`` (``inv``
+      for ``a >= 0``, else ``e inv``), ``phi'' = sigma(a) sigma(-a) = e
+      inv^2``, ``phi''' = phi'' u`` with ``u = sigma(-a) - sigma(a) =
+      -tanh(a/2) = -+(1 - e) inv``;
+    * tanh: ``phi = +-(1 - e) inv``, ``phi' = sech^2 a = 4 e inv^2`` (no
+      cancellation in ``1 - tanh^2``), ``phi'' = -2 phi sech^2``,
+      ``phi''' = sech^2 (4 phi^2 - 2 sech^2)``;
+    * swish: ``phi = a s``, ``s = sigma(a)``, ``p = sigma'(a)``, ``u`` as for
+      softplus: ``phi' = s + a p``, ``phi'' = p (2 + a u)``, ``phi''' = p
+      (3 u + a u^2 - 2 a p)``.
+
+    A NaN ``a`` gives NaN everywhere. ``exp`` and ``log1p`` are the
+    branch-free polynomials of ``_numerics`` (no libm call) and divisions
+    ``np.divide`` (``/`` checks for a zero divisor), so LLVM vectorises
+    each loop: ~3.3 ns per element for all four of softplus's against 9.2
+    for the former fifteen in-place NumPy passes (AMD EPYC, one thread),
+    which were a sixth of exact score matching at d = 2. One activation per
+    loop, chosen outside it.
+    """
+    n = a.shape[0]
+    if order == 0:
+        for i in range(n):
+            x = a[i]
+            if act == 0:
+                v = max(x, 0.0) + nb_log1p_unit(nb_exp_nonpos(-abs(x)))
+            elif act == 1:
+                e, om = nb_exp_one_minus(-2.0 * abs(x))
+                t = om * np.divide(1.0, 1.0 + e)
+                v = t if x >= 0.0 else -t
+            else:
+                e = nb_exp_nonpos(-abs(x))
+                inv = np.divide(1.0, 1.0 + e)
+                v = x * (inv if x >= 0.0 else e * inv)
+            z[i] = v if x == x else x
+        return
+    if act == 0:
+        for i in range(n):
+            x = a[i]
+            e, om = nb_exp_one_minus(-abs(x))
+            inv = np.divide(1.0, 1.0 + e)
+            q = e * inv * inv
+            t = om * inv
+            nan = x != x
+            z[i] = x if nan else max(x, 0.0) + nb_log1p_unit(e)
+            p1[i] = x if nan else (inv if x >= 0.0 else e * inv)
+            p2[i] = x if nan else q
+            p3[i] = x if nan else q * (-t if x >= 0.0 else t)
+    elif act == 1:
+        for i in range(n):
+            x = a[i]
+            e, om = nb_exp_one_minus(-2.0 * abs(x))
+            inv = np.divide(1.0, 1.0 + e)
+            t = om * inv
+            t = x if x != x else (t if x >= 0.0 else -t)
+            sech2 = 4.0 * e * inv * inv
+            z[i] = t
+            p1[i] = sech2 if x == x else x
+            p2[i] = (t * -2.0) * sech2
+            p3[i] = (4.0 * t * t - 2.0 * sech2) * sech2
+    else:
+        for i in range(n):
+            x = a[i]
+            e, om = nb_exp_one_minus(-abs(x))
+            inv = np.divide(1.0, 1.0 + e)
+            s = inv if x >= 0.0 else e * inv
+            p = e * inv * inv
+            t = om * inv
+            u = -t if x >= 0.0 else t
+            nan = x != x
+            z[i] = x if nan else x * s
+            p1[i] = x if nan else s + x * p
+            p2[i] = x if nan else (x * u + 2.0) * p
+            p3[i] = x if nan else ((3.0 * u + (x * u) * u) - (2.0 * x) * p) * p
 
 
 # --------------------------------------------------------------------------
