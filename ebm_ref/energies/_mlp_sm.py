@@ -256,7 +256,7 @@ def _plain_forward(layers, W1sq, act, x, c, st):
         a = _buffer(("pre", l), shape)
         np.matmul(z, W.T, out=a)
         a += b
-        act_derivs_into(act, a, st["act"][l], _buffer(("t1", l), shape), _buffer(("t2", l), shape))
+        act_derivs_into(act, a, st["act"][l])
         z = st["act"][l][0]
     np.matmul(c, W1sq.T, out=st["P1"])
     np.multiply(st["act"][0][2], st["P1"], out=st["Sig1"])
