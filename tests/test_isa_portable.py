@@ -35,7 +35,7 @@ import numpy as np
 from numba import types as t
 from ebm_ref._numerics import nb_exp_nonpos, nb_log1p_unit, nb_log_unit, _EXP_FLOOR, _LOG2E
 from ebm_ref._rng import box_muller, lane_uniform, lane_words, LANES
-from ebm_ref.energies import _mlp_kernel
+from ebm_ref.energies import _mlp_core, _mlp_kernel
 from ebm_ref.samplers import _block_gibbs
 
 @numba.njit
@@ -69,6 +69,7 @@ targets = {
     "lanes_loop": (lanes_loop, (vec,)),
     "floor_to_int_loop": (floor_to_int_loop, (vec, vec)),
     "_mlp_kernel._act_layer": (_mlp_kernel._act_layer, (t.int64, vec, vec, t.boolean, t.boolean)),
+    "_mlp_core._act_chunk": (_mlp_core._act_chunk, (t.int64, vec, vec, vec, vec, vec)),
     "_block_gibbs._bernoulli_rows": (
         _block_gibbs._bernoulli_rows, (arr3, vec, arr3, t.Array(t.uint64, 2, "C"), t.int64, t.int64)),
 }
@@ -83,7 +84,8 @@ for name, (fn, sig) in targets.items():
 print(json.dumps(report))
 """
 
-LOOPS = ["exp_loop", "logs_loop", "lanes_loop", "_mlp_kernel._act_layer", "_block_gibbs._bernoulli_rows"]
+LOOPS = ["exp_loop", "logs_loop", "lanes_loop", "_mlp_kernel._act_layer", "_mlp_core._act_chunk",
+         "_block_gibbs._bernoulli_rows"]
 
 
 @pytest.fixture(scope="module")
