@@ -242,6 +242,22 @@ def test_activations_keep_relative_precision_at_small_arguments():
     assert rel(naive, ref_t) > 1e3  # control: the bound sees the cancellation
 
 
+@pytest.mark.parametrize("order", [0, 1, 2, 3])
+def test_in_place_activations_into_strided_views(order):
+    """Outputs that are not contiguous (views of a wider array) and a strided input get act_derivs' bits."""
+    from ebm_ref.energies._mlp_core import act_derivs, act_derivs_into
+
+    rng = np.random.default_rng(4)
+    wide = rng.normal(0.0, 3.0, (50, 16))
+    a = wide[:, ::2]  # strided input
+    store = np.full((order + 1, 50, 16), np.nan)
+    out = [store[k][:, 1::2] for k in range(order + 1)]
+    act_derivs_into("swish", a, out)
+    for got, ref in zip(out, act_derivs("swish", np.ascontiguousarray(a), order)):
+        np.testing.assert_array_equal(got, ref)
+    assert np.all(np.isnan(store[:, :, ::2]))  # nothing written outside the views
+
+
 @pytest.mark.parametrize("activation", ACTS)
 def test_nan_pre_activation_gives_nan_everywhere(activation):
     """A NaN stays NaN in phi and every derivative (never a saturated 0 or 1)."""
