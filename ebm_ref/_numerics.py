@@ -54,11 +54,12 @@ def torch_threshold():
 def torch_softplus_rule(threshold):
     """In this thread, ``softplus(a) = a``, ``sigmoid(a) = 1``, ``sigmoid'(a) = 0`` for ``a > threshold``.
 
-    The NumPy formulas of every model (``softplus``, ``sigmoid``,
-    ``sigmoid_prime`` here and the MLP's softplus activation) then follow
+    The reference formulas of every model (``softplus``, ``sigmoid``,
+    ``sigmoid_prime`` here and the MLP's softplus activation with its
+    derivatives, applied after its loop) then follow
     ``torch.nn.functional.softplus``, whose derivative above its threshold
-    is exactly 1 and every higher one exactly 0. The Numba kernels are not
-    affected. Nested uses restore the previous threshold.
+    is exactly 1 and every higher one exactly 0. The samplers' Numba
+    kernels are not affected. Nested uses restore the previous threshold.
     """
     old = torch_threshold()
     _TORCH_RULE.threshold = float(threshold)
