@@ -170,8 +170,7 @@ _TWO_52 = 2.0**52
 @jit_inline
 def nb_exp_nonpos(x):
     r""":math:`e^x` for :math:`x \le 0`, within about one ulp."""
-    n, pm1, scale = _exp_parts(x)
-    return ((1.0 + pm1) * scale) * _TWO_M54
+    return _exp_parts(x)[2]
 
 
 @jit_inline
@@ -183,15 +182,14 @@ def nb_exp_one_minus(x):
     ``1 - e^x`` from the rounded ``e^x`` would lose ``-log2 |x|`` bits),
     else ``1 - e^x`` (then ``e^x < 0.71``: at most ~3.5 ulp).
     """
-    n, pm1, scale = _exp_parts(x)
-    e = ((1.0 + pm1) * scale) * _TWO_M54
+    n, pm1, e = _exp_parts(x)
     return e, (-pm1 if n == 0.0 else 1.0 - e)
 
 
 @jit_inline
 def _exp_parts(x):
-    """``(n, p, s)`` with ``e^x = ((1 + p) s) 2^-54``: ``n`` and ``r = x - n ln2``
-    as below, ``p = e^r - 1`` by the polynomial, ``s = 2^(n + 54)``."""
+    """``(n, e^r - 1, e^x)`` with ``n`` and ``r = x - n ln2`` as below and
+    ``e^r - 1`` by the polynomial (callers drop what they do not use)."""
     x = max(x, _EXP_FLOOR)
     n = np.floor(x * _LOG2E + 0.5)  # an integer in [-1075, 0], as a double
     r = (x - n * _LN2_HI) - n * _LN2_LO
@@ -209,7 +207,7 @@ def _exp_parts(x):
     # biased exponent of 2^(n + 54)
     biased = np.float64(n + (1077.0 + _TWO_52)).view(np.int64) - _INT_MAGIC
     scale = np.int64(biased << 52).view(np.float64)
-    return n, pm1, scale
+    return n, pm1, ((1.0 + pm1) * scale) * _TWO_M54
 
 
 # log on (0, 1], log1p on [0, 1] and cos(2 pi u) without libm calls, for the
